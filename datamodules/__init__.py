@@ -1,0 +1,7 @@
+"""LightningDataModules, one per data set; each exposes the facts ``zoo.fit`` links to the task."""
+
+from datamodules.base import ZooDataModule
+from datamodules.fashion_mnist import FashionMNIST
+from datamodules.synthetic import SyntheticRegression
+
+__all__ = ["ZooDataModule", "FashionMNIST", "SyntheticRegression"]

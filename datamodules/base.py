@@ -1,0 +1,98 @@
+"""What the data modules share: the facts linked into the task, loaders, in-memory tensors."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+
+class ZooDataModule(L.LightningDataModule):
+    """Base of every data module.
+
+    ``num_classes``, ``in_channels`` and ``in_features`` are linked by ``zoo.fit`` into the task's
+    arguments of the same names; a data module sets those that apply (others stay ``None``).
+    """
+
+    num_classes: int | None = None
+    in_channels: int | None = None
+    in_features: int | None = None
+
+    def __init__(self, batch_size: int = 256, num_workers: int = 0, pin_memory: bool = False) -> None:
+        super().__init__()
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.pin_memory = pin_memory
+
+    def loader(self, dataset: Dataset, shuffle: bool = False, **kwargs: Any) -> DataLoader:
+        """A DataLoader with this module's settings; batched datasets (``__getitems__``
+        returning a whole batch) are passed through without per-sample collation."""
+        batched = isinstance(dataset, TensorDataset)
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.num_workers > 0,
+            collate_fn=_keep if batched else None,
+            **kwargs,
+        )
+
+
+def _keep(batch: Any) -> Any:
+    return batch
+
+
+class TensorDataset(Dataset):
+    """Tensors held in memory, fetched a whole batch at a time by fancy indexing.
+
+    ``__getitems__`` (which ``DataLoader`` calls with a batch of indices) indexes every tensor
+    once instead of stacking ``batch_size`` single samples: for Fashion-MNIST this makes the
+    data side nearly free. ``transform`` maps the whole batch ``(x, y)`` (e.g. to float, resize).
+    """
+
+    def __init__(self, *tensors: torch.Tensor, transform: Callable | None = None) -> None:
+        if len({len(t) for t in tensors}) != 1:
+            raise ValueError(f"tensors differ in length: {[len(t) for t in tensors]}")
+        self.tensors = tensors
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.tensors[0])
+
+    def __getitems__(self, indices: Sequence[int]) -> tuple[torch.Tensor, ...]:
+        idx = torch.as_tensor(indices)
+        batch = tuple(t[idx] for t in self.tensors)
+        return self.transform(*batch) if self.transform else batch
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, ...]:
+        return tuple(t[0] for t in self.__getitems__([i]))
+
+
+def split_sizes(n: int, val_size: int | float) -> tuple[int, int]:
+    """``(train, val)`` sizes; ``val_size`` is a count or a fraction of ``n``."""
+    n_val = int(round(val_size * n)) if isinstance(val_size, float) and val_size < 1 else int(val_size)
+    if not 0 <= n_val < n:
+        raise ValueError(f"val_size={val_size} leaves no training examples out of {n}")
+    return n - n_val, n_val
+
+
+def seeded_split(n: int, val_size: int | float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Train and validation indices from a generator of its own, so the split does not depend
+    on (or disturb) the global seed."""
+    n_train, _ = split_sizes(n, val_size)
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return perm[:n_train], perm[n_train:]
+
+
+def find_dir(candidates: Sequence[Path], required: Sequence[str]) -> Path | None:
+    """The first candidate folder that holds every file in ``required``."""
+    for folder in candidates:
+        if all((folder / name).is_file() for name in required):
+            return folder
+    return None

@@ -1,0 +1,218 @@
+"""Fashion-MNIST (Xiao, Rasul and Vollgraf, 2017): 70,000 28x28 grey images of 10 clothes.
+
+Read from the four original IDX files (``.gz`` or unpacked), as Zalando ships them and as
+torchvision lays them out (``<data_dir>/FashionMNIST/raw``). Where ``data_dir`` does not hold
+them, Debian's ``dataset-fashion-mnist`` package location is tried, then a download.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import struct
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from datamodules.base import TensorDataset, ZooDataModule, find_dir, seeded_split
+from datamodules.download import download
+
+FILES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+MIRROR = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
+# md5 of Zalando's .gz downloads (the list torchvision keeps)
+GZ_MD5 = {
+    "train-images-idx3-ubyte": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+    "train-labels-idx1-ubyte": "25c81989df183df01b3e8a0aad5dffbe",
+    "t10k-images-idx3-ubyte": "bef4ecab320f06d8554ea6380940ec79",
+    "t10k-labels-idx1-ubyte": "bb300cfdad3c16e7a12a480ee83cd310",
+}
+# sha256 of the decompressed IDX content: Debian recompressed the .gz files, so their bytes
+# differ from Zalando's while the content is identical; this is what Debian's copy is checked by.
+CONTENT_SHA256 = {
+    "train-images-idx3-ubyte": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+    "train-labels-idx1-ubyte": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+    "t10k-images-idx3-ubyte": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+    "t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+}
+DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
+CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+           "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")  # fmt: skip
+MEAN, STD = 0.2860, 0.3530  # of the 60,000 training images, in [0, 1]
+
+
+class IDXError(ValueError):
+    """A file that is not a valid IDX file of the expected kind."""
+
+
+def read_idx(path: str | Path) -> torch.Tensor:
+    """An IDX file (optionally gzipped) as a uint8 tensor: ``(N,)`` labels or ``(N, H, W)``."""
+    path = Path(path)
+    try:
+        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    except (EOFError, gzip.BadGzipFile, OSError) as e:
+        raise IDXError(f"{path}: cannot decompress ({e}); the file is damaged or cut short") from e
+    if len(raw) < 8:
+        raise IDXError(f"{path}: {len(raw)} bytes is too short for an IDX header")
+    zero, dtype, ndim = raw[0] << 8 | raw[1], raw[2], raw[3]
+    if zero != 0 or dtype != 0x08 or ndim not in (1, 3):
+        magic = struct.unpack(">I", raw[:4])[0]
+        raise IDXError(
+            f"{path}: bad magic number 0x{magic:08x}; expected 0x00000801 (labels) or "
+            "0x00000803 (images) of unsigned bytes"
+        )
+    header = 4 + 4 * ndim
+    dims = struct.unpack(f">{ndim}I", raw[4:header])
+    expected = header + int(torch.tensor(dims).prod())
+    if len(raw) != expected:
+        what = "truncated" if len(raw) < expected else "longer than its header says"
+        raise IDXError(f"{path}: {what}: header says {dims} ({expected} bytes), file has {len(raw)} bytes")
+    return torch.frombuffer(bytearray(raw[header:]), dtype=torch.uint8).reshape(dims)
+
+
+def _locate(base: Path, stem: str) -> Path:
+    for name in (stem + ".gz", stem):
+        if (base / name).is_file():
+            return base / name
+    raise FileNotFoundError(base / stem)
+
+
+class FashionMNIST(ZooDataModule):
+    """Fashion-MNIST as batches of ``(B, 1, resize, resize)`` floats and ``(B,)`` labels.
+
+    Args:
+        data_dir: folder with the four IDX files, or torchvision's root (``FashionMNIST/raw``).
+        batch_size: examples per batch.
+        resize: side length to resize to (the course uses 224 for AlexNet/VGG/NiN, 96 for
+            GoogLeNet/ResNet/DenseNet); ``None`` keeps 28.
+        normalize: standardise pixels with the training set's mean and std (the course only
+            scales them to [0, 1]).
+        val_size: validation examples taken from the training set (a count or a fraction),
+            by a generator seeded with ``seed``; 0 validates on the test set, as the course does.
+        seed: seed of the validation split.
+        download: fetch the files when they are nowhere on disk.
+        num_workers: DataLoader worker processes.
+    """
+
+    num_classes = 10
+    in_channels = 1
+    classes = CLASSES
+
+    def __init__(
+        self,
+        data_dir: str = "data",
+        batch_size: int = 256,
+        resize: int | None = None,
+        normalize: bool = False,
+        val_size: int | float = 5000,
+        seed: int = 0,
+        download: bool = True,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+    ) -> None:
+        super().__init__(batch_size, num_workers, pin_memory)
+        self.data_dir = Path(data_dir).expanduser()
+        self.resize = resize
+        self.normalize = normalize
+        self.val_size = val_size
+        self.seed = seed
+        self.download = download
+
+    @property
+    def image_size(self) -> int:
+        return self.resize or 28
+
+    def _candidates(self) -> list[Path]:
+        return [self.data_dir, self.data_dir / "FashionMNIST" / "raw", DEBIAN_DIR]
+
+    def _find(self) -> Path | None:
+        for folder in self._candidates():
+            try:
+                for stem in FILES.values():
+                    _locate(folder, stem)
+            except FileNotFoundError:
+                continue
+            return folder
+        return None
+
+    def prepare_data(self) -> None:
+        folder = self._find()
+        if folder == DEBIAN_DIR:
+            self._verify_content(folder)
+        if folder is not None:
+            return
+        target = self.data_dir / "FashionMNIST" / "raw"
+        if self.download:
+            try:
+                for stem, md5 in GZ_MD5.items():
+                    download(MIRROR + stem + ".gz", target / (stem + ".gz"), md5=md5)
+                return
+            except OSError as e:
+                reason = f"the download from {MIRROR} failed ({e})"
+        else:
+            reason = "download=False"
+        raise FileNotFoundError(
+            "Fashion-MNIST not found: need "
+            + ", ".join(s + ".gz" for s in FILES.values())
+            + " in one of: "
+            + ", ".join(str(c) for c in self._candidates())
+            + f"; {reason}. Get them with `apt-get install dataset-fashion-mnist` (Debian/Ubuntu) "
+            "or from https://github.com/zalandoresearch/fashion-mnist, and pass --data.data_dir."
+        )
+
+    @staticmethod
+    def _verify_content(folder: Path) -> None:
+        for stem, digest in CONTENT_SHA256.items():
+            path = _locate(folder, stem)
+            raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+            if hashlib.sha256(raw).hexdigest() != digest:
+                raise IDXError(f"{path}: content differs from the original Fashion-MNIST file")
+
+    def setup(self, stage: str | None = None) -> None:
+        if getattr(self, "_test", None) is not None:
+            return
+        folder = self._find()
+        if folder is None:
+            self.prepare_data()  # raises the error that says where it looked
+            folder = self._find()
+        arrays = {k: read_idx(_locate(folder, stem)) for k, stem in FILES.items()}
+        for split in ("train", "test"):
+            n_img, n_lab = len(arrays[f"{split}_images"]), len(arrays[f"{split}_labels"])
+            if n_img != n_lab:
+                raise IDXError(f"{folder}: {split} has {n_img} images but {n_lab} labels")
+            if arrays[f"{split}_images"].ndim != 3 or arrays[f"{split}_labels"].ndim != 1:
+                raise IDXError(f"{folder}: {split} image/label files are swapped or of the wrong kind")
+        images = arrays["train_images"].unsqueeze(1)  # (N, 1, 28, 28) uint8
+        labels = arrays["train_labels"].long()
+        test = TensorDataset(arrays["test_images"].unsqueeze(1), arrays["test_labels"].long(),
+                             transform=self._to_float)  # fmt: skip
+        if self.val_size:
+            tr, va = seeded_split(len(images), self.val_size, self.seed)
+            self._train = TensorDataset(images[tr], labels[tr], transform=self._to_float)
+            self._val = TensorDataset(images[va], labels[va], transform=self._to_float)
+        else:
+            self._train = TensorDataset(images, labels, transform=self._to_float)
+            self._val = test
+        self._test = test
+
+    def _to_float(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = x.float().div_(255)  # (B, 1, 28, 28)
+        if self.resize and self.resize != x.shape[-1]:
+            x = F.interpolate(x, size=(self.resize, self.resize), mode="bilinear", align_corners=False)
+        if self.normalize:
+            x = (x - MEAN) / STD
+        return x, y
+
+    def train_dataloader(self):
+        return self.loader(self._train, shuffle=True)
+
+    def val_dataloader(self):
+        return self.loader(self._val)
+
+    def test_dataloader(self):
+        return self.loader(self._test)

@@ -1,0 +1,113 @@
+"""Callbacks ``zoo.fit`` adds to every run: the epoch history, its plot, and ``metrics.json``."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+
+from zoo.io import atomic_write
+
+
+def _scalar(v: Any) -> float | None:
+    if isinstance(v, torch.Tensor) and v.numel() == 1:
+        v = v.item()
+    return float(v) if isinstance(v, (int, float)) else None
+
+
+class RunReport(L.Callback):
+    """Keeps per-epoch train/val metrics and training throughput; after the fit it draws the
+    curves (``curves.png``), and ``write_metrics`` writes ``metrics.json``. Files are written
+    by rank 0 only, atomically, into ``run_dir``.
+    """
+
+    def __init__(self, run_dir: str | Path) -> None:
+        self.run_dir = Path(run_dir)
+        self.history: list[dict[str, float]] = []
+        self.train_seconds = 0.0
+        self.train_examples = 0
+        self._t_epoch = 0.0
+        self._t_val = 0.0
+        self._t_start = time.perf_counter()
+
+    # -- throughput: training time excludes the validation run inside each epoch ------------
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self._t_epoch, self._t_val = time.perf_counter(), 0.0
+
+    def on_validation_start(self, trainer, pl_module) -> None:
+        self._v0 = time.perf_counter()
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if trainer.training:
+            self._t_val += time.perf_counter() - self._v0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        x = batch[0] if isinstance(batch, (list, tuple)) else batch
+        self.train_examples += len(x) * trainer.world_size
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self.train_seconds += time.perf_counter() - self._t_epoch - self._t_val
+        row = {"epoch": trainer.current_epoch}
+        for k, v in trainer.callback_metrics.items():
+            if (k.startswith(("train/", "val/")) and not k.endswith("_step")) and _scalar(v) is not None:
+                row[k.removesuffix("_epoch")] = _scalar(v)
+        self.history.append(row)
+
+    def on_fit_end(self, trainer, pl_module) -> None:
+        if trainer.is_global_zero and self.history:
+            path = plot_curves(self.history, self.run_dir / "curves.png")
+            for logger in trainer.loggers:
+                if type(logger).__name__ == "WandbLogger":
+                    logger.log_image(key="curves", images=[str(path)])
+
+    def summary(self, trainer: L.Trainer, test_metrics: dict[str, float], monitor: str) -> dict[str, Any]:
+        ckpt = trainer.checkpoint_callback
+        best = _scalar(ckpt.best_model_score) if ckpt is not None and ckpt.best_model_score is not None else None
+        return {
+            "test": test_metrics,
+            "best_val": {monitor: best} if best is not None else {},
+            "best_checkpoint": getattr(ckpt, "best_model_path", "") or None,
+            "epochs": trainer.current_epoch,
+            "wall_seconds": round(time.perf_counter() - self._t_start, 2),
+            "train_seconds": round(self.train_seconds, 2),
+            "train_examples_per_second": round(self.train_examples / self.train_seconds, 1)
+            if self.train_seconds > 0 else None,
+        }
+
+    def write_metrics(self, summary: dict[str, Any]) -> Path:
+        path = self.run_dir / "metrics.json"
+        with atomic_write(path) as f:
+            json.dump(summary, f, indent=2, allow_nan=True)
+            f.write("\n")
+        return path
+
+
+def plot_curves(history: list[dict[str, float]], path: Path) -> Path:
+    """One panel per metric name (loss, acc, ...), train and val lines against the epoch."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = sorted({k.split("/", 1)[1] for row in history for k in row if "/" in k})
+    fig, axes = plt.subplots(1, len(names), figsize=(4.5 * len(names), 3.5), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        for stage in ("train", "val"):
+            pts = [(r["epoch"] + 1, r[f"{stage}/{name}"]) for r in history
+                   if f"{stage}/{name}" in r and math.isfinite(r[f"{stage}/{name}"])]  # fmt: skip
+            if pts:
+                ax.plot(*zip(*pts), marker="o", label=stage)
+        ax.set_xlabel("epoch")
+        ax.set_title(name)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    with atomic_write(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=100)
+    plt.close(fig)
+    return path

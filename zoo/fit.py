@@ -1,0 +1,147 @@
+"""``python -m zoo.fit``: train any task on any data module from a YAML recipe, then test.
+
+A LightningCLI over ``zoo.tasks`` and ``datamodules``. Every constructor argument is an option
+(``--model.init_args.lr 0.1``, ``--data.init_args.batch_size 128``, ``--trainer.max_epochs 5``);
+``--print_config`` prints the resolved config. Each run gets a folder
+``<trainer.default_root_dir>/<name>/version_N`` with the CSV log, checkpoints (best and
+last), ``config.yaml``, ``curves.png`` and ``metrics.json``. ``--ckpt_path last`` resumes the
+latest run of the same name in its own folder.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
+from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.loggers import CSVLogger, Logger
+
+import datamodules  # noqa: F401  (registers the data modules as subclasses for the CLI)
+import zoo.tasks  # noqa: F401
+from datamodules.base import ZooDataModule
+from zoo.callbacks import RunReport
+from zoo.tasks.base import ZooTask
+
+LINKED = ("num_classes", "in_channels", "in_features")
+VERSION_ENV = "ZOO_RUN_VERSION"  # passes rank 0's run folder to the other DDP processes
+
+
+class ZooCLI(LightningCLI):
+    def add_arguments_to_parser(self, parser) -> None:
+        parser.add_argument("--name", type=str | None, default=None,
+                            help="experiment name (default: the recipe's file name)")  # fmt: skip
+        parser.add_argument("--ckpt_path", type=str | None, default=None,
+                            help="checkpoint to resume from; 'last' = the latest run of this name")  # fmt: skip
+        parser.add_argument("--wandb", type=bool, default=False,
+                            help="also log to Weights & Biases (offline when no API key is set)")  # fmt: skip
+        parser.add_argument("--wandb_project", type=str, default="d2l-zoo")
+        for fact in LINKED:
+            parser.link_arguments(f"data.{fact}", f"model.init_args.{fact}", apply_on="instantiate")
+
+    def instantiate_trainer(self, **kwargs: Any) -> L.Trainer:
+        cfg = self.config
+        root = Path(cfg.trainer.default_root_dir or "runs")
+        self.run_name = cfg.name or _default_name(cfg)
+        self.resume_from, version = _resolve_resume(cfg.ckpt_path, root / self.run_name)
+        if version is None:
+            version = os.environ.get(VERSION_ENV)
+        csv = CSVLogger(root, name=self.run_name, version=version)
+        os.environ[VERSION_ENV] = str(csv.version if isinstance(csv.version, str) else f"version_{csv.version}")
+        self.run_dir = Path(csv.log_dir)
+        loggers: list[Logger] = [csv]
+        if cfg.wandb:
+            loggers.append(_wandb_logger(cfg.wandb_project, self.run_name, self.run_dir))
+        metric, mode = self.model.monitor
+        self.report = RunReport(self.run_dir)
+        self.trainer_defaults["callbacks"] = [
+            ModelCheckpoint(dirpath=self.run_dir / "checkpoints", monitor=metric, mode=mode,
+                            filename="best-{epoch:03d}", save_last=True, auto_insert_metric_name=False),
+            self.report,
+            RichProgressBar(),
+        ]  # fmt: skip
+        return super().instantiate_trainer(logger=loggers, **kwargs)
+
+
+def _default_name(cfg) -> str:
+    configs = cfg.get("config") or []
+    if configs:
+        return Path(str(configs[0])).stem
+    arch = cfg.model.init_args.get("arch", "model")
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{arch}_{cfg.data.class_path.rsplit('.', 1)[-1]}".lower())
+
+
+def _resolve_resume(ckpt_path: str | None, experiment: Path) -> tuple[str | None, str | None]:
+    """``last`` -> the newest ``last.ckpt`` among this experiment's runs, and that run's folder."""
+    if ckpt_path != "last":
+        if ckpt_path and not Path(ckpt_path).is_file():
+            raise FileNotFoundError(f"--ckpt_path {ckpt_path}: no such checkpoint file")
+        return ckpt_path, None
+    runs = sorted(experiment.glob("version_*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
+    if not runs:
+        raise FileNotFoundError(f"--ckpt_path last: no {experiment}/version_*/checkpoints/last.ckpt to resume")
+    return str(runs[-1]), runs[-1].parent.parent.name
+
+
+def _wandb_logger(project: str, name: str, run_dir: Path) -> Logger:
+    from lightning.pytorch.loggers import WandbLogger
+
+    offline = not wandb_key_available()
+    return WandbLogger(project=project, name=f"{name}/{run_dir.name}", save_dir=str(run_dir),
+                       offline=offline, log_model=False)  # fmt: skip
+
+
+def wandb_key_available() -> bool:
+    """An API key in the environment or in ~/.netrc; without one W&B runs offline."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    netrc = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
+    return netrc.is_file() and "api.wandb.ai" in netrc.read_text(errors="ignore")
+
+
+def main(args: list[str] | None = None) -> dict[str, Any] | None:
+    cli = ZooCLI(
+        ZooTask,
+        ZooDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        run=False,
+        args=args,
+        trainer_defaults={"default_root_dir": "runs", "log_every_n_steps": 50},
+        save_config_kwargs={"overwrite": True},
+        auto_configure_optimizers=False,
+    )
+    trainer, model, data = cli.trainer, cli.model, cli.datamodule
+    trainer.fit(model, datamodule=data, ckpt_path=cli.resume_from)
+    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    results = trainer.test(model, datamodule=data, ckpt_path="best" if best else None, verbose=False)
+    test_metrics = {k: float(v) for k, v in (results[0] if results else {}).items()}
+    summary = cli.report.summary(trainer, test_metrics, model.monitor[0])
+    if trainer.is_global_zero:
+        if not trainer.fast_dev_run:
+            summary["metrics_file"] = str(cli.report.write_metrics(summary))
+        _print_table(cli.run_name, summary)
+    return summary
+
+
+def _print_table(name: str, summary: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{name}: final metrics")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    rows = {**summary["test"], **summary["best_val"]}
+    for key in ("epochs", "wall_seconds", "train_examples_per_second"):
+        rows[key] = summary[key]
+    for k, v in rows.items():
+        table.add_row(k, f"{v:.4f}" if isinstance(v, float) else str(v))
+    Console(file=sys.stdout).print(table)
+
+
+if __name__ == "__main__":
+    main()

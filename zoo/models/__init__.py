@@ -1,0 +1,1 @@
+"""Plain torch.nn architectures, one family per file; each registers its builders."""

@@ -1,0 +1,7 @@
+"""LightningModules, one per problem type. Each takes ``arch: str`` and builds the model by name."""
+
+from zoo.tasks.base import ZooTask
+from zoo.tasks.classification import Classification
+from zoo.tasks.regression import Regression
+
+__all__ = ["ZooTask", "Classification", "Regression"]

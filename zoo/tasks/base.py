@@ -1,0 +1,138 @@
+"""What every task shares: model building, parameter groups, optimizer and LR schedule.
+
+Tasks take plain values (``arch``, ``lr``, ...) and call ``save_hyperparameters()`` so that
+``load_from_checkpoint`` rebuilds them without the CLI. The optimizer is built here rather
+than by LightningCLI's ``--optimizer`` because weight decay applies to weights only (the
+course's lecture 12), which needs parameter groups.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+import lightning as L
+import torch
+from torch import nn
+
+from zoo.registry import create_model
+
+Optimizer = Literal["sgd", "adam", "adamw"]
+Scheduler = Literal["none", "cosine", "step", "onecycle"]
+Init = Literal["default", "xavier", "normal"]
+
+
+def init_weights(model: nn.Module, scheme: Init) -> None:
+    """The course's initialisations for Linear and Conv layers: Xavier-uniform or N(0, 0.01)."""
+    if scheme == "default":
+        return
+    for m in model.modules():
+        if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.ConvTranspose2d)):
+            if scheme == "xavier":
+                nn.init.xavier_uniform_(m.weight)
+            else:
+                nn.init.normal_(m.weight, std=0.01)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
+def param_groups(model: nn.Module, lr: float, weight_decay: float, head_lr_mult: float = 1.0) -> list[dict]:
+    """Split parameters so that only weights (ndim > 1) decay, and a ``model.head`` (the new
+    classifier of a fine-tuned backbone) may learn at ``head_lr_mult`` times the base rate."""
+    head = getattr(model, "head", None)
+    head_ids = {id(p) for p in head.parameters()} if isinstance(head, nn.Module) else set()
+    groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
+    for p in model.parameters():
+        if p.requires_grad:
+            groups.setdefault((id(p) in head_ids, p.ndim > 1), []).append(p)
+    return [
+        {
+            "params": params,
+            "lr": lr * (head_lr_mult if is_head else 1.0),
+            "weight_decay": weight_decay if decays else 0.0,
+        }
+        for (is_head, decays), params in sorted(groups.items())
+    ]
+
+
+class ZooTask(L.LightningModule):
+    """Base of every task. Subclasses build ``self.model`` and define the steps.
+
+    Args:
+        optimizer: ``sgd`` (with ``momentum`` for SGD with momentum), ``adam`` or ``adamw``.
+        lr: base learning rate.
+        momentum: SGD momentum (0 for plain SGD).
+        weight_decay: L2 penalty on weights only (biases and norm parameters are exempt).
+        scheduler: ``none``, ``cosine`` (per step, to ``min_lr``), ``step`` (x``gamma`` every
+            ``step_size`` epochs) or ``onecycle``.
+        warmup_epochs: linear warm-up (in epochs, may be fractional) before ``cosine``/``step``.
+        head_lr_mult: learning-rate factor for ``model.head`` when the model has one.
+    """
+
+    #: the validation metric that picks the best checkpoint, and whether higher is better
+    monitor: tuple[str, str] = ("val/loss", "min")
+
+    def __init__(
+        self,
+        optimizer: Optimizer = "sgd",
+        lr: float = 0.1,
+        momentum: float = 0.0,
+        weight_decay: float = 0.0,
+        scheduler: Scheduler = "none",
+        warmup_epochs: float = 0.0,
+        min_lr: float = 0.0,
+        step_size: int = 10,
+        gamma: float = 0.1,
+        head_lr_mult: float = 1.0,
+    ) -> None:
+        super().__init__()
+        self.model: nn.Module
+
+    def build_model(self, arch: str, init: Init = "default", **kwargs: Any) -> nn.Module:
+        model = create_model(arch, **kwargs)
+        init_weights(model, init)
+        return model
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        return self.model(*args, **kwargs)
+
+    def configure_optimizers(self):
+        hp = self.hparams
+        groups = param_groups(self.model, hp.lr, hp.weight_decay, hp.head_lr_mult)
+        if hp.optimizer == "sgd":
+            opt = torch.optim.SGD(groups, lr=hp.lr, momentum=hp.momentum)
+        elif hp.optimizer == "adam":
+            opt = torch.optim.Adam(groups, lr=hp.lr)
+        elif hp.optimizer == "adamw":
+            opt = torch.optim.AdamW(groups, lr=hp.lr)
+        else:
+            raise ValueError(f"optimizer must be sgd, adam or adamw, got {hp.optimizer!r}")
+        if hp.scheduler == "none":
+            return opt
+        total = self.trainer.estimated_stepping_batches
+        if hp.scheduler == "onecycle":
+            sched = torch.optim.lr_scheduler.OneCycleLR(
+                opt, max_lr=[g["lr"] for g in groups], total_steps=int(total)
+            )
+        else:
+            steps_per_epoch = max(1, int(total) // max(1, self.trainer.max_epochs or 1))
+            warmup = int(hp.warmup_epochs * steps_per_epoch)
+            sched = torch.optim.lr_scheduler.LambdaLR(
+                opt, _schedule(hp.scheduler, warmup, int(total), steps_per_epoch, hp, opt)
+            )
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+def _schedule(kind: str, warmup: int, total: int, steps_per_epoch: int, hp: Any, opt):
+    """A per-step LR factor: linear warm-up, then cosine decay to ``min_lr`` or step decay."""
+    floor = hp.min_lr / hp.lr if hp.lr > 0 else 0.0
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        if kind == "cosine":
+            t = (step - warmup) / max(1, total - warmup)
+            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+        return hp.gamma ** (step // (steps_per_epoch * hp.step_size))
+
+    return factor

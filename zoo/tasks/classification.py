@@ -1,0 +1,71 @@
+"""Image (or any) classification: cross-entropy, accuracy via torchmetrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torchmetrics.classification import MulticlassAccuracy
+
+from zoo.tasks.base import Init, ZooTask
+
+
+class Classification(ZooTask):
+    """Trains ``arch`` (a registry name, or ``timm/<name>``) on ``(x, y)`` batches.
+
+    Logs ``train/loss``, ``train/acc``, ``val/loss``, ``val/acc``, ``test/loss``, ``test/acc``.
+
+    Args:
+        arch: model name in ``zoo.registry``.
+        num_classes: linked from the data module.
+        in_channels: linked from the data module.
+        arch_kwargs: further keyword arguments for the model's builder.
+        init: ``default`` (PyTorch's), ``xavier`` or ``normal`` (std 0.01), as in the course.
+        label_smoothing: cross-entropy label smoothing.
+        **kwargs: optimizer and schedule settings, see ``ZooTask``.
+    """
+
+    monitor = ("val/acc", "max")
+
+    def __init__(
+        self,
+        arch: str = "lenet",
+        num_classes: int = 10,
+        in_channels: int = 1,
+        arch_kwargs: dict[str, Any] | None = None,
+        init: Init = "default",
+        label_smoothing: float = 0.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.save_hyperparameters()
+        self.model = self.build_model(
+            arch, init, num_classes=num_classes, in_channels=in_channels, **(arch_kwargs or {})
+        )
+        self.train_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.val_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.test_acc = MulticlassAccuracy(num_classes, average="micro")
+
+    def _step(self, batch: Any, stage: str, acc: MulticlassAccuracy) -> torch.Tensor:
+        x, y = batch[0], batch[1]
+        logits = self.model(x)  # (B, num_classes)
+        loss = F.cross_entropy(logits, y, label_smoothing=self.hparams.label_smoothing)
+        acc.update(logits.detach(), y)
+        on_step = stage == "train"
+        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True, sync_dist=not on_step)
+        self.log(f"{stage}/acc", acc, on_step=False, on_epoch=True, prog_bar=True)
+        return loss
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "train", self.train_acc)
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        self._step(batch, "val", self.val_acc)
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        self._step(batch, "test", self.test_acc)
+
+    def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        x = batch[0] if isinstance(batch, (list, tuple)) else batch
+        return self.model(x).softmax(-1)

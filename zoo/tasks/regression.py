@@ -1,0 +1,69 @@
+"""Regression with mean squared error (the course's linear regression, house prices)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torchmetrics import MeanSquaredError
+
+from zoo.tasks.base import Init, ZooTask
+
+
+class Regression(ZooTask):
+    """Trains ``arch`` to predict ``y`` (shape ``(B, out_features)``) with MSE.
+
+    Logs ``train/loss``, ``val/loss``, ``val/rmse``, ``test/loss``, ``test/rmse``.
+
+    Args:
+        arch: model name in ``zoo.registry``.
+        in_features: linked from the data module (number of input columns).
+        out_features: number of targets.
+        arch_kwargs: further keyword arguments for the model's builder.
+        init: ``default``, ``xavier`` or ``normal`` (std 0.01, as the course's linear regression).
+        **kwargs: optimizer and schedule settings, see ``ZooTask``.
+    """
+
+    def __init__(
+        self,
+        arch: str = "linear",
+        in_features: int = 2,
+        out_features: int = 1,
+        arch_kwargs: dict[str, Any] | None = None,
+        init: Init = "default",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.save_hyperparameters()
+        self.model = self.build_model(
+            arch, init, in_features=in_features, out_features=out_features, **(arch_kwargs or {})
+        )
+        self.val_rmse = MeanSquaredError(squared=False)
+        self.test_rmse = MeanSquaredError(squared=False)
+
+    def _step(self, batch: Any, stage: str) -> torch.Tensor:
+        x, y = batch[0], batch[1]
+        pred = self.model(x).reshape(y.shape)
+        loss = F.mse_loss(pred, y)
+        on_step = stage == "train"
+        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True, sync_dist=not on_step)
+        if not on_step:
+            # the root of the epoch's mean squared error, not a mean of per-batch roots
+            rmse = self.val_rmse if stage == "val" else self.test_rmse
+            rmse.update(pred.detach(), y)
+            self.log(f"{stage}/rmse", rmse, on_epoch=True)
+        return loss
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "train")
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        self._step(batch, "val")
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        self._step(batch, "test")
+
+    def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        x = batch[0] if isinstance(batch, (list, tuple)) else batch
+        return self.model(x)

@@ -1,0 +1,82 @@
+"""VGG (Simonyan and Zisserman, 2015, "Very deep convolutional networks for large-scale image
+recognition"), as the course builds it (lecture 20, d2l "Networks Using Blocks (VGG)").
+
+A VGG block is ``n`` 3x3 convolutions (padding 1) with ReLU, then a 2x2 max pool. VGG-11 has
+the blocks ``((1, 64), (1, 128), (2, 256), (2, 512), (2, 512))``; the course trains a narrow
+variant with every block's channels divided by 4 (``width_div=4``, registered as
+``vgg11_narrow``). Five halvings need inputs of at least 32x32, so CIFAR-10 works as is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from zoo.models.alexnet import check_size, flat_features
+from zoo.registry import register_model
+
+VGG11 = ((1, 64), (1, 128), (2, 256), (2, 512), (2, 512))
+
+
+def vgg_block(num_convs: int, in_channels: int, out_channels: int) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for _ in range(num_convs):
+        layers += [nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1), nn.ReLU()]
+        in_channels = out_channels
+    return nn.Sequential(*layers, nn.MaxPool2d(kernel_size=2, stride=2))
+
+
+class VGG(nn.Module):
+    """VGG blocks from ``arch`` (``(num_convs, channels)`` pairs), then AlexNet's classifier.
+
+    Args:
+        arch: the blocks; VGG-11 by default.
+        width_div: divide every block's channels by this (the course's narrow VGG uses 4).
+        image_size: input side length; sizes the first linear layer (at least 32).
+        hidden: width of the two fully connected layers.
+        dropout: dropout probability after each of them.
+    """
+
+    def __init__(
+        self,
+        num_classes: int = 10,
+        in_channels: int = 1,
+        arch: Sequence[Sequence[int]] = VGG11,
+        width_div: int = 1,
+        image_size: int = 224,
+        hidden: int = 4096,
+        dropout: float = 0.5,
+    ) -> None:
+        super().__init__()
+        self.image_size = image_size
+        blocks, c = [], in_channels
+        for num_convs, channels in arch:
+            blocks.append(vgg_block(num_convs, c, channels // width_div))
+            c = channels // width_div
+        self.features = nn.Sequential(*blocks, nn.Flatten())
+        width = flat_features(self.features, in_channels, image_size, "vgg")
+        self.classifier = nn.Sequential(
+            nn.Linear(width, hidden), nn.ReLU(), nn.Dropout(dropout),
+            nn.Linear(hidden, hidden), nn.ReLU(), nn.Dropout(dropout),
+            nn.Linear(hidden, num_classes),
+        )  # fmt: skip
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_size(x, self.image_size, "vgg")
+        return self.classifier(self.features(x))  # (B, C, H, W) -> (B, c * H/32 * W/32) -> (B, classes)
+
+
+@register_model
+def vgg11(num_classes: int = 10, in_channels: int = 1, width_div: int = 1, **kwargs) -> VGG:
+    """VGG-11 ("configuration A"); ``width_div=4`` is the course's narrow variant."""
+    return VGG(num_classes=num_classes, in_channels=in_channels, arch=VGG11, width_div=width_div, **kwargs)
+
+
+@register_model
+def vgg11_narrow(num_classes: int = 10, in_channels: int = 1, **kwargs) -> VGG:
+    """The course's VGG-11 with channels divided by 4 (what lecture 20 trains)."""
+    return vgg11(
+        num_classes=num_classes, in_channels=in_channels, width_div=kwargs.pop("width_div", 4), **kwargs
+    )

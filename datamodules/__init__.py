@@ -2,6 +2,9 @@
 
 from datamodules.base import ZooDataModule
 from datamodules.fashion_mnist import FashionMNIST
+from datamodules.language_model import LanguageModelData, PennTreebank, TimeMachine, WikiText2
+from datamodules.sine import NoisySine
 from datamodules.synthetic import SyntheticRegression
 
-__all__ = ["ZooDataModule", "FashionMNIST", "SyntheticRegression"]
+__all__ = ["ZooDataModule", "FashionMNIST", "SyntheticRegression",
+           "LanguageModelData", "TimeMachine", "PennTreebank", "WikiText2", "NoisySine"]

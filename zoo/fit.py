@@ -27,7 +27,7 @@ from datamodules.base import ZooDataModule
 from zoo.callbacks import RunReport
 from zoo.tasks.base import ZooTask
 
-LINKED = ("num_classes", "in_channels", "in_features")
+LINKED = ("num_classes", "in_channels", "in_features", "vocab_size")
 VERSION_ENV = "ZOO_RUN_VERSION"  # passes rank 0's run folder to the other DDP processes
 
 

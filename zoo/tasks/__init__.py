@@ -2,6 +2,7 @@
 
 from zoo.tasks.base import ZooTask
 from zoo.tasks.classification import Classification
+from zoo.tasks.language_model import LanguageModel
 from zoo.tasks.regression import Regression
 
-__all__ = ["ZooTask", "Classification", "Regression"]
+__all__ = ["ZooTask", "Classification", "Regression", "LanguageModel"]

@@ -1,0 +1,108 @@
+"""``python -m zoo.forecast``: plot a sequence model's predictions against the noisy sine.
+
+The course's lecture 51: a model trained to predict one step ahead from ``tau`` past values is
+good at that, but predicting ``k`` steps ahead means feeding it its own predictions for the
+last ``k - 1`` values, and the errors pile up until the forecast flattens into a constant.
+
+    python -m zoo.forecast --ckpt_path runs/sine_mlp/version_0/checkpoints/last.ckpt \\
+        --out sine_forecast.png [--steps 1 4 16 64]
+
+Top panel: data, 1-step-ahead predictions, and a forecast that uses only the first
+``num_train + tau`` observations (everything after is the model's own output). Bottom panel:
+``k``-step-ahead predictions for each ``k`` in ``--steps``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from datamodules.sine import NoisySine
+from zoo.io import atomic_write
+from zoo.tasks.regression import Regression
+
+
+@torch.no_grad()
+def k_step_ahead(model: nn.Module, x: torch.Tensor, tau: int, max_k: int) -> torch.Tensor:
+    """``(N, max_k)`` with ``N = len(x) - tau - max_k + 1``: column ``k - 1``, row ``i`` predicts
+    ``x[i + tau + k - 1]`` from the observations ``x[i : i + tau]`` and the model's own
+    predictions of the ``k - 1`` values in between (the course's ``features`` matrix)."""
+    n = len(x) - tau - max_k + 1
+    if n < 1:
+        raise ValueError(f"a series of {len(x)} values is too short for tau={tau} and k={max_k}")
+    cols = [x[i : i + n] for i in range(tau)]
+    for _ in range(max_k):
+        cols.append(model(torch.stack(cols[-tau:], 1)).reshape(n))
+    return torch.stack(cols[tau:], 1)
+
+
+@torch.no_grad()
+def free_run(model: nn.Module, x: torch.Tensor, tau: int, start: int) -> torch.Tensor:
+    """Observations up to ``start``, then each value predicted from the previous ``tau`` values,
+    whatever they are: after ``start + tau`` the model only reads its own predictions."""
+    out = x.clone()
+    for t in range(start, len(x)):
+        out[t] = model(out[t - tau : t].unsqueeze(0)).reshape(())
+    return out
+
+
+def plot(model: nn.Module, data: NoisySine, path: str | Path, steps: Sequence[int] = (1, 4, 16, 64)) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    model.eval()
+    time, x = data.series()
+    tau, start = data.tau, data.num_train + data.tau
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6.5), sharex=True)
+    top.plot(time, x, lw=0.8, alpha=0.6, label="data")
+    onestep = k_step_ahead(model, x, tau, 1)[:, 0]
+    top.plot(time[tau:], onestep, label="1-step preds")
+    top.plot(time[start:], free_run(model, x, tau, start)[start:], label=f"multistep preds (from t={start})")
+    preds = k_step_ahead(model, x, tau, max(steps))
+    for k in steps:
+        bottom.plot(time[tau + k - 1 : tau + k - 1 + len(preds)], preds[:, k - 1], label=f"{k}-step preds")
+    for ax in (top, bottom):
+        ax.set_ylabel("x")
+        ax.grid(alpha=0.3)
+        ax.legend(loc="lower left", fontsize=8)
+    bottom.set_xlabel("time")
+    fig.tight_layout()
+    path = Path(path)
+    with atomic_write(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=100)
+    plt.close(fig)
+    return path
+
+
+def main(argv: list[str] | None = None) -> Path:
+    p = argparse.ArgumentParser(description="Plot 1-step and k-step-ahead predictions on the noisy sine.")
+    p.add_argument("--ckpt_path", required=True)
+    p.add_argument("--out", default="sine_forecast.png")
+    p.add_argument("--steps", type=int, nargs="+", default=[1, 4, 16, 64])
+    args = p.parse_args(argv)
+    if not Path(args.ckpt_path).is_file():
+        raise FileNotFoundError(f"--ckpt_path {args.ckpt_path}: no such checkpoint file")
+    if min(args.steps) < 1:
+        raise ValueError(f"--steps must be positive, got {args.steps}")
+    ckpt = torch.load(args.ckpt_path, map_location="cpu", weights_only=False)
+    if "datamodule_hyper_parameters" not in ckpt:
+        raise ValueError(
+            f"{args.ckpt_path} was not trained on datamodules.NoisySine (no data settings in it)"
+        )
+    # LightningCLI adds its own keys (``_class_path``) beside the data module's arguments
+    settings = {k: v for k, v in ckpt["datamodule_hyper_parameters"].items() if not k.startswith("_")}
+    data = NoisySine(**settings)
+    task = Regression.load_from_checkpoint(args.ckpt_path, map_location="cpu")
+    out = plot(task.model, data, args.out, args.steps)
+    print(f"wrote {out}")
+    return out
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+"""``python -m zoo.generate``: continue a prefix with a trained language model.
+
+The course's ``predict_ch8`` (lecture 55): feed the prefix through the network to warm up its
+hidden state, then append one token at a time, each fed back as the next input. ``temperature``
+0 takes the most likely token (greedy); above 0 it samples from ``softmax(logits / T)``
+(below 1 sharper, above 1 flatter).
+
+    python -m zoo.generate --ckpt_path runs/lstm_time_machine/version_0/checkpoints/last.ckpt \\
+        --prefix "time traveller" --num_tokens 50 [--temperature 0.8 --seed 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from datamodules.text import Tokenizer, Vocab
+from zoo.tasks.language_model import LanguageModel
+
+
+@torch.no_grad()
+def generate(
+    model: torch.nn.Module,
+    vocab: Vocab,
+    tokenizer: Tokenizer,
+    prefix: str,
+    num_tokens: int,
+    temperature: float = 0.0,
+    generator: torch.Generator | None = None,
+) -> str:
+    """``prefix`` followed by ``num_tokens`` generated tokens, as text."""
+    if temperature < 0:
+        raise ValueError(f"temperature must be >= 0 (0: greedy), got {temperature}")
+    tokens = tokenizer(prefix)
+    if not tokens:
+        raise ValueError(f"the prefix {prefix!r} has no tokens after {tokenizer} normalisation")
+    device = next(model.parameters()).device
+    model.eval()
+    indices = vocab[tokens]
+    logits, state = model(torch.tensor([indices], device=device))  # warm-up on the whole prefix
+    out: list[int] = []
+    for _ in range(num_tokens):
+        last = logits[0, -1]  # (vocab,)
+        if temperature == 0:
+            nxt = int(last.argmax())
+        else:
+            probs = torch.softmax(last.float() / temperature, -1).cpu()
+            nxt = int(torch.multinomial(probs, 1, generator=generator))
+        out.append(nxt)
+        logits, state = model(torch.tensor([[nxt]], device=device), state)
+    return tokenizer.detokenize([*tokens, *vocab.to_tokens(out)])
+
+
+def load(ckpt_path: str | Path, device: str = "cpu") -> LanguageModel:
+    """A ``LanguageModel`` with the vocabulary and tokenizer its checkpoint was trained with."""
+    if not Path(ckpt_path).is_file():
+        raise FileNotFoundError(f"--ckpt_path {ckpt_path}: no such checkpoint file")
+    task = LanguageModel.load_from_checkpoint(ckpt_path, map_location=device)
+    if task.vocab is None or task.tokenizer is None:
+        raise ValueError(f"{ckpt_path} holds no vocabulary/tokenizer: was it trained by "
+                         "zoo.tasks.LanguageModel on a datamodules.language_model data module?")  # fmt: skip
+    return task
+
+
+def main(argv: list[str] | None = None) -> str:
+    p = argparse.ArgumentParser(description="Generate text with a trained language model.")
+    p.add_argument("--ckpt_path", required=True)
+    p.add_argument("--prefix", default="time traveller")
+    p.add_argument("--num_tokens", type=int, default=50)
+    p.add_argument("--temperature", type=float, default=0.0, help="0: greedy (default); > 0: sampling")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sampling")
+    p.add_argument("--device", default="cpu")
+    args = p.parse_args(argv)
+    task = load(args.ckpt_path, args.device)
+    gen = torch.Generator().manual_seed(args.seed)
+    text = generate(
+        task.model, task.vocab, task.tokenizer, args.prefix, args.num_tokens, args.temperature, gen
+    )
+    print(text)
+    return text
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+"""Language modelling: next-token cross-entropy and perplexity (the course's lectures 54-59).
+
+Perplexity is the exponential of the mean per-token cross-entropy (book section 8.4): 1 means
+the next token is always certain, ``vocab_size`` is a uniform guess. Gradient clipping, which
+recurrent nets need against exploding gradients, is the Trainer's: set
+``trainer.gradient_clip_val`` (the course clips the global norm at 1).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.utilities import rank_zero_warn
+from torchmetrics.text import Perplexity
+
+from datamodules.text import Tokenizer, Vocab
+from zoo.models.rnn import detach_state
+from zoo.tasks.base import Init, ZooTask
+
+
+class LanguageModel(ZooTask):
+    """Trains ``arch`` (a model returning ``(logits, state)``) on ``(X, Y, reset)`` batches.
+
+    The hidden state is carried from batch to batch, detached so that gradients stop at the
+    batch boundary, and dropped where a batch says ``reset`` (every batch of random sampling,
+    the first of each sequential pass): the data module decides, the task follows.
+
+    The training data's vocabulary and tokenizer are stored in every checkpoint (``vocab`` and
+    ``tokenizer`` entries, plain dicts) and restored by ``load_from_checkpoint``, so generation
+    needs no data files. Logs ``{train,val,test}/loss`` and ``{train,val,test}/ppl``.
+
+    Args:
+        arch: model name in ``zoo.registry`` (``rnn_scratch``, ``rnn``, ``gru``, ``lstm``, ...).
+        vocab_size: linked from the data module.
+        arch_kwargs: further keyword arguments for the builder (``num_hiddens``, ``num_layers``).
+        init: ``default``, ``xavier`` or ``normal``, see ``ZooTask``.
+        **kwargs: optimizer and schedule settings, see ``ZooTask`` (course: SGD, lr 1).
+    """
+
+    monitor = ("val/ppl", "min")
+
+    def __init__(
+        self,
+        arch: str = "rnn",
+        vocab_size: int = 28,
+        arch_kwargs: dict[str, Any] | None = None,
+        init: Init = "default",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.save_hyperparameters()
+        self.model = self.build_model(arch, init, vocab_size=vocab_size, **(arch_kwargs or {}))
+        if getattr(self.model, "bidirectional", False):
+            rank_zero_warn(f"{arch} is bidirectional: it sees the tokens it predicts, so its perplexity "
+                           "means nothing and it cannot generate (see zoo/models/rnn.py)")  # fmt: skip
+        self.train_ppl, self.val_ppl, self.test_ppl = Perplexity(), Perplexity(), Perplexity()
+        self.vocab: Vocab | None = None
+        self.tokenizer: Tokenizer | None = None
+        self._states: dict[str, Any] = {}
+
+    def on_fit_start(self) -> None:
+        data = getattr(self.trainer, "datamodule", None)
+        vocab = getattr(data, "vocab", None)
+        if isinstance(vocab, Vocab):
+            if len(vocab) != self.hparams.vocab_size:
+                raise ValueError(f"the data's vocabulary has {len(vocab)} tokens but the model was built for "
+                                 f"vocab_size={self.hparams.vocab_size}")  # fmt: skip
+            self.vocab, self.tokenizer = vocab, getattr(data, "tokenizer", None)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.vocab is not None:
+            checkpoint["vocab"] = self.vocab.to_dict()
+        if self.tokenizer is not None:
+            checkpoint["tokenizer"] = self.tokenizer.to_dict()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if "vocab" in checkpoint:
+            self.vocab = Vocab.from_dict(checkpoint["vocab"])
+        if "tokenizer" in checkpoint:
+            self.tokenizer = Tokenizer.from_dict(checkpoint["tokenizer"])
+
+    def _step(self, batch: Any, stage: str) -> torch.Tensor:
+        X, Y, reset = batch  # (B, T), (B, T), bool
+        state = None if reset else self._states.get(stage)
+        logits, state = self.model(X, state)  # (B, T, vocab)
+        self._states[stage] = detach_state(state)
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), Y.reshape(-1))
+        ppl: Perplexity = getattr(self, f"{stage}_ppl")
+        ppl.update(logits.detach(), Y)
+        on_step = stage == "train"
+        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True,
+                 sync_dist=not on_step, batch_size=X.shape[0])  # fmt: skip
+        self.log(f"{stage}/ppl", ppl, on_step=False, on_epoch=True, prog_bar=True, batch_size=X.shape[0])
+        return loss
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "train")
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        self._step(batch, "val")
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        self._step(batch, "test")

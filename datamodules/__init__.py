@@ -1,10 +1,12 @@
 """LightningDataModules, one per data set; each exposes the facts ``zoo.fit`` links to the task."""
 
 from datamodules.base import ZooDataModule
+from datamodules.cifar10 import CIFAR10
 from datamodules.fashion_mnist import FashionMNIST
 from datamodules.language_model import LanguageModelData, PennTreebank, TimeMachine, WikiText2
 from datamodules.sine import NoisySine
 from datamodules.synthetic import SyntheticRegression
 
 __all__ = ["ZooDataModule", "FashionMNIST", "SyntheticRegression",
-           "LanguageModelData", "TimeMachine", "PennTreebank", "WikiText2", "NoisySine"]
+           "LanguageModelData", "TimeMachine", "PennTreebank", "WikiText2", "NoisySine",
+           "CIFAR10"]

@@ -77,6 +77,6 @@ def check_size(x: torch.Tensor, image_size: int, model: str) -> None:
 
 
 @register_model
-def alexnet(num_classes: int = 10, in_channels: int = 1, **kwargs) -> AlexNet:
+def alexnet(num_classes: int = 10, in_channels: int = 1, image_size: int = 224, **kwargs) -> AlexNet:
     """The course's AlexNet for 224x224 inputs (Fashion-MNIST resized)."""
-    return AlexNet(num_classes=num_classes, in_channels=in_channels, **kwargs)
+    return AlexNet(num_classes=num_classes, in_channels=in_channels, image_size=image_size, **kwargs)

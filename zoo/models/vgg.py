@@ -69,14 +69,16 @@ class VGG(nn.Module):
 
 
 @register_model
-def vgg11(num_classes: int = 10, in_channels: int = 1, width_div: int = 1, **kwargs) -> VGG:
+def vgg11(
+    num_classes: int = 10, in_channels: int = 1, image_size: int = 224, width_div: int = 1, **kwargs
+) -> VGG:
     """VGG-11 ("configuration A"); ``width_div=4`` is the course's narrow variant."""
-    return VGG(num_classes=num_classes, in_channels=in_channels, arch=VGG11, width_div=width_div, **kwargs)
+    return VGG(num_classes, in_channels, VGG11, width_div=width_div, image_size=image_size, **kwargs)
 
 
 @register_model
-def vgg11_narrow(num_classes: int = 10, in_channels: int = 1, **kwargs) -> VGG:
+def vgg11_narrow(
+    num_classes: int = 10, in_channels: int = 1, image_size: int = 224, width_div: int = 4, **kwargs
+) -> VGG:
     """The course's VGG-11 with channels divided by 4 (what lecture 20 trains)."""
-    return vgg11(
-        num_classes=num_classes, in_channels=in_channels, width_div=kwargs.pop("width_div", 4), **kwargs
-    )
+    return vgg11(num_classes, in_channels, image_size, width_div, **kwargs)

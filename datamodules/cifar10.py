@@ -1,0 +1,236 @@
+"""CIFAR-10 (Krizhevsky, 2009, "Learning multiple layers of features from tiny images"):
+60,000 32x32 colour images of 10 classes, 50,000 for training and 10,000 for testing.
+
+Read from either layout:
+
+* the original python pickles, ``cifar-10-batches-py/{data_batch_1..5, test_batch}`` (as
+  torchvision lays them out; downloaded from Toronto, md5-checked, when nowhere on disk);
+* the Kaggle competition's folders (the course's lecture 38), ``train/<id>.<png|jpg>`` with
+  ``trainLabels.csv`` (``id,label`` class names), and optionally a labelled test set
+  ``test/<id>.<ext>`` with ``testLabels.csv``. Only the images present are used, labelled
+  from the CSV (d2l's tiny copy lists all 50,000 ids for 1,000 images).
+"""
+
+from __future__ import annotations
+
+import csv
+import pickle
+from pathlib import Path
+
+import numpy as np
+from lightning.pytorch.utilities import rank_zero_warn
+
+from datamodules import augment as augmentations
+from datamodules.base import ZooDataModule, find_dir, seeded_split
+from datamodules.download import download, extract
+from datamodules.image_folder import ImageFiles, list_images, read_rgb
+
+URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+MD5 = "c58f30108f718f92721af3b95e74349a"  # as torchvision lists it
+BATCHES_DIR = "cifar-10-batches-py"
+TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
+TEST_BATCH = "test_batch"
+CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+# per-channel mean and std of the 50,000 training images, in [0, 1]
+MEAN = (0.4914, 0.4822, 0.4465)
+STD = (0.2470, 0.2435, 0.2616)
+
+
+class CIFARFormatError(ValueError):
+    """A file that is not what the CIFAR-10 layout promises."""
+
+
+def read_batch(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """One pickled CIFAR batch as ``(N, 32, 32, 3)`` uint8 images and ``(N,)`` int64 labels.
+
+    Unpickling runs code from the file: read only batches from a source you trust (the
+    md5-checked download, or your own copy), as with torchvision's loader."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            d = pickle.load(f, encoding="latin1")  # written by Python 2
+    except (pickle.UnpicklingError, EOFError, ValueError) as e:
+        raise CIFARFormatError(f"{path}: not a readable CIFAR pickle ({e})") from e
+    if not isinstance(d, dict):
+        raise CIFARFormatError(f"{path}: expected a dict with 'data' and 'labels', got {type(d).__name__}")
+    d = {k.decode() if isinstance(k, bytes) else k: v for k, v in d.items()}
+    if "data" not in d or "labels" not in d:
+        raise CIFARFormatError(f"{path}: keys {sorted(d)} lack 'data' or 'labels'")
+    data, labels = np.asarray(d["data"]), np.asarray(d["labels"], dtype=np.int64)
+    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
+        raise CIFARFormatError(f"{path}: 'data' is {data.dtype} {data.shape}, expected uint8 (N, 3072)")
+    if labels.shape != (len(data),):
+        raise CIFARFormatError(f"{path}: {len(data)} images but {labels.size} labels")
+    if labels.size and not 0 <= labels.min() <= labels.max() < len(CLASSES):
+        raise CIFARFormatError(f"{path}: labels outside 0..9 (min {labels.min()}, max {labels.max()})")
+    # rows hold the red, green and blue planes one after another
+    return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), labels
+
+
+def read_label_csv(path: Path) -> dict[str, int]:
+    """A Kaggle ``id,label`` file as ``{id: class index}``."""
+    index = {name: i for i, name in enumerate(CLASSES)}
+    with open(path, newline="") as f:
+        rows = csv.reader(f)
+        header = next(rows, None)
+        if header is None or [h.strip() for h in header[:2]] != ["id", "label"]:
+            raise CIFARFormatError(f"{path}: header {header} should start with 'id,label'")
+        labels = {}
+        for line, row in enumerate(rows, start=2):
+            if len(row) < 2 or row[1] not in index:
+                raise CIFARFormatError(
+                    f"{path}, line {line}: {row} is not 'id,<one of {', '.join(CLASSES)}>'"
+                )
+            labels[row[0].strip()] = index[row[1]]
+    return labels
+
+
+def read_kaggle_folder(folder: Path, labels_csv: Path) -> tuple[list[Path], list[int]]:
+    """The images present in ``folder`` and their labels from ``labels_csv``."""
+    labels = read_label_csv(labels_csv)
+    files = list_images(folder)
+    if not files:
+        raise FileNotFoundError(f"{folder}: no image files (expected <id>.png or <id>.jpg)")
+    missing = [p.name for p in files if p.stem not in labels]
+    if missing:
+        raise CIFARFormatError(
+            f"{labels_csv} has no row for {len(missing)} images of {folder}, e.g. {missing[:3]}"
+        )
+    return files, [labels[p.stem] for p in files]
+
+
+class CIFAR10(ZooDataModule):
+    """CIFAR-10 as batches of ``(B, 3, image_size, image_size)`` floats and ``(B,)`` labels.
+
+    Args:
+        data_dir: a folder holding ``cifar-10-batches-py`` (or its files), or the Kaggle layout.
+        batch_size: examples per batch.
+        image_size: side length fed to the model (32, or larger for nets that need it).
+        augment: training pipeline of ``datamodules.augment`` (``cifar``: pad-crop-flip;
+            ``flip``: the course's lecture 36; ``kaggle_cifar``: lecture 38; ``none``).
+        eval_augment: pipeline for validation and test (``none``: resize and normalise).
+        normalize: standardise with CIFAR-10's channel means and stds.
+        val_size: validation images split from the training set (count or fraction), by a
+            generator seeded with ``seed``; 0 validates on the test set.
+        seed: seed of the validation split and of the augmentation stream.
+        download: fetch the pickles from Toronto when no layout is on disk.
+        cache: decode Kaggle-layout images once, up front, instead of every epoch.
+        num_workers: DataLoader worker processes.
+    """
+
+    num_classes = len(CLASSES)
+    in_channels = 3
+    classes = CLASSES
+
+    def __init__(
+        self,
+        data_dir: str = "data",
+        batch_size: int = 128,
+        image_size: int = 32,
+        augment: str = "cifar",
+        eval_augment: str = "none",
+        normalize: bool = True,
+        val_size: int | float = 5000,
+        seed: int = 0,
+        download: bool = True,
+        cache: bool = True,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+    ) -> None:
+        super().__init__(batch_size, num_workers, pin_memory)
+        for name in (augment, eval_augment):  # fail at parse time, not after loading the data
+            if name not in augmentations.PIPELINES:
+                raise ValueError(
+                    f"unknown augmentation {name!r}; choose one of {sorted(augmentations.PIPELINES)}"
+                )
+        self.data_dir = Path(data_dir).expanduser()
+        self.image_size = image_size
+        self.train_augment, self.eval_augment = augment, eval_augment
+        self.mean, self.std = (MEAN, STD) if normalize else (None, None)
+        self.val_size = val_size
+        self.seed = seed
+        self.download = download
+        self.cache = cache
+
+    def _pickle_dir(self) -> Path | None:
+        candidates = [self.data_dir / BATCHES_DIR, self.data_dir]
+        return find_dir(candidates, (*TRAIN_BATCHES, TEST_BATCH))
+
+    def _kaggle_dir(self) -> Path | None:
+        folder = find_dir([self.data_dir], ["trainLabels.csv"])
+        return folder if folder and (folder / "train").is_dir() else None
+
+    def prepare_data(self) -> None:
+        if self._pickle_dir() or self._kaggle_dir():
+            return
+        if self.download:
+            archive = self.data_dir / URL.rsplit("/", 1)[-1]
+            try:
+                extract(download(URL, archive, md5=MD5), self.data_dir)
+                return
+            except OSError as e:
+                reason = f"the download from {URL} failed ({e})"
+        else:
+            reason = "download=False"
+        raise FileNotFoundError(
+            f"CIFAR-10 not found in {self.data_dir}: looked for {BATCHES_DIR}/ (data_batch_1..5, "
+            f"test_batch) and for the Kaggle layout (trainLabels.csv with train/); {reason}. "
+            f"Download {URL} (or the Kaggle competition's files), unpack it there, "
+            "or point --data.init_args.data_dir at a copy."
+        )
+
+    def setup(self, stage: str | None = None) -> None:
+        if getattr(self, "_train", None) is not None:
+            return
+        self.prepare_data()  # a no-op when the files are there; otherwise it says what is missing
+        train, test = self._load()
+        images, labels = train
+        seed = self.seed
+        train_tf = augmentations.build(self.train_augment, self.image_size, self.mean, self.std, seed=seed)
+
+        def subset(idx, tf) -> ImageFiles:
+            return ImageFiles([images[i] for i in idx], [labels[i] for i in idx], tf)
+
+        test_set = None if test is None else ImageFiles(*test, self._eval_tf())
+        if self.val_size:
+            tr, va = seeded_split(len(images), self.val_size, seed)
+            self._train, self._val = subset(tr.tolist(), train_tf), subset(va.tolist(), self._eval_tf())
+        elif test_set is None:
+            raise ValueError(f"{self.data_dir}: no labelled test set (testLabels.csv) and val_size=0")
+        else:
+            self._train, self._val = ImageFiles(images, labels, train_tf), test_set
+        if test_set is None:
+            rank_zero_warn(f"{self.data_dir}: no testLabels.csv, so the test set is the validation split")
+        self._test = test_set or self._val
+
+    def _eval_tf(self):
+        return augmentations.build(self.eval_augment, self.image_size, self.mean, self.std, seed=self.seed)
+
+    def _load(self) -> tuple[tuple[list, list], tuple[list, list] | None]:
+        """``((train images, labels), (test images, labels) or None)``; images are arrays
+        or, for the Kaggle layout without ``cache``, file paths."""
+        folder = self._pickle_dir()
+        if folder is not None:
+            train = [read_batch(folder / name) for name in TRAIN_BATCHES]
+            x, y = np.concatenate([b[0] for b in train]), np.concatenate([b[1] for b in train])
+            tx, ty = read_batch(folder / TEST_BATCH)
+            return (list(x), y.tolist()), (list(tx), ty.tolist())
+        folder = self._kaggle_dir()
+        assert folder is not None  # prepare_data raised otherwise
+        train = read_kaggle_folder(folder / "train", folder / "trainLabels.csv")
+        test = None
+        if (folder / "testLabels.csv").is_file() and (folder / "test").is_dir():
+            test = read_kaggle_folder(folder / "test", folder / "testLabels.csv")
+        if self.cache:
+            train = ([read_rgb(p) for p in train[0]], train[1])
+            test = test and ([read_rgb(p) for p in test[0]], test[1])
+        return train, test
+
+    def train_dataloader(self):
+        return self.loader(self._train, shuffle=True)
+
+    def val_dataloader(self):
+        return self.loader(self._val)
+
+    def test_dataloader(self):
+        return self.loader(self._test)

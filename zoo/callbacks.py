@@ -35,6 +35,16 @@ class RunReport(L.Callback):
         self._t_val = 0.0
         self._t_start = time.perf_counter()
 
+    # -- kept in checkpoints, so a resumed run's curves and throughput cover the whole run ----
+    def state_dict(self) -> dict[str, Any]:
+        return {"history": self.history, "train_seconds": self.train_seconds,
+                "train_examples": self.train_examples}  # fmt: skip
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.history = list(state["history"])
+        self.train_seconds = state["train_seconds"]
+        self.train_examples = state["train_examples"]
+
     # -- throughput: training time excludes the validation run inside each epoch ------------
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         self._t_epoch, self._t_val = time.perf_counter(), 0.0

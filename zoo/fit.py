@@ -19,12 +19,15 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 from lightning.pytorch.cli import LightningCLI
-from lightning.pytorch.loggers import CSVLogger, Logger
+from lightning.pytorch.loggers import Logger
 
 import datamodules  # noqa: F401  (registers the data modules as subclasses for the CLI)
 import zoo.tasks  # noqa: F401
 from datamodules.base import ZooDataModule
 from zoo.callbacks import RunReport
+from zoo.errors import user_errors_as_one_line
+from zoo.loggers import ResumableCSVLogger
+from zoo.faults import FiniteLossGuard, RNGState, fault_plugins
 from zoo.tasks.base import ZooTask
 
 LINKED = ("num_classes", "in_channels", "in_features", "vocab_size")
@@ -48,9 +51,9 @@ class ZooCLI(LightningCLI):
         root = Path(cfg.trainer.default_root_dir or "runs")
         self.run_name = cfg.name or _default_name(cfg)
         self.resume_from, version = _resolve_resume(cfg.ckpt_path, root / self.run_name)
-        if version is None:
-            version = os.environ.get(VERSION_ENV)
-        csv = CSVLogger(root, name=self.run_name, version=version)
+        if version is None and int(os.environ.get("LOCAL_RANK", 0)) > 0:
+            version = os.environ.get(VERSION_ENV)  # a DDP child: rank 0's folder
+        csv = ResumableCSVLogger(root, name=self.run_name, version=version)
         os.environ[VERSION_ENV] = str(csv.version if isinstance(csv.version, str) else f"version_{csv.version}")
         self.run_dir = Path(csv.log_dir)
         loggers: list[Logger] = [csv]
@@ -62,8 +65,12 @@ class ZooCLI(LightningCLI):
             ModelCheckpoint(dirpath=self.run_dir / "checkpoints", monitor=metric, mode=mode,
                             filename="best-{epoch:03d}", save_last=True, auto_insert_metric_name=False),
             self.report,
-            RichProgressBar(),
+            RNGState(),
+            FiniteLossGuard(),
         ]  # fmt: skip
+        if cfg.trainer.get("enable_progress_bar") is not False:
+            self.trainer_defaults["callbacks"].append(RichProgressBar())
+        kwargs["plugins"] = fault_plugins(self._get(self.config_init, "trainer", default={}).get("plugins"))
         return super().instantiate_trainer(logger=loggers, **kwargs)
 
 
@@ -103,7 +110,14 @@ def wandb_key_available() -> bool:
     return netrc.is_file() and "api.wandb.ai" in netrc.read_text(errors="ignore")
 
 
-def main(args: list[str] | None = None) -> dict[str, Any] | None:
+def main(args: list[str] | None = None, one_line_errors: bool = False) -> dict[str, Any] | None:
+    """Fit, test, write ``metrics.json``; returns the summary. With ``one_line_errors`` (the
+    command line) a configuration or data error, or a diverged loss, exits with one line."""
+    with user_errors_as_one_line(one_line_errors):
+        return _fit(args, exit_on_error=not one_line_errors)
+
+
+def _fit(args: list[str] | None, exit_on_error: bool = True) -> dict[str, Any] | None:
     cli = ZooCLI(
         ZooTask,
         ZooDataModule,
@@ -114,6 +128,7 @@ def main(args: list[str] | None = None) -> dict[str, Any] | None:
         trainer_defaults={"default_root_dir": "runs", "log_every_n_steps": 50},
         save_config_kwargs={"overwrite": True},
         auto_configure_optimizers=False,
+        parser_kwargs={"exit_on_error": exit_on_error},
     )
     trainer, model, data = cli.trainer, cli.model, cli.datamodule
     trainer.fit(model, datamodule=data, ckpt_path=cli.resume_from)
@@ -144,4 +159,4 @@ def _print_table(name: str, summary: dict[str, Any]) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(one_line_errors=True)

@@ -8,7 +8,9 @@ course's lecture 12), which needs parameter groups.
 
 from __future__ import annotations
 
+import inspect
 import math
+from types import SimpleNamespace
 from typing import Any, Literal
 
 import lightning as L
@@ -67,6 +69,9 @@ class ZooTask(L.LightningModule):
             ``step_size`` epochs) or ``onecycle``.
         warmup_epochs: linear warm-up (in epochs, may be fractional) before ``cosine``/``step``.
         head_lr_mult: learning-rate factor for ``model.head`` when the model has one.
+        channels_last: keep weights and image batches in the NHWC memory layout (faster
+            convolutions on recent GPUs and with oneDNN on CPUs; see docs/training_options.md).
+        compile: ``torch.compile`` the model in place (checkpoint keys stay the same).
     """
 
     #: the validation metric that picks the best checkpoint, and whether higher is better
@@ -84,20 +89,50 @@ class ZooTask(L.LightningModule):
         step_size: int = 10,
         gamma: float = 0.1,
         head_lr_mult: float = 1.0,
+        channels_last: bool = False,
+        compile: bool = False,
     ) -> None:
         super().__init__()
+        self._channels_last = channels_last
+        self._compile = compile
         self.model: nn.Module
+
+    def save_hyperparameters(self, *args: Any, **kwargs: Any) -> None:
+        """As Lightning's, but keeps only this task's own arguments: LightningCLI also records
+        the data facts linked to targets the task lacks (e.g. ``in_features`` of a classifier),
+        which ``load_from_checkpoint`` would then pass back and fail on."""
+        super().save_hyperparameters(*args, frame=inspect.currentframe().f_back, **kwargs)
+        accepted = set()
+        for cls in type(self).__mro__:
+            if issubclass(cls, ZooTask):
+                accepted |= set(inspect.signature(cls.__init__).parameters)
+        for hparams in (self._hparams, self._hparams_initial):
+            for key in [k for k in hparams if k not in accepted and not k.startswith("_")]:
+                del hparams[key]
 
     def build_model(self, arch: str, init: Init = "default", **kwargs: Any) -> nn.Module:
         model = create_model(arch, **kwargs)
+        if init != "default" and getattr(model, "keeps_weights", False):
+            raise ValueError(f"init={init!r} overwrites the loaded weights of {arch!r}; use init: default")
         init_weights(model, init)
+        if self._channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        if self._compile:
+            model.compile()  # in place, unlike torch.compile(model): state_dict keys do not change
         return model
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """With ``channels_last``, image batches take the weights' memory layout too."""
+        if self._channels_last and isinstance(batch, (list, tuple)) and getattr(batch[0], "ndim", 0) == 4:
+            batch = (batch[0].contiguous(memory_format=torch.channels_last), *batch[1:])
+        return batch
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         return self.model(*args, **kwargs)
 
     def configure_optimizers(self):
-        hp = self.hparams
+        # a task built in Python records only the arguments it was given: fill in the defaults
+        hp = SimpleNamespace(**{**_DEFAULTS, **self.hparams})
         groups = param_groups(self.model, hp.lr, hp.weight_decay, hp.head_lr_mult)
         if hp.optimizer == "sgd":
             opt = torch.optim.SGD(groups, lr=hp.lr, momentum=hp.momentum)
@@ -121,6 +156,10 @@ class ZooTask(L.LightningModule):
                 opt, _schedule(hp.scheduler, warmup, int(total), steps_per_epoch, hp, opt)
             )
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+_PARAMS = inspect.signature(ZooTask.__init__).parameters
+_DEFAULTS = {k: p.default for k, p in _PARAMS.items() if p.default is not p.empty}
 
 
 def _schedule(kind: str, warmup: int, total: int, steps_per_epoch: int, hp: Any, opt):

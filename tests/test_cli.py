@@ -1,0 +1,87 @@
+"""``python -m zoo.fit`` end to end on tiny real-format data."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from zoo.fit import main
+
+RECIPE = Path(__file__).parents[1] / "configs" / "lenet_fashion_mnist.yaml"
+
+
+def _args(data_dir, root, *extra):
+    return ["--config", str(RECIPE), "--data.init_args.data_dir", str(data_dir),
+            "--data.init_args.val_size", "60", "--data.init_args.batch_size", "32",
+            "--data.init_args.download", "false", "--trainer.default_root_dir", str(root),
+            "--trainer.enable_progress_bar", "false", *extra]  # fmt: skip
+
+
+def test_fast_dev_run(fashion_dir, tmp_path):
+    summary = main(_args(fashion_dir, tmp_path, "--trainer.fast_dev_run", "1"))
+    assert 0.0 <= summary["test"]["test/acc"] <= 1.0
+
+
+def test_fit_writes_metrics_config_curves_and_learns(fashion_dir, tmp_path):
+    summary = main(_args(fashion_dir, tmp_path, "--trainer.max_epochs", "3", "--name", "tiny",
+                         "--model.init_args.arch", "lenet_bn", "--model.init_args.optimizer", "adam",
+                         "--model.init_args.lr", "0.01"))  # fmt: skip
+    run = tmp_path / "tiny" / "version_0"
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert summary.pop("metrics_file") == str(run / "metrics.json")
+    assert metrics == json.loads(json.dumps(summary))
+    assert metrics["epochs"] == 3 and metrics["train_examples_per_second"] > 0
+    assert metrics["test"]["test/acc"] > 0.5  # the square's place gives the class away
+    assert metrics["best_val"]["val/acc"] > 0.5
+    assert (run / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    assert config["model"]["init_args"]["arch"] == "lenet_bn"
+    assert config["model"]["init_args"]["optimizer"] == "adam"
+    hparams = yaml.safe_load((run / "hparams.yaml").read_text())
+    assert hparams["num_classes"] == 10 and "in_features" not in hparams  # linked from the data
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+    assert len(list((run / "checkpoints").glob("best-*.ckpt"))) == 1
+
+
+def test_resume_from_last_continues_epochs(fashion_dir, tmp_path):
+    main(_args(fashion_dir, tmp_path, "--trainer.max_epochs", "1", "--name", "r"))
+    summary = main(_args(fashion_dir, tmp_path, "--trainer.max_epochs", "2", "--name", "r",
+                         "--ckpt_path", "last"))  # fmt: skip
+    assert summary["epochs"] == 2
+    run = tmp_path / "r" / "version_0"
+    assert not (tmp_path / "r" / "version_1").exists()  # the same run folder carries on
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
+    assert ckpt["global_step"] == 2 * 8  # 240 examples / 32 = 8 steps an epoch
+    log = pd.read_csv(run / "metrics.csv")
+    assert sorted(log.dropna(subset=["val/acc"])["epoch"]) == [0, 1]  # one log, both epochs
+    history = next(v for k, v in ckpt["callbacks"].items() if k.startswith("RunReport"))["history"]
+    assert [row["epoch"] for row in history] == [0, 1]  # the curves cover the whole run
+
+
+def test_resume_without_a_run_is_a_clear_error(fashion_dir, tmp_path):
+    with pytest.raises(FileNotFoundError, match="no .*last.ckpt to resume"):
+        main(_args(fashion_dir, tmp_path, "--name", "never", "--ckpt_path", "last"))
+
+
+def test_wandb_offline_run_writes_its_files(fashion_dir, tmp_path, monkeypatch):
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    main(_args(fashion_dir, tmp_path, "--trainer.max_epochs", "1", "--name", "w", "--wandb", "true"))
+    runs = list((tmp_path / "w" / "version_0" / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1
+    assert list(runs[0].glob("*.wandb")), "the offline run has no .wandb event file for `wandb sync`"
+
+
+def test_print_config_reproduces_the_recipe():
+    out = subprocess.run([sys.executable, "-m", "zoo.fit", "--config", str(RECIPE), "--print_config"],
+                         capture_output=True, text=True, check=True, cwd=RECIPE.parents[1]).stdout  # fmt: skip
+    config = yaml.safe_load(out)
+    assert config["model"]["init_args"]["lr"] == 0.9
+    assert config["data"]["class_path"] == "datamodules.FashionMNIST"
+    assert config["seed_everything"] == 42

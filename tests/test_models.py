@@ -1,0 +1,64 @@
+"""Every registered model: forward on its smallest valid input, output shape, finite values,
+and a gradient for every parameter."""
+
+import inspect
+
+import pytest
+import torch
+
+from zoo.registry import _MODELS, create_model, list_models
+
+IMAGE_SIZES = (12, 16, 28, 32, 64, 96, 128, 224)
+
+
+def _example(name: str):
+    """A model and its smallest valid input: image models are tried at growing sizes."""
+    params = inspect.signature(_MODELS[name]).parameters
+    if "in_features" in params:
+        model = create_model(name, in_features=5, out_features=2)
+        return model, torch.randn(4, 5), (4, 2)
+    model = create_model(name, num_classes=3)
+    if hasattr(model, "example_input"):
+        x = model.example_input(batch_size=2)
+        return model, x, None
+    in_channels = params["in_channels"].default if "in_channels" in params else 1
+    if "image_size" in params:
+        size = params["image_size"].default
+        return model, torch.randn(2, in_channels, size, size), (2, 3)
+    for size in IMAGE_SIZES:
+        x = torch.randn(2, in_channels, size, size)
+        try:
+            with torch.no_grad():
+                model.eval()(x)
+        except (RuntimeError, ValueError):
+            continue
+        return model.train(), x, (2, 3)
+    raise AssertionError(f"{name}: no input size in {IMAGE_SIZES} works")
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_forward_backward(name):
+    torch.manual_seed(0)
+    model, x, shape = _example(name)
+    model.train()
+    out = model(x)
+    out = out[0] if isinstance(out, tuple) else out
+    if shape is not None:
+        assert out.shape == shape
+    assert torch.isfinite(out).all()
+    out.float().square().mean().backward()
+    missing = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    assert not missing, f"no gradient for {missing}"
+
+
+def test_lenet_rejects_too_small_images():
+    with pytest.raises(ValueError, match="at least 12x12"):
+        create_model("lenet", image_size=8)
+
+
+def test_mlp_dropout_per_layer_and_bad_lengths():
+    model = create_model("mlp", hidden=(256, 256), dropout=(0.2, 0.5))
+    drops = [m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)]
+    assert drops == [0.2, 0.5]
+    with pytest.raises(ValueError, match="2 values for 1 hidden"):
+        create_model("mlp", hidden=(256,), dropout=(0.2, 0.5))

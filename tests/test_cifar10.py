@@ -27,7 +27,12 @@ def _images(n: int) -> np.ndarray:
 def _write_batch(path: Path, images: np.ndarray, labels: list[int]) -> None:
     # the original layout: rows of 3072 bytes, the red plane, then green, then blue
     rows = images.transpose(0, 3, 1, 2).reshape(len(images), -1)
-    d = {"batch_label": "training batch", "labels": labels, "data": rows, "filenames": [f"{i}.png" for i in labels]}
+    d = {
+        "batch_label": "training batch",
+        "labels": labels,
+        "data": rows,
+        "filenames": [f"{i}.png" for i in labels],
+    }
     with open(path, "wb") as f:
         pickle.dump(d, f, protocol=2)
 
@@ -59,7 +64,9 @@ def test_read_batch_pixel_layout(tmp_path) -> None:
 
 def test_pickle_module_splits_and_reads_exact_pixels(tmp_path) -> None:
     train, test = _write_pickles(tmp_path)
-    dm = CIFAR10(str(tmp_path), batch_size=4, augment="none", normalize=False, val_size=3, seed=1, download=False)
+    dm = CIFAR10(
+        str(tmp_path), batch_size=4, augment="none", normalize=False, val_size=3, seed=1, download=False
+    )
     dm.setup("fit")
     assert (len(dm._train), len(dm._val), len(dm._test)) == (7, 3, 3)
     assert torch.equal(_raw(dm, "test"), torch.from_numpy(test).permute(0, 3, 1, 2))
@@ -109,7 +116,9 @@ def _write_kaggle(root: Path, ids: list[int], ext: str, csv_ids: range, test_ids
         (root / "test").mkdir()
         for i in test_ids:
             Image.fromarray(np.full((32, 32, 3), 200, np.uint8)).save(root / "test" / f"{i}.{ext}")
-        (root / "testLabels.csv").write_text("id,label\n" + "".join(f"{i},{cifar.CLASSES[i % 10]}\n" for i in test_ids))
+        (root / "testLabels.csv").write_text(
+            "id,label\n" + "".join(f"{i},{cifar.CLASSES[i % 10]}\n" for i in test_ids)
+        )
 
 
 @pytest.mark.parametrize("cache", [True, False])

@@ -1,0 +1,159 @@
+"""Fine-tuning from a local weights file, the offline error, and the training options: the
+head's own learning rate through warm-up and decay, frozen backbones, label smoothing,
+channels_last."""
+
+from __future__ import annotations
+
+import lightning as L
+import pytest
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from zoo.models.finetune import finetune
+from zoo.registry import create_model
+from zoo.tasks import Classification
+
+BACKBONE = "test_resnet"  # timm's tiny test network: 0.4M parameters, 96 features
+
+
+def _saved_backbone(tmp_path, wrap=None):
+    """A timm model with its own 1000-class classifier, saved as a plain state_dict."""
+    torch.manual_seed(1)
+    source = create_model(f"timm/{BACKBONE}")
+    state = source.state_dict()
+    path = tmp_path / "backbone.pth"
+    torch.save(wrap(state) if wrap else state, path)
+    return source, path
+
+
+@pytest.mark.parametrize(
+    "wrap",
+    [None, lambda s: {"state_dict": {f"model.backbone.{k}": v for k, v in s.items()}, "epoch": 3}],
+    ids=["state_dict", "lightning_checkpoint"],
+)
+def test_backbone_from_local_file_gets_a_new_head(tmp_path, wrap) -> None:
+    source, path = _saved_backbone(tmp_path, wrap)
+    model = finetune(num_classes=3, backbone=BACKBONE, weights=str(path))
+    loaded = model.backbone.state_dict()
+    assert all(torch.equal(v, source.state_dict()[k]) for k, v in loaded.items())
+    assert "fc.weight" not in loaded  # the old classifier is gone
+    assert isinstance(model.head, torch.nn.Linear) and model.head.out_features == 3
+    source.eval(), model.eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        features = source.forward_head(source.forward_features(x), pre_logits=True)
+        assert torch.allclose(model.backbone(x), features)
+        assert model(x).shape == (2, 3)
+
+
+def test_weights_of_another_architecture_are_refused(tmp_path) -> None:
+    torch.save(create_model("resnet18").state_dict(), tmp_path / "zoo_resnet.pth")
+    with pytest.raises(ValueError, match=r"does not fit this backbone: \d+ of its \d+ weights are missing"):
+        finetune(backbone=BACKBONE, weights=str(tmp_path / "zoo_resnet.pth"))
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        finetune(backbone=BACKBONE, weights=str(tmp_path / "missing.pth"))
+    with pytest.raises(ValueError, match="not both"):
+        finetune(backbone=BACKBONE, pretrained=True, weights=str(tmp_path / "zoo_resnet.pth"))
+
+
+def test_offline_pretrained_request_says_how_to_pass_a_file(monkeypatch, tmp_path) -> None:
+    import huggingface_hub.constants
+
+    # no network here anyway; offline mode makes the hub fail at once instead of retrying
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setenv("HF_HOME", str(tmp_path))  # and no cached copy
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    with pytest.raises(RuntimeError, match=r"cannot get pretrained .*weights: /path/to/test_resnet.pth"):
+        finetune(backbone=BACKBONE, pretrained=True)
+
+
+def _task(**kw) -> Classification:
+    kw.setdefault("arch_kwargs", {"backbone": BACKBONE})
+    return Classification(arch="finetune", num_classes=2, in_channels=3, **kw)
+
+
+def test_head_gets_its_own_learning_rate_and_decay_only_on_weights() -> None:
+    task = _task(lr=0.01, head_lr_mult=10, weight_decay=1e-3)
+    opt = task.configure_optimizers()
+    head = {id(p) for p in task.model.head.parameters()}
+    for group in opt.param_groups:
+        is_head = {id(p) in head for p in group["params"]}
+        assert len(is_head) == 1
+        assert group["lr"] == pytest.approx(0.1 if is_head.pop() else 0.01)
+        assert group["weight_decay"] == (1e-3 if all(p.ndim > 1 for p in group["params"]) else 0.0)
+    assert sum(len(g["params"]) for g in opt.param_groups) == len(list(task.model.parameters()))
+
+
+def test_frozen_backbone_trains_the_head_only() -> None:
+    task = _task(arch_kwargs={"backbone": BACKBONE, "freeze_backbone": True})
+    opt = task.configure_optimizers()
+    trained = {id(p) for g in opt.param_groups for p in g["params"]}
+    assert trained == {id(p) for p in task.model.head.parameters()}
+    task.train()
+    assert not task.model.backbone.training and task.model.head.training  # BN statistics stay put
+
+
+def test_pretrained_weights_survive_task_init() -> None:
+    with pytest.raises(ValueError, match="init='xavier' overwrites the loaded weights"):
+        _task(init="xavier")
+
+
+class _LRs(L.Callback):
+    def __init__(self) -> None:
+        self.seen: list[list[float]] = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self.seen.append([g["lr"] for g in trainer.optimizers[0].param_groups])
+
+
+def _fit(task: Classification, epochs: int, steps_per_epoch: int = 4, **trainer_kw) -> _LRs:
+    torch.manual_seed(0)
+    n = steps_per_epoch * 2
+    data = TensorDataset(torch.randn(n, 3, 16, 16), torch.randint(0, 2, (n,)))
+    lrs = _LRs()
+    trainer = L.Trainer(
+        max_epochs=epochs, callbacks=[lrs], logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, **trainer_kw,
+    )  # fmt: skip
+    trainer.fit(task, DataLoader(data, batch_size=2))
+    return lrs
+
+
+@pytest.mark.parametrize("scheduler", ["cosine", "step"])
+def test_schedules_keep_the_head_multiple_through_warmup_and_decay(scheduler: str) -> None:
+    task = _task(lr=0.1, head_lr_mult=10, scheduler=scheduler, warmup_epochs=1, step_size=1, gamma=0.5)
+    seen = _fit(task, epochs=3).seen
+    heads = {id(p) for p in task.model.head.parameters()}
+    is_head = [id(g["params"][0]) in heads for g in task.optimizers().optimizer.param_groups]
+    base = [next(lr for lr, h in zip(step, is_head, strict=True) if not h) for step in seen]
+    for step in seen:
+        for lr, h in zip(step, is_head, strict=True):
+            assert lr == pytest.approx(base[seen.index(step)] * (10 if h else 1))
+    assert base[:4] == pytest.approx([0.025, 0.05, 0.075, 0.1])  # linear warm-up over epoch 1
+    if scheduler == "step":
+        assert base[4:] == pytest.approx([0.05] * 4 + [0.025] * 4)
+    else:
+        assert base[4] == pytest.approx(0.1) and all(b > a for a, b in zip(base[5:], base[4:], strict=False))
+
+
+def test_label_smoothing_changes_the_loss() -> None:
+    x, y = torch.randn(4, 3, 16, 16), torch.tensor([0, 1, 0, 1])
+    losses = []
+    for smoothing in (0.0, 0.2):
+        torch.manual_seed(0)
+        task = _task(label_smoothing=smoothing)
+        losses.append(task.training_step((x, y), 0).item())
+        logits = task.model(x)
+    # same seed, same model: the difference is the smoothing alone
+    expected = torch.nn.functional.cross_entropy(logits, y, label_smoothing=0.2).item()
+    assert losses[1] == pytest.approx(expected, rel=1e-5) and losses[0] != pytest.approx(losses[1])
+
+
+def test_channels_last_option_trains() -> None:
+    task = Classification(arch="resnet18", num_classes=2, in_channels=3, channels_last=True,
+                          arch_kwargs={"width": 4})  # fmt: skip
+    assert task.model.features[0].weight.is_contiguous(memory_format=torch.channels_last)
+    batch = task.on_after_batch_transfer((torch.randn(2, 3, 16, 16), torch.tensor([0, 1])), 0)
+    assert batch[0].is_contiguous(memory_format=torch.channels_last)
+    _fit(task, epochs=1, steps_per_epoch=2)
+    assert task.hparams.channels_last is True

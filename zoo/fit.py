@@ -117,8 +117,9 @@ def main(args: list[str] | None = None, one_line_errors: bool = False) -> dict[s
         return _fit(args, exit_on_error=not one_line_errors)
 
 
-def _fit(args: list[str] | None, exit_on_error: bool = True) -> dict[str, Any] | None:
-    cli = ZooCLI(
+def make_cli(args: list[str] | None = None, exit_on_error: bool = True) -> ZooCLI:
+    """Parse ``args`` and build the task, data module and trainer, without fitting."""
+    return ZooCLI(
         ZooTask,
         ZooDataModule,
         subclass_mode_model=True,
@@ -130,6 +131,10 @@ def _fit(args: list[str] | None, exit_on_error: bool = True) -> dict[str, Any] |
         auto_configure_optimizers=False,
         parser_kwargs={"exit_on_error": exit_on_error},
     )
+
+
+def _fit(args: list[str] | None, exit_on_error: bool = True) -> dict[str, Any] | None:
+    cli = make_cli(args, exit_on_error)
     trainer, model, data = cli.trainer, cli.model, cli.datamodule
     trainer.fit(model, datamodule=data, ckpt_path=cli.resume_from)
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""

@@ -1,0 +1,53 @@
+"""Every recipe in configs/ parses and builds its task, data module and trainer, and the
+course's settings in the foundation recipes are the ones the course uses."""
+
+from pathlib import Path
+
+import pytest
+
+from zoo.fit import make_cli
+
+CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("recipe", CONFIGS, ids=[c.stem for c in CONFIGS])
+def test_recipe_builds(recipe, tmp_path):
+    cli = make_cli(["--config", str(recipe), "--trainer.default_root_dir", str(tmp_path)])
+    assert cli.trainer.max_epochs >= 1
+    assert sum(p.numel() for p in cli.model.parameters()) > 0
+
+
+@pytest.mark.parametrize(
+    ("recipe", "expected"),
+    [
+        ("lenet_fashion_mnist", {"lr": 0.9, "batch_size": 256, "epochs": 10, "init": "xavier"}),
+        ("softmax_regression_fashion_mnist", {"lr": 0.1, "batch_size": 256, "epochs": 10}),
+        ("mlp_fashion_mnist", {"lr": 0.1, "batch_size": 256, "epochs": 10}),
+        ("dropout_mlp_fashion_mnist", {"lr": 0.5, "batch_size": 256, "epochs": 10}),
+    ],
+)
+def test_course_settings(recipe, expected, tmp_path):
+    cli = make_cli(["--config", str(CONFIGS[0].parent / f"{recipe}.yaml"), "--trainer.default_root_dir", str(tmp_path)])
+    hp = cli.model.hparams
+    assert hp.lr == expected["lr"] and hp.optimizer == "sgd"
+    assert cli.datamodule.batch_size == expected["batch_size"]
+    assert cli.trainer.max_epochs == expected["epochs"]
+    if "init" in expected:
+        assert hp.init == expected["init"]
+
+
+def test_dropout_recipe_has_the_course_rates(tmp_path):
+    import torch
+
+    cli = make_cli(["--config", str(CONFIGS[0].parent / "dropout_mlp_fashion_mnist.yaml"),
+                    "--trainer.default_root_dir", str(tmp_path)])  # fmt: skip
+    assert [m.p for m in cli.model.modules() if isinstance(m, torch.nn.Dropout)] == [0.2, 0.5]
+
+
+def test_weight_decay_spares_biases(tmp_path):
+    cli = make_cli(["--config", str(CONFIGS[0].parent / "weight_decay.yaml"),
+                    "--trainer.default_root_dir", str(tmp_path)])  # fmt: skip
+    assert cli.datamodule.in_features == 200
+    groups = cli.model.configure_optimizers().param_groups
+    decay = {tuple(p.shape): g["weight_decay"] for g in groups for p in g["params"]}
+    assert decay == {(1, 200): 3.0, (1,): 0.0}

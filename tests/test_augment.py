@@ -90,3 +90,20 @@ def test_bad_inputs_name_the_problem(tmp_path) -> None:
         ImageFiles([bad], [0])[0]
     with pytest.raises(ValueError, match="2 images but 1 labels"):
         ImageFiles([bad, bad], [0])
+
+
+def test_show_augment_writes_a_grid(tmp_path) -> None:
+    from zoo.show_augment import main
+
+    (tmp_path / "train").mkdir()
+    for i in range(1, 5):
+        Image.fromarray(_images(1, seed=i)[0]).save(tmp_path / "train" / f"{i}.png")
+    (tmp_path / "trainLabels.csv").write_text("id,label\n1,cat\n2,dog\n3,ship\n4,frog\n")
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("data:\n  class_path: datamodules.CIFAR10\n  init_args: {val_size: 1, download: no}\n")
+    out = main(["--config", str(recipe), "--data_dir", str(tmp_path), "--out", str(tmp_path / "g.png"),
+                "--images", "2", "--draws", "3", "--augment", "course"])  # fmt: skip
+    grid = np.asarray(Image.open(out))
+    assert grid.shape == (2 + 2 * 34, 2 + 3 * 34, 3)  # 32-pixel tiles, 2-pixel padding
+    tiles = [grid[2:34, 2 + 34 * j : 34 + 34 * j] for j in range(3)]
+    assert not np.array_equal(tiles[0], tiles[1]), "each column must be another augmentation draw"

@@ -1,0 +1,74 @@
+"""``python -m zoo.show_augment``: a PNG grid of augmented training samples, as the course shows
+them (lecture 36): one row per image, each column another draw of its augmentation.
+
+    python -m zoo.show_augment --config configs/resnet18_cifar10.yaml \\
+        --data_dir ../shared/data/cifar10 --out augment.png [--images 6] [--draws 8]
+    python -m zoo.show_augment --config configs/cifar10_cpu.yaml --augment course --out course.png
+
+Works with any image data module of a ``zoo.fit`` recipe (only its ``data`` section is used)
+whose training set yields ``(C, H, W)`` tensors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from torchvision.utils import make_grid, save_image
+
+from zoo.io import atomic_write
+
+
+def data_module(config: str | Path, overrides: dict[str, Any]):
+    """The data module of a recipe, with ``overrides`` on its ``init_args``."""
+    cfg = yaml.safe_load(Path(config).read_text())
+    data = (cfg or {}).get("data")
+    if not isinstance(data, dict) or "class_path" not in data:
+        raise ValueError(f"{config}: no data.class_path section (expected a zoo.fit recipe)")
+    module, _, name = data["class_path"].rpartition(".")
+    cls = getattr(importlib.import_module(module), name)
+    return cls(**{**(data.get("init_args") or {}), **overrides})
+
+
+def to_display(x: torch.Tensor, mean: Any, std: Any) -> torch.Tensor:
+    """Undo normalisation for display: with known stats exactly, else per-image min-max."""
+    if mean is not None and std is not None:
+        x = x * torch.as_tensor(std).view(-1, 1, 1) + torch.as_tensor(mean).view(-1, 1, 1)
+    elif x.min() < 0 or x.max() > 1:
+        x = (x - x.min()) / (x.max() - x.min()).clamp_min(1e-8)
+    return x.clamp(0, 1)
+
+
+def main(argv: list[str] | None = None) -> Path:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--config", required=True, help="a zoo.fit recipe (YAML) with a data section")
+    p.add_argument("--out", default="augment.png", help="PNG file to write")
+    p.add_argument("--data_dir", help="override the recipe's data_dir")
+    p.add_argument("--augment", help="override the recipe's augmentation pipeline")
+    p.add_argument("--images", type=int, default=6, help="rows: different training images")
+    p.add_argument("--draws", type=int, default=8, help="columns: augmentations of each image")
+    args = p.parse_args(argv)
+    overrides = {k: v for k, v in (("data_dir", args.data_dir), ("augment", args.augment)) if v}
+    dm = data_module(args.config, overrides)
+    dm.setup("fit")
+    dataset = dm.train_dataloader().dataset
+    mean, std = getattr(dm, "mean", None), getattr(dm, "std", None)
+    tiles = [
+        to_display(dataset[i][0], mean, std)
+        for i in range(min(args.images, len(dataset)))
+        for _ in range(args.draws)
+    ]
+    grid = make_grid(torch.stack(tiles), nrow=args.draws, padding=2, pad_value=1.0)
+    out = Path(args.out)
+    with atomic_write(out, "wb") as f:
+        save_image(grid, f, format="png")
+    print(f"wrote {out} ({len(tiles)} samples)")
+    return out
+
+
+if __name__ == "__main__":
+    main()

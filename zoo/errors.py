@@ -1,0 +1,51 @@
+"""Mistakes in a command line, a recipe or the data, reported as one line instead of a traceback.
+
+jsonargparse wraps an error raised in a constructor (``unknown model 'lenet6'``) in several
+layers of "does not validate against any of the Union subtypes"; the line a user needs is the
+innermost message together with the option it belongs to. ``ZOO_DEBUG=1`` keeps the traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from collections.abc import Iterator
+
+from jsonargparse import ArgumentError
+from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+from zoo.faults import NonFiniteLossError
+
+# what a wrong option, a missing or damaged file, or a diverged run raises; other exceptions
+# (bugs) keep their traceback
+USER_ERRORS = (ArgumentError, ValueError, TypeError, OSError, MisconfigurationException, NonFiniteLossError)
+
+
+def one_line(exc: BaseException) -> str:
+    """``--model.init_args.lr: expected a float, got fast`` from jsonargparse's nested errors;
+    other exceptions' own message, with line breaks folded."""
+    chain, keys = [], []
+    while exc is not None and exc not in chain and len(chain) < 50:
+        chain.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    for e in chain:
+        m = re.match(r'Parser key "([^"]+)"', str(e))
+        if m and m.group(1) not in keys:
+            keys.append(m.group(1))
+    message = " ".join(str(chain[-1]).split()) or type(chain[-1]).__name__
+    message = re.sub(r"<class '([\w.]+)'>", r"\1", message)
+    message = re.sub(r"^Expected a (.+?)\. Got value: (.*)$", r"expected a \1, got \2", message)
+    return f"--{'.init_args.'.join(keys)}: {message}" if keys else message
+
+
+@contextlib.contextmanager
+def user_errors_as_one_line(enabled: bool = True) -> Iterator[None]:
+    """Turn ``USER_ERRORS`` raised inside the block into ``SystemExit("error: ...")``: Python
+    prints that one line to stderr and exits with status 1."""
+    try:
+        yield
+    except USER_ERRORS as e:
+        if not enabled or os.environ.get("ZOO_DEBUG"):
+            raise
+        raise SystemExit(f"error: {one_line(e)} (ZOO_DEBUG=1 shows the traceback)") from None

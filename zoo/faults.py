@@ -1,0 +1,111 @@
+"""Runs that survive faults: atomic checkpoints, exact resumption, and a stop on a diverged loss.
+
+* ``AtomicCheckpointIO`` writes every checkpoint to a temporary file in its own folder, fsyncs
+  it, then renames it over the target: a run killed while saving leaves the previous
+  ``last.ckpt`` whole. (Lightning's ``TorchCheckpointIO`` goes through an fsspec transaction
+  whose temporary file lives in the system temp folder, so the final move may be a copy across
+  file systems, and nothing is fsynced.) It loads with ``weights_only=True`` unless told
+  otherwise, so a checkpoint from elsewhere cannot run code when it is unpickled.
+* ``RNGState`` keeps the global random generators (torch, CUDA, numpy, Python) in the
+  checkpoint, so the batches and dropout masks after ``--ckpt_path last`` are the ones the
+  uninterrupted run would have drawn (with ``--trainer.deterministic true`` the final metrics
+  are then identical; Lightning itself does not save these states).
+* ``FiniteLossGuard`` stops the run at the first NaN or infinite training loss, before the
+  optimizer applies it, with a message naming the step and the last good checkpoint, which is
+  left untouched (no checkpoint is written on the way out).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+
+from zoo.io import atomic_write
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """``torch.save`` through ``zoo.io.atomic_write``; ``torch.load`` with ``weights_only=True``."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any = None) -> None:
+        if storage_options is not None:
+            raise TypeError(f"{type(self).__name__} takes no storage_options")
+        with atomic_write(path, "wb") as f:
+            torch.save(checkpoint, f)
+
+    def load_checkpoint(self, path, map_location: Callable | None = None, weights_only: bool | None = None):
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"checkpoint file not found: {path}")
+        # None would mean torch's default, which older torch releases set to False
+        return torch.load(path, map_location=map_location or "cpu",
+                          weights_only=True if weights_only is None else weights_only)  # fmt: skip
+
+
+class RNGState(L.Callback):
+    """Saves the global random states with each checkpoint and restores them on resume.
+
+    The states are stored as tensors and plain Python values, so the checkpoint still loads
+    with ``weights_only=True``. Only rank 0 writes checkpoints, so under DDP every rank resumes
+    from rank 0's states (the data order there comes from ``DistributedSampler``'s seed and
+    epoch, not from these generators).
+    """
+
+    def state_dict(self) -> dict[str, Any]:
+        version, keys, pos, has_gauss, gauss = np.random.get_state()
+        py_version, py_state, py_gauss = random.getstate()
+        return {
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "numpy": [version, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss],
+            "python": [py_version, list(py_state), py_gauss],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        torch.set_rng_state(state["torch"])
+        if state["cuda"] and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(state["cuda"])
+        version, keys, pos, has_gauss, gauss = state["numpy"]
+        np.random.set_state((version, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+        py_version, py_state, py_gauss = state["python"]
+        random.setstate((py_version, tuple(py_state), py_gauss))
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+class FiniteLossGuard(L.Callback):
+    """Raises ``NonFiniteLossError`` when a training loss is not finite, before its backward
+    pass. Under DDP the ranks agree first (one all-reduce of a flag), so all stop together
+    instead of the healthy ones waiting forever in the gradient all-reduce."""
+
+    def on_before_backward(self, trainer: L.Trainer, module: L.LightningModule, loss: torch.Tensor) -> None:
+        bad = not bool(torch.isfinite(loss.detach()).all())
+        if not trainer.strategy.reduce_boolean_decision(bad, all=False):
+            return
+        ckpt = trainer.checkpoint_callback
+        last = getattr(ckpt, "last_model_path", "") or getattr(ckpt, "best_model_path", "")
+        kept = f"the last good checkpoint, {last}, is kept" if last else "no checkpoint had been saved yet"
+        value = f"{loss.item()}" if bad else "finite here but not on another rank"
+        raise NonFiniteLossError(
+            f"training loss is {value} at epoch {trainer.current_epoch}, step {trainer.global_step}; "
+            f"stopped, {kept}. Lower the learning rate or clip gradients "
+            "(--trainer.gradient_clip_val), then resume with --ckpt_path last"
+        )
+
+
+def fault_plugins(plugins: Any) -> list:
+    """The trainer's ``plugins`` with ``AtomicCheckpointIO`` added, unless one of them already
+    is a ``CheckpointIO`` (a user's choice wins)."""
+    from lightning.fabric.plugins import CheckpointIO
+
+    plugins = [] if plugins is None else list(plugins) if isinstance(plugins, (list, tuple)) else [plugins]
+    if not any(isinstance(p, CheckpointIO) for p in plugins):
+        plugins.append(AtomicCheckpointIO())
+    return plugins

@@ -28,6 +28,16 @@ class ZooDataModule(L.LightningDataModule):
         self.num_workers = num_workers
         self.pin_memory = pin_memory
 
+    # Subclasses build ``self._train``, ``self._val`` and ``self._test`` in ``setup``.
+    def train_dataloader(self) -> DataLoader:
+        return self.loader(self._train, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self.loader(self._val)
+
+    def test_dataloader(self) -> DataLoader:
+        return self.loader(self._test)
+
     def loader(self, dataset: Dataset, shuffle: bool = False, **kwargs: Any) -> DataLoader:
         """A DataLoader with this module's settings; batched datasets (``__getitems__``
         returning a whole batch) are passed through without per-sample collation."""

@@ -208,11 +208,3 @@ class FashionMNIST(ZooDataModule):
             x = (x - MEAN) / STD
         return x, y
 
-    def train_dataloader(self):
-        return self.loader(self._train, shuffle=True)
-
-    def val_dataloader(self):
-        return self.loader(self._val)
-
-    def test_dataloader(self):
-        return self.loader(self._test)

@@ -51,11 +51,3 @@ class SyntheticRegression(ZooDataModule):
         self._val = self._draw(self.num_val, g)
         self._test = self._draw(self.num_val, g)
 
-    def train_dataloader(self):
-        return self.loader(self._train, shuffle=True)
-
-    def val_dataloader(self):
-        return self.loader(self._val)
-
-    def test_dataloader(self):
-        return self.loader(self._test)

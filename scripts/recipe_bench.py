@@ -1,0 +1,102 @@
+"""Issue-2 benchmark: the Fashion-MNIST recipes end to end on the real data, against targets.
+
+Runs each recipe as a user would (``python -m zoo.fit --config ...`` in a fresh process, so
+imports, data loading, training, validation and testing all count) and reads its
+``metrics.json``. With ``--peer``, first runs the course's own ``d2l`` LeNet script
+(../shared/peers/d2l_lenet.py) in the same sitting, since this machine's speed varies.
+
+    python scripts/recipe_bench.py --data_dir ../shared/data/fashion_mnist [--peer]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+# the course's numbers for LeNet, measured on this kind of machine (shared/peers/README.md)
+COURSE_LENET = {"test_acc": 0.794, "wall_seconds": 139.3}
+FAST_TARGET = {"test_acc": 0.91, "wall_seconds": 180.0}
+
+
+def run_recipe(config: str, data_dir: str, root: str, *extra: str) -> dict:
+    """Train one recipe in a fresh process; its wall time and ``metrics.json``."""
+    cmd = [sys.executable, "-m", "zoo.fit", "--config", config, "--data.init_args.data_dir", data_dir,
+           "--data.init_args.download", "false", "--trainer.default_root_dir", root,
+           "--trainer.enable_progress_bar", "false", *extra]  # fmt: skip
+    t0 = time.perf_counter()
+    subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    wall = time.perf_counter() - t0
+    metrics = json.loads(max(Path(root).glob(f"{Path(config).stem}/version_*/metrics.json"),
+                             key=os.path.getmtime).read_text())  # fmt: skip
+    return {"recipe": config, "wall_seconds": round(wall, 1), "test_acc": metrics["test"]["test/acc"],
+            "epochs": metrics["epochs"], "train_examples_per_second": metrics["train_examples_per_second"]}  # fmt: skip
+
+
+def run_peer(data_dir: str, python: str, pythonpath: str | None) -> dict:
+    """The course's LeNet with its own ``d2l`` package (reads ../data/FashionMNIST/raw)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = Path(tmp, "data", "FashionMNIST", "raw")
+        raw.mkdir(parents=True)
+        for gz in Path(data_dir).glob("*-ubyte.gz"):
+            subprocess.run(f"zcat {gz} > {raw / gz.stem}", shell=True, check=True)
+        work = Path(tmp, "work")
+        work.mkdir()
+        env = dict(os.environ, **({"PYTHONPATH": pythonpath} if pythonpath else {}))
+        t0 = time.perf_counter()
+        out = subprocess.run([python, str(SHARED / "peers" / "d2l_lenet.py")], cwd=work, env=env,
+                             check=True, capture_output=True, text=True).stdout  # fmt: skip
+        wall = time.perf_counter() - t0
+    acc = re.search(r"test acc ([0-9.]+)", out)
+    speed = re.search(r"([0-9.]+) examples/sec", out)
+    return {"recipe": "course d2l train_ch6 (peer)", "wall_seconds": round(wall, 1),
+            "test_acc": float(acc.group(1)) if acc else None, "epochs": 10,
+            "train_examples_per_second": float(speed.group(1)) if speed else None}  # fmt: skip
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data_dir", default=str(SHARED / "data" / "fashion_mnist"))
+    ap.add_argument("--peer", action="store_true", help="also run the course's d2l LeNet")
+    ap.add_argument("--peer_python", default=sys.executable)
+    ap.add_argument("--peer_pythonpath", default=None, help="where the d2l package is installed")
+    ap.add_argument("--out", default="bench-out/recipe_bench.json")
+    args = ap.parse_args()
+
+    rows = []
+    with tempfile.TemporaryDirectory() as root:
+        if args.peer:
+            rows.append(run_peer(args.data_dir, args.peer_python, args.peer_pythonpath))
+        lenet = run_recipe("configs/lenet_fashion_mnist.yaml", args.data_dir, root)
+        lenet["target"] = "acc >= course, wall < course"
+        lenet["met"] = (lenet["test_acc"] >= COURSE_LENET["test_acc"]
+                        and lenet["wall_seconds"] < COURSE_LENET["wall_seconds"])
+        fast = run_recipe("configs/fashion_mnist_fast.yaml", args.data_dir, root)
+        fast["target"] = "acc >= 0.91 in < 180 s"
+        fast["met"] = fast["test_acc"] >= FAST_TARGET["test_acc"] and fast["wall_seconds"] < FAST_TARGET["wall_seconds"]
+        rows += [lenet, fast]
+
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, {platform.platform()}")
+    print(f"{'recipe':40} {'test acc':>9} {'wall s':>8} {'ex/s':>9}  target")
+    for r in rows:
+        ex = r["train_examples_per_second"]
+        verdict = "" if "met" not in r else ("MET" if r["met"] else "MISSED")
+        print(f"{r['recipe']:40} {r['test_acc'] or float('nan'):9.4f} {r['wall_seconds']:8.1f} "
+              f"{ex or float('nan'):9.0f}  {r.get('target', '')} {verdict}")
+    out = ROOT / args.out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"machine": platform.platform(), "cpus": os.cpu_count(), "rows": rows}, indent=2))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

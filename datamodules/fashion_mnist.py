@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from datamodules.base import TensorDataset, ZooDataModule, find_dir, seeded_split
+from datamodules.base import TensorDataset, ZooDataModule, seeded_split
 from datamodules.download import download
 
 FILES = {

@@ -89,8 +89,9 @@ class FiniteLossGuard(L.Callback):
         bad = not bool(torch.isfinite(loss.detach()).all())
         if not trainer.strategy.reduce_boolean_decision(bad, all=False):
             return
-        ckpt = trainer.checkpoint_callback
-        last = getattr(ckpt, "last_model_path", "") or getattr(ckpt, "best_model_path", "")
+        paths = [p for c in trainer.checkpoint_callbacks for p in (c.last_model_path, c.best_model_path)]
+        saved = [Path(p) for p in paths if p and Path(p).is_file()]
+        last = max(saved, key=lambda p: p.stat().st_mtime) if saved else None
         kept = f"the last good checkpoint, {last}, is kept" if last else "no checkpoint had been saved yet"
         value = f"{loss.item()}" if bad else "finite here but not on another rank"
         raise NonFiniteLossError(

@@ -26,8 +26,8 @@ import zoo.tasks  # noqa: F401
 from datamodules.base import ZooDataModule
 from zoo.callbacks import RunReport
 from zoo.errors import user_errors_as_one_line
-from zoo.loggers import ResumableCSVLogger
 from zoo.faults import FiniteLossGuard, RNGState, fault_plugins
+from zoo.loggers import ResumableCSVLogger
 from zoo.tasks.base import ZooTask
 
 LINKED = ("num_classes", "in_channels", "in_features", "vocab_size")
@@ -63,7 +63,9 @@ class ZooCLI(LightningCLI):
         self.report = RunReport(self.run_dir)
         self.trainer_defaults["callbacks"] = [
             ModelCheckpoint(dirpath=self.run_dir / "checkpoints", monitor=metric, mode=mode,
-                            filename="best-{epoch:03d}", save_last=True, auto_insert_metric_name=False),
+                            filename="best-{epoch:03d}", auto_insert_metric_name=False),
+            # last.ckpt every epoch: Lightning's save_last refreshes it only when a best one is saved
+            ModelCheckpoint(dirpath=self.run_dir / "checkpoints", filename="last", enable_version_counter=False),
             self.report,
             RNGState(),
             FiniteLossGuard(),

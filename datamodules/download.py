@@ -37,6 +37,10 @@ def download(url: str, dest: str | os.PathLike, sha256: str | None = None, md5: 
     try:
         with urllib.request.urlopen(url, timeout=60) as r, open(part, "wb") as f:
             shutil.copyfileobj(r, f, CHUNK)
+            expected = r.headers.get("Content-Length") if hasattr(r, "headers") else None
+        # http.client returns a body cut short by a dropped connection without an error
+        if expected is not None and part.stat().st_size != int(expected):
+            raise OSError(f"incomplete download from {url}: {part.stat().st_size} of {expected} bytes")
         if not _verified(part, sha256, md5):
             raise OSError(f"checksum mismatch for {url}: the downloaded file is not the expected one")
         os.replace(part, dest)
@@ -67,8 +71,10 @@ def extract(archive: str | os.PathLike, target: str | os.PathLike) -> Path:
         with tarfile.open(archive) as t:
             for m in t.getmembers():
                 _check_inside(root, m.name, archive)
-                if m.issym() or m.islnk():
+                if m.issym():  # relative to the link's folder
                     _check_inside(root, str(Path(m.name).parent / m.linkname), archive)
+                elif m.islnk():  # relative to the archive's root
+                    _check_inside(root, m.linkname, archive)
             t.extractall(target, filter="data")
     else:
         raise ValueError(f"{archive} is neither a zip nor a tar archive")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pickle
 import re
 from collections.abc import Iterator
 
@@ -17,9 +18,10 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 
 from zoo.faults import NonFiniteLossError
 
-# what a wrong option, a missing or damaged file, or a diverged run raises; other exceptions
-# (bugs) keep their traceback
-USER_ERRORS = (ArgumentError, ValueError, TypeError, OSError, MisconfigurationException, NonFiniteLossError)
+# what a wrong option, a missing or damaged file, a refused checkpoint or a diverged run raises;
+# other exceptions (bugs) keep their traceback
+USER_ERRORS = (ArgumentError, ValueError, TypeError, OSError, pickle.UnpicklingError,
+               MisconfigurationException, NonFiniteLossError)  # fmt: skip
 
 
 def one_line(exc: BaseException) -> str:
@@ -28,7 +30,7 @@ def one_line(exc: BaseException) -> str:
     chain, keys = [], []
     while exc is not None and exc not in chain and len(chain) < 50:
         chain.append(exc)
-        exc = exc.__cause__ or exc.__context__
+        exc = exc.__cause__  # "raise ... from": jsonargparse wraps the constructor's error this way
     for e in chain:
         m = re.match(r'Parser key "([^"]+)"', str(e))
         if m and m.group(1) not in keys:

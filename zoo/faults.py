@@ -61,15 +61,16 @@ class RNGState(L.Callback):
         py_version, py_state, py_gauss = random.getstate()
         return {
             "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            # this process's device only: get_rng_state_all() would open a context on every GPU
+            "cuda": torch.cuda.get_rng_state() if torch.cuda.is_available() and torch.cuda.is_initialized() else None,
             "numpy": [version, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss],
             "python": [py_version, list(py_state), py_gauss],
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         torch.set_rng_state(state["torch"])
-        if state["cuda"] and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
-            torch.cuda.set_rng_state_all(state["cuda"])
+        if state.get("cuda") is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state(state["cuda"])
         version, keys, pos, has_gauss, gauss = state["numpy"]
         np.random.set_state((version, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
         py_version, py_state, py_gauss = state["python"]

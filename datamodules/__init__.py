@@ -3,10 +3,11 @@
 from datamodules.base import ZooDataModule
 from datamodules.cifar10 import CIFAR10
 from datamodules.fashion_mnist import FashionMNIST
+from datamodules.house_prices import HousePrices
 from datamodules.language_model import LanguageModelData, PennTreebank, TimeMachine, WikiText2
 from datamodules.sine import NoisySine
 from datamodules.synthetic import SyntheticRegression
 
 __all__ = ["ZooDataModule", "FashionMNIST", "SyntheticRegression",
-           "LanguageModelData", "TimeMachine", "PennTreebank", "WikiText2", "NoisySine",
+           "LanguageModelData", "TimeMachine", "PennTreebank", "WikiText2", "NoisySine", "HousePrices",
            "CIFAR10"]

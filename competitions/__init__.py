@@ -1,0 +1,1 @@
+"""Kaggle pipelines, one folder per competition: ``python -m competitions <slug> <stage>``."""

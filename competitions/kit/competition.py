@@ -1,0 +1,189 @@
+"""What a competition defines (its files, checks, metric and submission format) and the three
+stages every competition runs through the same code: ``prepare``, ``fit`` and ``predict``.
+
+``prepare`` finds (or fetches) the raw files, checks them all and writes a small index into
+the work folder (``prepared.json``, ``train_index.csv``, ``test_index.csv``) plus the saved
+``folds.csv``. ``fit`` trains one ``zoo.fit`` run per fold from the competition's recipe (same
+Trainer, same recipe; only the fold differs), scores each best checkpoint on its held-out fold
+and appends the CV score to ``scores.csv``. ``predict`` rebuilds each fold's task and data
+module from its checkpoint (the data module's fitted state, e.g. the class names or the house
+prices preprocessing, travels in the checkpoint), predicts the test rows with optional flip
+TTA, averages the folds and writes ``submission.csv`` only after it passed the check.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from competitions.kit.fetch import fetch
+from competitions.kit.folds import load_or_make_folds
+from competitions.kit.scorelog import append_score
+from competitions.kit.submission import read_sample, write_submission
+from zoo.io import atomic_write
+
+
+@dataclass
+class Prepared:
+    """The checked raw data. ``train`` has ``id`` and ``label`` (and ``path`` for images);
+    ``test`` has ``id`` (and ``path``) in the submission's row order."""
+
+    train: pd.DataFrame
+    test: pd.DataFrame
+    header: list[str]
+    classes: list[str] | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+class Competition:
+    """One Kaggle competition; subclasses fill in the class attributes and ``read``."""
+
+    slug: str  # Kaggle's name, as in kaggle.com/competitions/<slug>
+    metric: str  # what the leaderboard scores, e.g. "log-RMSE"
+    score_key: str  # the key of zoo.fit's test metrics that measures it on a held-out fold
+    higher_is_better: bool = False
+    stratify: bool = True  # stratified folds (classification) or plain shuffled ones
+    #: role -> the names the file may have (the first is Kaggle's); all roles are required
+    files: dict[str, tuple[str, ...]] = {}
+    folders: tuple[str, ...] = ()  # required image folders
+    sample_names: tuple[str, ...] = ("sample_submission.csv",)
+    header: list[str] = []  # the submission's header when no sample submission exists
+
+    def read(self, data_dir: Path, found: dict[str, Path], sample: Path | None) -> Prepared:
+        """Check the raw files and return them as a ``Prepared``; raise ``DataError`` listing
+        every problem found."""
+        raise NotImplementedError
+
+    def fold_args(self, work_dir: Path, fold: int) -> list[str]:
+        """The ``zoo.fit`` arguments that point the recipe's data module at ``fold``."""
+        return ["--data.init_args.index_dir", str(work_dir), "--data.init_args.fold", str(fold)]
+
+    def submission(
+        self, ids: list[str], preds: np.ndarray, classes: list[str] | None, header: list[str]
+    ) -> pd.DataFrame:
+        """The submission table from the fold-averaged predictions (class probabilities, or
+        the task's raw outputs), rows in ``ids`` order and columns named as ``header``."""
+        assert classes is not None, "a classification submission needs the class names"
+        return pd.DataFrame({header[0]: ids, header[1]: np.asarray(classes)[preds.argmax(1)]})
+
+    # -- stage 1 ---------------------------------------------------------------------------
+    def locate(self, data_dir: Path) -> tuple[dict[str, Path], Path | None]:
+        """Each role's file and the sample submission (``None`` when there is none); files that
+        are missing are fetched from Kaggle, or the error says what to place where."""
+        found = {role: _first(data_dir, names) for role, names in self.files.items()}
+        missing = [names[0] for role, names in self.files.items() if found[role] is None]
+        missing += [f"{d}/" for d in self.folders if not (data_dir / d).is_dir()]
+        if missing:
+            fetch(self.slug, data_dir, missing)
+            found = {role: _first(data_dir, names) for role, names in self.files.items()}
+        return found, _first(data_dir, self.sample_names)  # type: ignore[return-value]
+
+    def prepare(self, data_dir: str | Path, work_dir: str | Path, config: dict[str, Any]) -> Prepared:
+        data_dir, work_dir = Path(data_dir).expanduser().resolve(), Path(work_dir)
+        found, sample = self.locate(data_dir)
+        prepared = self.read(data_dir, found, sample)
+        header = prepared.header
+        if sample is None:
+            prepared.notes.append(f"no {self.sample_names[0]} in {data_dir}: the submission will be checked "
+                                  f"against the {len(prepared.test)} test ids and the header {header}")  # fmt: skip
+        cv = config.get("cv", {})
+        labels = prepared.train["label"].tolist() if self.stratify else None
+        load_or_make_folds(work_dir / "folds.csv", prepared.train["id"].tolist(), cv.get("folds", 5),
+                           cv.get("seed", 0), labels)  # fmt: skip
+        _write_csv(work_dir / "train_index.csv", prepared.train)
+        _write_csv(work_dir / "test_index.csv", prepared.test)
+        info = {"competition": self.slug, "data_dir": str(data_dir), "sample": str(sample) if sample else None,
+                "header": header, "classes": prepared.classes, "notes": prepared.notes}  # fmt: skip
+        with atomic_write(work_dir / "prepared.json") as f:
+            json.dump(info, f, indent=1)
+        return prepared
+
+    # -- stage 2 ---------------------------------------------------------------------------
+    def fit(self, work_dir: str | Path, config: dict[str, Any], config_path: str, overrides: list[str]) -> dict:
+        from zoo.fit import main as zoo_fit
+
+        work_dir = Path(work_dir)
+        info = load_prepared(work_dir)
+        start = time.perf_counter()
+        recipe = work_dir / "recipe.yaml"
+        with atomic_write(recipe) as f:
+            yaml.safe_dump(config["fit"], f, sort_keys=False)
+        cv = config.get("cv", {})
+        folds = cv.get("train_folds") or list(range(cv.get("folds", 5)))
+        results = []
+        for k in folds:
+            args = ["--config", str(recipe), *self.fold_args(work_dir, k),
+                    "--trainer.default_root_dir", str(work_dir), "--name", f"fold{k}", *overrides]  # fmt: skip
+            summary = zoo_fit(args)
+            ckpt = summary.get("best_checkpoint")
+            if not ckpt:
+                raise RuntimeError(f"fold {k} saved no checkpoint (a fast_dev_run?); predict needs one per fold")
+            results.append({"fold": k, "checkpoint": ckpt, "score": summary["test"][self.score_key]})
+        scores = [r["score"] for r in results]
+        cv_result = {"competition": self.slug, "metric": self.metric, "score_key": self.score_key,
+                     "cv_score": float(np.mean(scores)), "folds": results, "data_dir": info["data_dir"],
+                     "wall_seconds": round(time.perf_counter() - start, 1)}  # fmt: skip
+        with atomic_write(work_dir / "cv.json") as f:
+            json.dump(cv_result, f, indent=1)
+        append_score(work_dir / "scores.csv", competition=self.slug, stage="fit", metric=self.metric,
+                     cv_score=f"{cv_result['cv_score']:.5f}", fold_scores=" ".join(f"{s:.5f}" for s in scores),
+                     wall_seconds=cv_result["wall_seconds"], config=_describe(config_path, config),
+                     overrides=" ".join(overrides), output=str(work_dir / "cv.json"))  # fmt: skip
+        return cv_result
+
+    # -- stage 3 ---------------------------------------------------------------------------
+    def predict(self, work_dir: str | Path, config: dict[str, Any], config_path: str,
+                tta: bool | None = None, output: str | Path | None = None) -> Path:  # fmt: skip
+        from competitions.kit.predict import predict_folds
+
+        work_dir = Path(work_dir)
+        info = load_prepared(work_dir)
+        cv_file = work_dir / "cv.json"
+        if not cv_file.is_file():
+            raise FileNotFoundError(f"{cv_file} not found: run the fit stage first")
+        cv_result = json.loads(cv_file.read_text())
+        start = time.perf_counter()
+        tta = config.get("predict", {}).get("tta", False) if tta is None else tta
+        ids, preds, classes = predict_folds([f["checkpoint"] for f in cv_result["folds"]], tta)
+        test_ids = pd.read_csv(work_dir / "test_index.csv", dtype={"id": str})["id"].tolist()
+        if ids != test_ids:
+            raise RuntimeError("the data module predicted other rows than prepare's test index; rerun prepare")
+        header, expected_ids = info["header"], test_ids
+        if info["sample"]:
+            header, expected_ids = read_sample(info["sample"])
+        table = self.submission(ids, preds, classes, header)
+        path = write_submission(table, output or work_dir / "submission.csv", header, expected_ids)
+        append_score(work_dir / "scores.csv", competition=self.slug, stage="predict", metric=self.metric,
+                     cv_score=f"{cv_result['cv_score']:.5f}", wall_seconds=round(time.perf_counter() - start, 1),
+                     config=_describe(config_path, config), overrides=f"tta={tta}", output=str(path))  # fmt: skip
+        return path
+
+
+def load_prepared(work_dir: Path) -> dict[str, Any]:
+    path = work_dir / "prepared.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: run the prepare stage first (with this --work_dir)")
+    return json.loads(path.read_text())
+
+
+def _first(folder: Path, names: tuple[str, ...]) -> Path | None:
+    return next((folder / n for n in names if (folder / n).is_file()), None)
+
+
+def _write_csv(path: Path, table: pd.DataFrame) -> None:
+    with atomic_write(path, newline="") as f:
+        table.to_csv(f, index=False)
+
+
+def _describe(config_path: str, config: dict[str, Any]) -> str:
+    """The config file and a short hash of its content, so a score row names its recipe."""
+    digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:10]
+    return f"{config_path}#{digest}"

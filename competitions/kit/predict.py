@@ -1,0 +1,71 @@
+"""Predicting the test rows with every fold's best checkpoint, with optional flip TTA."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+import yaml
+
+
+class FlipTTA(L.LightningModule):
+    """Wraps a task for ``Trainer.predict``: its ``predict_step`` output (class probabilities
+    for classification), averaged with the output on the mirrored images when ``flip``.
+    Only image batches ``(B, C, H, W)`` are flipped; tabular rows pass through unchanged."""
+
+    def __init__(self, task: L.LightningModule, flip: bool) -> None:
+        super().__init__()
+        self.task, self.flip = task, flip
+
+    def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        x = batch[0] if isinstance(batch, (list, tuple)) else batch
+        out = self.task.predict_step((x,), batch_idx)
+        if self.flip and x.ndim == 4:
+            out = (out + self.task.predict_step((x.flip(-1),), batch_idx)) / 2
+        return out
+
+
+def import_class(path: str) -> type:
+    module, _, name = path.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
+def load_fold(checkpoint: str | Path) -> tuple[L.LightningModule, L.LightningDataModule]:
+    """The task and the data module of one fold, rebuilt from the checkpoint alone (the run's
+    ``config.yaml`` names their classes; their arguments and fitted state are in the file)."""
+    run_dir = Path(checkpoint).parent.parent
+    cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
+    task = import_class(cfg["model"]["class_path"]).load_from_checkpoint(checkpoint, map_location="cpu")
+    data = import_class(cfg["data"]["class_path"]).load_from_checkpoint(checkpoint)
+    return task, data
+
+
+def predict_folds(checkpoints: list[str], tta: bool) -> tuple[list[str], np.ndarray, list[str] | None]:
+    """Test ids, the mean over folds of the predictions, and the class names (from the first
+    checkpoint; other folds' columns are matched to them by name, never by position)."""
+    trainer = L.Trainer(accelerator="auto", devices=1, logger=False, enable_progress_bar=False,
+                        enable_checkpointing=False, enable_model_summary=False)  # fmt: skip
+    ids: list[str] | None = None
+    classes: list[str] | None = None
+    total: np.ndarray | None = None
+    for ckpt in checkpoints:
+        task, data = load_fold(ckpt)
+        data.setup("predict")
+        out = trainer.predict(FlipTTA(task, tta), dataloaders=data.predict_dataloader())
+        pred = torch.cat(out).float().cpu().numpy()  # (N, classes) or (N, 1)
+        fold_classes = getattr(data, "classes", None)
+        if ids is None:
+            ids, classes = list(data.predict_ids), fold_classes
+        elif list(data.predict_ids) != ids:
+            raise RuntimeError(f"{ckpt}: its data module lists other test ids than the first fold's")
+        if classes is not None:
+            if sorted(fold_classes) != sorted(classes):
+                raise RuntimeError(f"{ckpt} was trained on other classes than the first fold")
+            pred = pred[:, [fold_classes.index(c) for c in classes]]
+        total = pred if total is None else total + pred
+    assert ids is not None and total is not None, "no checkpoints to predict with"
+    return ids, total / len(checkpoints), classes

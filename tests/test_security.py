@@ -193,8 +193,8 @@ def test_keys_never_reach_configs_logs_or_metrics(fashion_dir, tmp_path, monkeyp
 # -- configuration mistakes -----------------------------------------------------------------
 @pytest.mark.parametrize("extra, expected", [
     (["--model.init_args.arch", "lenet6"], "error: unknown model 'lenet6'; did you mean lenet"),
-    (["--trainer.max_epochs", "many"], "error: --trainer.max_epochs: expected a int, got many"),
-    (["--model.init_args.lr", "fast"], "error: --model.init_args.lr: expected a float, got fast"),
+    (["--trainer.max_epochs", "many"], "error: --trainer.max_epochs: expected int, got many"),
+    (["--model.init_args.lr", "fast"], "error: --model.init_args.lr: expected float, got fast"),
     (["--data.init_args.batchsize", "8"], "error: --data: Option 'batchsize' is not accepted"),
     (["--ckpt_path", "nowhere.ckpt"], "error: --ckpt_path nowhere.ckpt: no such checkpoint file"),
 ])  # fmt: skip

@@ -25,7 +25,7 @@ USER_ERRORS = (ArgumentError, ValueError, TypeError, OSError, pickle.UnpicklingE
 
 
 def one_line(exc: BaseException) -> str:
-    """``--model.init_args.lr: expected a float, got fast`` from jsonargparse's nested errors;
+    """``--model.init_args.lr: expected float, got fast`` from jsonargparse's nested errors;
     other exceptions' own message, with line breaks folded."""
     chain, keys = [], []
     while exc is not None and exc not in chain and len(chain) < 50:
@@ -37,7 +37,7 @@ def one_line(exc: BaseException) -> str:
             keys.append(m.group(1))
     message = " ".join(str(chain[-1]).split()) or type(chain[-1]).__name__
     message = re.sub(r"<class '([\w.]+)'>", r"\1", message)
-    message = re.sub(r"^Expected a (.+?)\. Got value: (.*)$", r"expected a \1, got \2", message)
+    message = re.sub(r"^Expected a (.+?)\. Got value: (.*)$", r"expected \1, got \2", message)
     return f"--{'.init_args.'.join(keys)}: {message}" if keys else message
 
 

@@ -3,6 +3,8 @@ checked submission; and each kind of bad input named in one error."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -48,10 +50,10 @@ def tiny_config(tmp_path):
     return str(path)
 
 
-@pytest.mark.parametrize("course_names", [True, False])
-def test_prepare_fit_predict_writes_a_checked_submission(tmp_path, course_names):
+def test_prepare_fit_predict_writes_a_checked_submission(tmp_path):
+    """The course's file names and no sample submission: checked against the test ids."""
     data, work = tmp_path / "data", tmp_path / "work"
-    _, test_csv = write_house_csvs(data, course_names=course_names, sample=not course_names)
+    _, test_csv = write_house_csvs(data)
     config = tiny_config(tmp_path)
     main(["house_prices", "prepare", "--data_dir", str(data), "--work_dir", str(work), "--config", config])
     folds = pd.read_csv(work / "folds.csv")
@@ -65,6 +67,14 @@ def test_prepare_fit_predict_writes_a_checked_submission(tmp_path, course_names)
     assert sub["SalePrice"].between(1e3, 1e7).all()
     log = pd.read_csv(work / "scores.csv")
     assert log["stage"].tolist() == ["fit", "predict"] and log["cv_score"].notna().all()
+
+
+def test_kaggle_names_and_sample_submission(tmp_path):
+    data, work = tmp_path / "data", tmp_path / "work"
+    write_house_csvs(data, course_names=False, sample=True)
+    prepared = main(["house_prices", "prepare", "--data_dir", str(data), "--work_dir", str(work)])
+    assert len(prepared.train) == 48 and prepared.notes == []  # no "no sample" note
+    assert json.loads((work / "prepared.json").read_text())["sample"] == str(data / "sample_submission.csv")
 
 
 def test_bad_input_is_named_in_one_error(tmp_path):

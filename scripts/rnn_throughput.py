@@ -4,7 +4,7 @@ The scratch RNN's Python loop over time steps against PyTorch's fused ``nn.RNN``
 and ``nn.LSTM``: one training step is forward, cross-entropy, backward, gradient clipping and
 an SGD update on a batch of the course's shape (32 x 35 character tokens, 28 of them).
 
-    python scripts/rnn_throughput.py [--hidden 256] [--steps 30] [--device cpu]
+    python -m scripts.rnn_throughput [--hidden 256] [--steps 30] [--repeats 3] [--device cpu]
 
 Every model gets the same hidden size, so the table compares implementations, not sizes.
 """
@@ -12,6 +12,7 @@ Every model gets the same hidden size, so the table compares implementations, no
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 
 import torch
@@ -40,14 +41,17 @@ def tokens_per_second(name: str, args: argparse.Namespace) -> float:
 
     for _ in range(args.warmup):
         step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    for _ in range(args.steps):
-        step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return args.steps * args.batch_size * args.num_steps / (time.perf_counter() - t0)
+    rates = []
+    for _ in range(args.repeats):  # the median of several timings resists other work's bursts
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        for _ in range(args.steps):
+            step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        rates.append(args.steps * args.batch_size * args.num_steps / (time.perf_counter() - t0))
+    return statistics.median(rates)
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
@@ -57,6 +61,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     p.add_argument("--num_steps", type=int, default=35)
     p.add_argument("--vocab", type=int, default=28)
     p.add_argument("--steps", type=int, default=30, help="timed training steps per model")
+    p.add_argument("--repeats", type=int, default=3, help="timings per model; the median is reported")
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--models", nargs="+", default=list(MODELS))

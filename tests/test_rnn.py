@@ -94,3 +94,13 @@ def test_unknown_cell_is_refused():
 
     with pytest.raises(ValueError, match="cell must be"):
         RecurrentLM(V, cell="transformer")
+
+
+def test_embedding_inputs_for_word_vocabularies():
+    torch.manual_seed(0)
+    model = create_model("deep_lstm", vocab_size=50, num_hiddens=8, embed_size=4, dropout=0.1)
+    assert model.rnn.input_size == 4
+    logits, (h, c) = model(torch.randint(50, (2, 3)))
+    assert logits.shape == (2, 3, 50) and h.shape == c.shape == (2, 2, 8)
+    logits.sum().backward()
+    assert model.embedding.weight.grad is not None

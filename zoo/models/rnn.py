@@ -54,9 +54,7 @@ class RNNScratch(nn.Module):
         self.W_hq = nn.Parameter(torch.randn(num_hiddens, vocab_size) * sigma)
         self.b_q = nn.Parameter(torch.zeros(vocab_size))
 
-    def forward(
-        self, X: torch.Tensor, state: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, X: torch.Tensor, state: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         B, T = X.shape
         H = torch.zeros(B, self.num_hiddens, device=X.device) if state is None else state  # (B, h)
         # X_t W_xh does not depend on H, so it is computed for all steps in one product
@@ -79,6 +77,8 @@ class RecurrentLM(nn.Module):
         num_layers: stacked recurrent layers (deep RNN).
         bidirectional: add a backward layer (see the module docstring: not a language model).
         dropout: dropout between stacked layers.
+        embed_size: learn an ``nn.Embedding`` of this size instead of one-hot inputs (for word
+            vocabularies such as PTB's 10,000, where one-hot rows are wide and mostly zeros).
     """
 
     _CELLS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
@@ -91,17 +91,22 @@ class RecurrentLM(nn.Module):
         num_layers: int = 1,
         bidirectional: bool = False,
         dropout: float = 0.0,
+        embed_size: int | None = None,
     ) -> None:
         super().__init__()
         if cell not in self._CELLS:
             raise ValueError(f"cell must be one of {sorted(self._CELLS)}, got {cell!r}")
         self.vocab_size, self.bidirectional = vocab_size, bidirectional
-        self.rnn = self._CELLS[cell](vocab_size, num_hiddens, num_layers=num_layers, batch_first=True,
+        self.embedding = nn.Embedding(vocab_size, embed_size) if embed_size else None
+        self.rnn = self._CELLS[cell](embed_size or vocab_size, num_hiddens, num_layers=num_layers, batch_first=True,
                                      bidirectional=bidirectional, dropout=dropout)  # fmt: skip
         self.head = nn.Linear(num_hiddens * (2 if bidirectional else 1), vocab_size)
 
     def forward(self, X: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
-        inputs = F.one_hot(X, self.vocab_size).to(self.head.weight.dtype)  # (B, T, vocab)
+        if self.embedding is not None:
+            inputs = self.embedding(X)  # (B, T, embed)
+        else:
+            inputs = F.one_hot(X, self.vocab_size).to(self.head.weight.dtype)  # (B, T, vocab)
         out, state = self.rnn(inputs, state)  # (B, T, dirs * h); state (layers * dirs, B, h)
         return self.head(out), state  # (B, T, vocab)
 
@@ -113,53 +118,43 @@ def rnn_scratch(vocab_size: int = 28, num_hiddens: int = 512) -> RNNScratch:
 
 
 @register_model
-def rnn(
-    vocab_size: int = 28, num_hiddens: int = 256, num_layers: int = 1, dropout: float = 0.0
-) -> RecurrentLM:
-    """The concise RNN on ``nn.RNN`` (lecture 55)."""
-    return RecurrentLM(vocab_size, num_hiddens, "rnn", num_layers, dropout=dropout)
+def rnn(vocab_size: int = 28, num_hiddens: int = 256, num_layers: int = 1, **kwargs) -> RecurrentLM:
+    """The concise RNN on ``nn.RNN`` (lecture 55). ``kwargs``: ``dropout``, ``embed_size``."""
+    return RecurrentLM(vocab_size, num_hiddens, "rnn", num_layers, **kwargs)
 
 
 @register_model
-def gru(
-    vocab_size: int = 28, num_hiddens: int = 256, num_layers: int = 1, dropout: float = 0.0
-) -> RecurrentLM:
-    """Gated recurrent units (lecture 56)."""
-    return RecurrentLM(vocab_size, num_hiddens, "gru", num_layers, dropout=dropout)
+def gru(vocab_size: int = 28, num_hiddens: int = 256, num_layers: int = 1, **kwargs) -> RecurrentLM:
+    """Gated recurrent units (lecture 56). ``kwargs``: ``dropout``, ``embed_size``."""
+    return RecurrentLM(vocab_size, num_hiddens, "gru", num_layers, **kwargs)
 
 
 @register_model
-def lstm(
-    vocab_size: int = 28, num_hiddens: int = 256, num_layers: int = 1, dropout: float = 0.0
-) -> RecurrentLM:
-    """Long short-term memory (lecture 57)."""
-    return RecurrentLM(vocab_size, num_hiddens, "lstm", num_layers, dropout=dropout)
+def lstm(vocab_size: int = 28, num_hiddens: int = 256, num_layers: int = 1, **kwargs) -> RecurrentLM:
+    """Long short-term memory (lecture 57). ``kwargs``: ``dropout``, ``embed_size``."""
+    return RecurrentLM(vocab_size, num_hiddens, "lstm", num_layers, **kwargs)
 
 
 @register_model
-def deep_gru(
-    vocab_size: int = 28, num_hiddens: int = 256, num_layers: int = 2, dropout: float = 0.0
-) -> RecurrentLM:
+def deep_gru(vocab_size: int = 28, num_hiddens: int = 256, num_layers: int = 2, **kwargs) -> RecurrentLM:
     """A deep GRU (lecture 58): ``num_layers`` stacked layers."""
-    return RecurrentLM(vocab_size, num_hiddens, "gru", num_layers, dropout=dropout)
+    return RecurrentLM(vocab_size, num_hiddens, "gru", num_layers, **kwargs)
 
 
 @register_model
-def deep_lstm(
-    vocab_size: int = 28, num_hiddens: int = 256, num_layers: int = 2, dropout: float = 0.0
-) -> RecurrentLM:
+def deep_lstm(vocab_size: int = 28, num_hiddens: int = 256, num_layers: int = 2, **kwargs) -> RecurrentLM:
     """A deep LSTM (lecture 58: two layers of 256 on The Time Machine)."""
-    return RecurrentLM(vocab_size, num_hiddens, "lstm", num_layers, dropout=dropout)
+    return RecurrentLM(vocab_size, num_hiddens, "lstm", num_layers, **kwargs)
 
 
 @register_model
-def bigru(vocab_size: int = 28, num_hiddens: int = 256, num_layers: int = 1) -> RecurrentLM:
+def bigru(vocab_size: int = 28, num_hiddens: int = 256, num_layers: int = 1, **kwargs) -> RecurrentLM:
     """A bidirectional GRU (lecture 59). Not a language model: see the module docstring."""
-    return RecurrentLM(vocab_size, num_hiddens, "gru", num_layers, bidirectional=True)
+    return RecurrentLM(vocab_size, num_hiddens, "gru", num_layers, bidirectional=True, **kwargs)
 
 
 @register_model
-def bilstm(vocab_size: int = 28, num_hiddens: int = 256, num_layers: int = 2) -> RecurrentLM:
+def bilstm(vocab_size: int = 28, num_hiddens: int = 256, num_layers: int = 2, **kwargs) -> RecurrentLM:
     """A bidirectional LSTM (lecture 59: two layers of 256, trained as a language model to show
     that it fails). Not a language model: see the module docstring."""
-    return RecurrentLM(vocab_size, num_hiddens, "lstm", num_layers, bidirectional=True)
+    return RecurrentLM(vocab_size, num_hiddens, "lstm", num_layers, bidirectional=True, **kwargs)

@@ -47,6 +47,8 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
         help="average with horizontally flipped test images (default: the config's predict.tta)",
     )
     p.add_argument("--output", help="submission path; default <work_dir>/submission.csv")
+    p.add_argument("--train_folds", type=lambda s: [int(k) for k in s.split(",")],
+                   help="fit only these folds, e.g. 0 or 0,1 (default: cv.train_folds, else all)")  # fmt: skip
     return p.parse_args(argv), extra
 
 
@@ -55,6 +57,8 @@ def main(argv: list[str] | None = None) -> object:
     comp = importlib.import_module(f"competitions.{args.competition}").COMPETITION
     config_path = args.config or str(Path(competitions.__file__).parent / args.competition / "config.yaml")
     config = yaml.safe_load(Path(config_path).read_text())
+    if args.train_folds is not None:
+        config.setdefault("cv", {})["train_folds"] = args.train_folds
     work_dir = Path(args.work_dir or f"runs/competitions/{args.competition}")
     result: object = None
     stages = ("prepare", "fit", "predict") if args.stage == "all" else (args.stage,)

@@ -123,7 +123,7 @@ class Competition:
             args = ["--config", str(recipe), *self.fold_args(work_dir, k),
                     "--trainer.default_root_dir", str(work_dir), "--name", f"fold{k}", *overrides]  # fmt: skip
             summary = zoo_fit(args)
-            ckpt = summary.get("best_checkpoint")
+            ckpt = summary.get("best_checkpoint") or _last_checkpoint(summary)
             if not ckpt:
                 raise RuntimeError(f"fold {k} saved no checkpoint (a fast_dev_run?); predict needs one per fold")
             results.append({"fold": k, "checkpoint": ckpt, "score": summary["test"][self.score_key]})
@@ -172,6 +172,13 @@ def load_prepared(work_dir: Path) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: run the prepare stage first (with this --work_dir)")
     return json.loads(path.read_text())
+
+
+def _last_checkpoint(summary: dict[str, Any]) -> str | None:
+    """Without validation (``limit_val_batches: 0``) there is no best checkpoint: the final
+    model is tested, and its ``last.ckpt`` is the fold's model."""
+    last = Path(summary.get("metrics_file", "")).parent / "checkpoints" / "last.ckpt"
+    return str(last) if summary.get("metrics_file") and last.is_file() else None
 
 
 def _first(folder: Path, names: tuple[str, ...]) -> Path | None:

@@ -63,6 +63,56 @@ def run_peer(data_dir: str, python: str, pythonpath: str | None) -> dict:
             "train_examples_per_second": float(speed.group(1)) if speed else None}  # fmt: skip
 
 
+def epoch_overhead(data_dir: str, epochs: int, repeats: int) -> dict:
+    """Seconds per training epoch of LeNet (the recipe's model, data, batch 256 and SGD): the
+    zoo's task under ``zoo.fit`` (Trainer, CSV logger, checkpoints, progress bar off) against a
+    hand-written loop that does what the course's ``train_ch6`` does per batch (forward,
+    cross-entropy, backward, step, accuracy). Validation time is excluded on both sides."""
+    import statistics
+
+    import torch
+    import torch.nn.functional as F
+
+    from datamodules import FashionMNIST
+    from zoo.fit import main as fit
+    from zoo.registry import create_model
+    from zoo.tasks.base import init_weights
+
+    def loop_epoch_seconds() -> float:
+        torch.manual_seed(0)
+        dm = FashionMNIST(data_dir, batch_size=256, download=False)
+        dm.setup("fit")
+        model = create_model("lenet")
+        init_weights(model, "xavier")
+        opt = torch.optim.SGD(model.parameters(), lr=0.9)
+        t0 = time.perf_counter()
+        for _ in range(epochs):
+            correct = 0
+            for x, y in dm.train_dataloader():
+                logits = model(x)
+                loss = F.cross_entropy(logits, y)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                correct += (logits.argmax(1) == y).sum()
+        return (time.perf_counter() - t0) / epochs
+
+    def zoo_epoch_seconds(root: str) -> float:
+        s = fit(["--config", "configs/lenet_fashion_mnist.yaml", "--data.init_args.data_dir", data_dir,
+                 "--trainer.max_epochs", str(epochs), "--trainer.default_root_dir", root,
+                 "--trainer.enable_progress_bar", "false"])  # fmt: skip
+        return s["train_seconds"] / s["epochs"]
+
+    zoo_s, loop_s = [], []
+    for _ in range(repeats):  # interleaved, so drifts in machine speed hit both alike
+        with tempfile.TemporaryDirectory() as root:
+            zoo_s.append(zoo_epoch_seconds(root))
+        loop_s.append(loop_epoch_seconds())
+    ratios = [a / b for a, b in zip(zoo_s, loop_s)]
+    return {"zoo_epoch_s": zoo_s, "loop_epoch_s": loop_s, "ratio": ratios,
+            "ratio_median": statistics.median(ratios), "target": 1.05}  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data_dir", default=str(SHARED / "data" / "fashion_mnist"))
@@ -70,7 +120,20 @@ def main() -> None:
     ap.add_argument("--peer_python", default=sys.executable)
     ap.add_argument("--peer_pythonpath", default=None, help="where the d2l package is installed")
     ap.add_argument("--out", default="bench-out/recipe_bench.json")
+    ap.add_argument("--overhead_only", action="store_true", help="only the Lightning-vs-loop epoch time")
+    ap.add_argument("--epochs", type=int, default=2, help="epochs per overhead measurement")
+    ap.add_argument("--repeats", type=int, default=3, help="overhead measurements (median reported)")
     args = ap.parse_args()
+    sys.path.insert(0, str(ROOT))
+    os.chdir(ROOT)
+
+    overhead = epoch_overhead(args.data_dir, args.epochs, args.repeats)
+    print("LeNet seconds per training epoch (zoo task under Lightning / hand-written loop):")
+    for z, lp, r in zip(overhead["zoo_epoch_s"], overhead["loop_epoch_s"], overhead["ratio"]):
+        print(f"  zoo {z:6.2f} s   loop {lp:6.2f} s   ratio {r:.3f}")
+    print(f"  median ratio {overhead['ratio_median']:.3f} (target <= 1.05)")
+    if args.overhead_only:
+        return
 
     rows = []
     with tempfile.TemporaryDirectory() as root:
@@ -94,7 +157,8 @@ def main() -> None:
               f"{ex or float('nan'):9.0f}  {r.get('target', '')} {verdict}")
     out = ROOT / args.out
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"machine": platform.platform(), "cpus": os.cpu_count(), "rows": rows}, indent=2))
+    report = {"machine": platform.platform(), "cpus": os.cpu_count(), "rows": rows, "overhead": overhead}
+    out.write_text(json.dumps(report, indent=2))
     print(f"wrote {out}")
 
 

@@ -43,9 +43,10 @@ class Classification(ZooTask):
         self.model = self.build_model(
             arch, init, num_classes=num_classes, in_channels=in_channels, **(arch_kwargs or {})
         )
-        self.train_acc = MulticlassAccuracy(num_classes, average="micro")
-        self.val_acc = MulticlassAccuracy(num_classes, average="micro")
-        self.test_acc = MulticlassAccuracy(num_classes, average="micro")
+        # labels come from our own data modules: skip torchmetrics' per-step input checks
+        self.train_acc = MulticlassAccuracy(num_classes, average="micro", validate_args=False)
+        self.val_acc = MulticlassAccuracy(num_classes, average="micro", validate_args=False)
+        self.test_acc = MulticlassAccuracy(num_classes, average="micro", validate_args=False)
 
     def _step(self, batch: Any, stage: str, acc: MulticlassAccuracy) -> torch.Tensor:
         x, y = batch[0], batch[1]

@@ -14,13 +14,13 @@ IMAGE_SIZES = (12, 16, 28, 32, 64, 96, 128, 224)
 def _example(name: str):
     """A model and its smallest valid input: image models are tried at growing sizes."""
     params = inspect.signature(_MODELS[name]).parameters
+    if "vocab_size" in params:  # a language model: token ids in, (B, T, vocab) logits out
+        model = create_model(name, vocab_size=7, num_hiddens=8)
+        return model, torch.randint(0, 7, (2, 5)), (2, 5, 7)
     if "in_features" in params:
         model = create_model(name, in_features=5, out_features=2)
         return model, torch.randn(4, 5), (4, 2)
     model = create_model(name, num_classes=3)
-    if hasattr(model, "example_input"):
-        x = model.example_input(batch_size=2)
-        return model, x, None
     in_channels = params["in_channels"].default if "in_channels" in params else 1
     if "image_size" in params:
         size = params["image_size"].default

@@ -92,3 +92,25 @@ def test_resnet_variants() -> None:
         assert cifar.features[:-2](torch.zeros(1, 3, 32, 32)).shape == (1, 64, 4, 4)
     with pytest.raises(ValueError, match="stem must be"):
         create_model("resnet18", stem="tiny")
+
+
+# the course's settings (d2l chapters 8.1-8.7): arch, lr, batch size, resize; all 10 epochs, Xavier init
+COURSE = {
+    "alexnet_fashion_mnist": ("alexnet", 0.01, 128, 224),
+    "vgg_fashion_mnist": ("vgg11_narrow", 0.05, 128, 224),
+    "nin_fashion_mnist": ("nin", 0.1, 128, 224),
+    "googlenet_fashion_mnist": ("googlenet", 0.1, 128, 96),
+    "resnet18_fashion_mnist": ("resnet18", 0.05, 256, 96),
+    "densenet_fashion_mnist": ("densenet", 0.1, 256, 96),
+}
+
+
+@pytest.mark.parametrize("recipe", sorted(COURSE))
+def test_course_recipe_settings(recipe: str, tmp_path) -> None:
+    from zoo.fit import make_cli
+
+    cli = make_cli(["--config", f"configs/{recipe}.yaml", "--trainer.default_root_dir", str(tmp_path)])
+    arch, lr, batch, size = COURSE[recipe]
+    hp = cli.model.hparams
+    assert (hp.arch, hp.lr, hp.optimizer, hp.init) == (arch, lr, "sgd", "xavier")
+    assert (cli.datamodule.batch_size, cli.datamodule.resize, cli.trainer.max_epochs) == (batch, size, 10)

@@ -27,7 +27,6 @@ class CIFAR10(Competition):
     slug = "cifar-10"
     metric = "accuracy"
     score_key = "test/acc"
-    higher_is_better = True
     files = {"labels": ("trainLabels.csv",)}
     folders = ("train", "test")
     sample_names = ("sampleSubmission.csv", "sample_submission.csv")

@@ -50,7 +50,7 @@ class HousePrices(Competition):
 
     def fold_args(self, work_dir: Path, fold: int) -> list[str]:
         data_dir = load_prepared(work_dir)["data_dir"]
-        folds = str(work_dir / "folds.csv")
+        folds = str((work_dir / "folds.csv").resolve())
         return ["--data.init_args.data_dir", data_dir, "--data.init_args.folds_file", folds,
                 "--data.init_args.fold", str(fold)]  # fmt: skip
 

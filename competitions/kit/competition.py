@@ -49,7 +49,6 @@ class Competition:
     slug: str  # Kaggle's name, as in kaggle.com/competitions/<slug>
     metric: str  # what the leaderboard scores, e.g. "log-RMSE"
     score_key: str  # the key of zoo.fit's test metrics that measures it on a held-out fold
-    higher_is_better: bool = False
     stratify: bool = True  # stratified folds (classification) or plain shuffled ones
     #: role -> the names the file may have (the first is Kaggle's); all roles are required
     files: dict[str, tuple[str, ...]] = {}
@@ -64,7 +63,7 @@ class Competition:
 
     def fold_args(self, work_dir: Path, fold: int) -> list[str]:
         """The ``zoo.fit`` arguments that point the recipe's data module at ``fold``."""
-        return ["--data.init_args.index_dir", str(work_dir), "--data.init_args.fold", str(fold)]
+        return ["--data.init_args.index_dir", str(work_dir.resolve()), "--data.init_args.fold", str(fold)]
 
     def submission(
         self, ids: list[str], preds: np.ndarray, classes: list[str] | None, header: list[str]

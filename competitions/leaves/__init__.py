@@ -21,7 +21,6 @@ class Leaves(Competition):
     slug = "classify-leaves"
     metric = "accuracy"
     score_key = "test/acc"
-    higher_is_better = True
     files = {"train": ("train.csv",), "test": ("test.csv",)}
     folders = ("images",)
     header = ["image", "label"]

@@ -24,6 +24,15 @@ def flat_features(features: nn.Module, in_channels: int, image_size: int, model:
         raise ValueError(f"{model}: image_size={image_size} is too small for this architecture ({e})") from e
 
 
+def dense_head(width: int, hidden: int, dropout: float, num_classes: int) -> nn.Sequential:
+    """AlexNet's classifier, which VGG reuses: two dropout-regularised hidden layers."""
+    return nn.Sequential(
+        nn.Linear(width, hidden), nn.ReLU(), nn.Dropout(dropout),
+        nn.Linear(hidden, hidden), nn.ReLU(), nn.Dropout(dropout),
+        nn.Linear(hidden, num_classes),
+    )  # fmt: skip
+
+
 class AlexNet(nn.Module):
     """Five convolutions (96, 256, 384, 384, 256 channels) and three max pools, then two
     dropout-regularised 4096-unit layers.
@@ -56,11 +65,7 @@ class AlexNet(nn.Module):
             nn.Flatten(),
         )  # fmt: skip
         width = flat_features(self.features, in_channels, image_size, "alexnet")
-        self.classifier = nn.Sequential(
-            nn.Linear(width, hidden), nn.ReLU(), nn.Dropout(dropout),
-            nn.Linear(hidden, hidden), nn.ReLU(), nn.Dropout(dropout),
-            nn.Linear(hidden, num_classes),
-        )  # fmt: skip
+        self.classifier = dense_head(width, hidden, dropout, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_size(x, self.image_size, "alexnet")

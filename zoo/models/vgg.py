@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from zoo.models.alexnet import check_size, flat_features
+from zoo.models.alexnet import check_size, dense_head, flat_features
 from zoo.registry import register_model
 
 VGG11 = ((1, 64), (1, 128), (2, 256), (2, 512), (2, 512))
@@ -57,11 +57,7 @@ class VGG(nn.Module):
             c = channels // width_div
         self.features = nn.Sequential(*blocks, nn.Flatten())
         width = flat_features(self.features, in_channels, image_size, "vgg")
-        self.classifier = nn.Sequential(
-            nn.Linear(width, hidden), nn.ReLU(), nn.Dropout(dropout),
-            nn.Linear(hidden, hidden), nn.ReLU(), nn.Dropout(dropout),
-            nn.Linear(hidden, num_classes),
-        )  # fmt: skip
+        self.classifier = dense_head(width, hidden, dropout, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_size(x, self.image_size, "vgg")
@@ -69,9 +65,7 @@ class VGG(nn.Module):
 
 
 @register_model
-def vgg11(
-    num_classes: int = 10, in_channels: int = 1, image_size: int = 224, width_div: int = 1, **kwargs
-) -> VGG:
+def vgg11(num_classes: int = 10, in_channels: int = 1, image_size: int = 224, width_div: int = 1, **kwargs) -> VGG:
     """VGG-11 ("configuration A"); ``width_div=4`` is the course's narrow variant."""
     return VGG(num_classes, in_channels, VGG11, width_div=width_div, image_size=image_size, **kwargs)
 

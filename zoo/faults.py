@@ -97,8 +97,8 @@ class FiniteLossGuard(L.Callback):
         value = f"{loss.item()}" if bad else "finite here but not on another rank"
         raise NonFiniteLossError(
             f"training loss is {value} at epoch {trainer.current_epoch}, step {trainer.global_step}; "
-            f"stopped, {kept}. Lower the learning rate or clip gradients "
-            "(--trainer.gradient_clip_val), then resume with --ckpt_path last"
+            f"stopped, {kept}. Clip gradients (--trainer.gradient_clip_val) and resume with "
+            "--ckpt_path last, or lower the learning rate and start again"
         )
 
 

@@ -98,9 +98,7 @@ class Vocab:
     ) -> None:
         specials = [unk, *reserved_tokens]
         if len(set(specials)) != len(specials):
-            raise ValueError(
-                f"Vocab: reserved_tokens {list(reserved_tokens)} repeat a token or the unk {unk!r}"
-            )
+            raise ValueError(f"Vocab: reserved_tokens {list(reserved_tokens)} repeat a token or the unk {unk!r}")
         counter = Counter(_flatten(tokens))
         self.token_freqs = sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))
         kept = [t for t, f in self.token_freqs if f >= min_freq and t not in specials]
@@ -140,9 +138,7 @@ class Vocab:
         try:
             idx_to_token, unk = list(d["idx_to_token"]), d["unk"]
         except (KeyError, TypeError) as e:
-            raise ValueError(
-                f"Vocab.from_dict: expected keys 'idx_to_token' and 'unk', got {d!r:.200}"
-            ) from e
+            raise ValueError(f"Vocab.from_dict: expected keys 'idx_to_token' and 'unk', got {d!r:.200}") from e
         if unk not in idx_to_token:
             raise ValueError(f"Vocab.from_dict: the unk token {unk!r} is not in idx_to_token")
         vocab = cls.__new__(cls)

@@ -92,9 +92,7 @@ def main(argv: list[str] | None = None) -> Path:
         raise ValueError(f"--steps must be positive, got {args.steps}")
     ckpt = torch.load(args.ckpt_path, map_location="cpu", weights_only=False)
     if "datamodule_hyper_parameters" not in ckpt:
-        raise ValueError(
-            f"{args.ckpt_path} was not trained on datamodules.NoisySine (no data settings in it)"
-        )
+        raise ValueError(f"{args.ckpt_path} was not trained on datamodules.NoisySine (no data settings in it)")
     # LightningCLI adds its own keys (``_class_path``) beside the data module's arguments
     settings = {k: v for k, v in ckpt["datamodule_hyper_parameters"].items() if not k.startswith("_")}
     data = NoisySine(**settings)

@@ -75,9 +75,7 @@ def main(argv: list[str] | None = None) -> str:
     args = p.parse_args(argv)
     task = load(args.ckpt_path, args.device)
     gen = torch.Generator().manual_seed(args.seed)
-    text = generate(
-        task.model, task.vocab, task.tokenizer, args.prefix, args.num_tokens, args.temperature, gen
-    )
+    text = generate(task.model, task.vocab, task.tokenizer, args.prefix, args.num_tokens, args.temperature, gen)
     print(text)
     return text
 

@@ -46,6 +46,15 @@ def test_backbone_from_local_file_gets_a_new_head(tmp_path, wrap) -> None:
         assert model(x).shape == (2, 3)
 
 
+def test_rgb_weights_adapt_to_grey_inputs(tmp_path) -> None:
+    source, path = _saved_backbone(tmp_path)
+    model = finetune(num_classes=10, in_channels=1, backbone=BACKBONE, weights=str(path))
+    stem = next(k for k, v in source.state_dict().items() if v.ndim == 4)
+    grey = model.backbone.state_dict()[stem]
+    assert grey.shape[1] == 1 and torch.allclose(grey, source.state_dict()[stem].sum(1, keepdim=True))
+    assert model(torch.randn(2, 1, 32, 32)).shape == (2, 10)
+
+
 def test_weights_of_another_architecture_are_refused(tmp_path) -> None:
     torch.save(create_model("resnet18").state_dict(), tmp_path / "zoo_resnet.pth")
     with pytest.raises(ValueError, match=r"does not fit this backbone: \d+ of its \d+ weights are missing"):

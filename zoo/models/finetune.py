@@ -15,6 +15,7 @@ from pathlib import Path
 
 import timm
 import torch
+from timm.models import adapt_input_conv
 from torch import nn
 
 from zoo.registry import TIMM_PREFIX, register_model
@@ -30,9 +31,7 @@ class FineTuned(nn.Module):
     #: tells ``ZooTask.build_model`` not to re-initialise the (pretrained) weights
     keeps_weights = True
 
-    def __init__(
-        self, backbone: nn.Module, num_features: int, num_classes: int, freeze_backbone: bool
-    ) -> None:
+    def __init__(self, backbone: nn.Module, num_features: int, num_classes: int, freeze_backbone: bool) -> None:
         super().__init__()
         self.backbone = backbone
         self.head = nn.Linear(num_features, num_classes)
@@ -79,7 +78,8 @@ def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
 
 def load_backbone_weights(backbone: nn.Module, path: str | Path) -> list[str]:
     """Load a file's weights into ``backbone``; keys it does not have (the old classifier) are
-    skipped and returned. Raises if the file lacks a backbone weight or has another shape."""
+        skipped and returned. A first convolution for another number of input channels is adapted
+    (timm's ``adapt_input_conv``); any other missing weight or other shape raises."""
     state = read_weights(path)
     own = backbone.state_dict()
     # the prefix under which most of the backbone's keys appear (checkpoints nest the model)
@@ -91,7 +91,11 @@ def load_backbone_weights(backbone: nn.Module, path: str | Path) -> list[str]:
             f"weights are missing, e.g. {missing[:3]} (is it a checkpoint of another architecture?)"
         )
     for k, v in own.items():
-        if state[prefix + k].shape != v.shape:
+        w = state[prefix + k]
+        if w.ndim == 4 and w.shape[0] == v.shape[0] and w.shape[2:] == v.shape[2:] and w.shape[1] != v.shape[1]:
+            # an RGB stem for grey (or other) inputs: timm's adaptation, as for pretrained=True
+            state[prefix + k] = adapt_input_conv(v.shape[1], w.float(), base_chans=w.shape[1]).to(w.dtype)
+        elif w.shape != v.shape:
             raise ValueError(
                 f"weights={str(path)!r}: {prefix + k} has shape {tuple(state[prefix + k].shape)}, "
                 f"the backbone expects {tuple(v.shape)}"

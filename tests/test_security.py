@@ -172,20 +172,19 @@ def _args(data_dir: Path, root: Path, *extra: str) -> list[str]:
             "--trainer.enable_progress_bar", "false", "--trainer.max_epochs", "1", *extra]  # fmt: skip
 
 
-def test_keys_never_reach_configs_logs_or_metrics(fashion_dir, tmp_path, monkeypatch, capfd):
+def test_keys_never_reach_configs_logs_or_metrics(fashion_dir, tmp_path):
     secrets = {"WANDB_API_KEY": "wandbsecret0123456789abcdef0123456789abcd",
                "KAGGLE_KEY": "kagglesecret0123456789abcdef", "KAGGLE_USERNAME": "kaggleuser7f3a"}  # fmt: skip
-    for k, v in secrets.items():
-        monkeypatch.setenv(k, v)
-    monkeypatch.setenv("WANDB_MODE", "offline")  # the key is set, but no network here
-    monkeypatch.setenv("WANDB_SILENT", "true")
-    monkeypatch.delenv(VERSION_ENV, raising=False)
-    main(_args(fashion_dir, tmp_path, "--name", "keys", "--wandb", "true"))
+    # a process of its own: wandb keeps process-wide state that would leak into other tests
+    env = {k: v for k, v in os.environ.items() if k != VERSION_ENV}
+    env.update(secrets, WANDB_MODE="offline", WANDB_SILENT="true")  # the key is set, but no network here
+    command = [sys.executable, "-m", "zoo.fit", *_args(fashion_dir, tmp_path, "--name", "keys"), "--wandb", "true"]
+    run = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+    assert run.returncode == 0, run.stderr[-2000:]
     files = [p for p in (tmp_path / "keys").rglob("*") if p.is_file()]
     assert any(p.name == "metrics.json" for p in files) and any(p.suffix == ".wandb" for p in files)
-    out, err = capfd.readouterr()
     for secret in secrets.values():
-        assert secret not in out + err
+        assert secret not in run.stdout + run.stderr
         leaks = [p for p in files if secret.encode() in p.read_bytes()]
         assert not leaks, f"{secret[:6]}... found in {leaks}"
 

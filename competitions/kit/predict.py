@@ -21,6 +21,9 @@ class FlipTTA(L.LightningModule):
         super().__init__()
         self.task, self.flip = task, flip
 
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        return self.task.on_after_batch_transfer(batch, dataloader_idx)  # e.g. the task's memory layout
+
     def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         x = batch[0] if isinstance(batch, (list, tuple)) else batch
         out = self.task.predict_step((x,), batch_idx)

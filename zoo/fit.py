@@ -18,7 +18,7 @@ from typing import Any
 
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
-from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import Logger
 
 import datamodules  # noqa: F401  (registers the data modules as subclasses for the CLI)
@@ -27,6 +27,7 @@ from datamodules.base import ZooDataModule
 from zoo.callbacks import RunReport
 from zoo.errors import user_errors_as_one_line
 from zoo.faults import FiniteLossGuard, RNGState, fault_plugins
+from zoo.io import atomic_write
 from zoo.loggers import ResumableCSVLogger
 from zoo.tasks.base import ZooTask
 
@@ -74,6 +75,16 @@ class ZooCLI(LightningCLI):
             self.trainer_defaults["callbacks"].append(RichProgressBar())
         kwargs["plugins"] = fault_plugins(self._get(self.config_init, "trainer", default={}).get("plugins"))
         return super().instantiate_trainer(logger=loggers, **kwargs)
+
+
+class AtomicSaveConfig(SaveConfigCallback):
+    """Saves ``config.yaml`` into the run folder through ``atomic_write`` (Lightning's own
+    callback writes the file in place), from global rank 0 only."""
+
+    def save_config(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        path = Path(trainer.loggers[0].log_dir) / self.config_filename
+        with atomic_write(path) as f:
+            f.write(self.parser.dump(self.config, skip_none=False))
 
 
 def _default_name(cfg) -> str:
@@ -129,7 +140,8 @@ def make_cli(args: list[str] | None = None, exit_on_error: bool = True) -> ZooCL
         run=False,
         args=args,
         trainer_defaults={"default_root_dir": "runs", "log_every_n_steps": 50},
-        save_config_kwargs={"overwrite": True},
+        save_config_callback=AtomicSaveConfig,
+        save_config_kwargs={"save_to_log_dir": False},
         auto_configure_optimizers=False,
         parser_kwargs={"exit_on_error": exit_on_error},
     )

@@ -39,6 +39,9 @@ def test_fit_writes_metrics_config_curves_and_learns(fashion_dir, tmp_path):
     assert metrics["test"]["test/acc"] > 0.5  # the square's place gives the class away
     assert metrics["best_val"]["val/acc"] > 0.5
     assert (run / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    log = pd.read_csv(run / "metrics.csv")
+    train = log.dropna(subset=["train/acc"])
+    assert list(train["epoch"]) == [0, 1, 2] and train["train/loss"].iloc[-1] < train["train/loss"].iloc[0]
     config = yaml.safe_load((run / "config.yaml").read_text())
     assert config["model"]["init_args"]["arch"] == "lenet_bn"
     assert config["model"]["init_args"]["optimizer"] == "adam"

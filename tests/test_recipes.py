@@ -11,7 +11,12 @@ CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
 
 
 @pytest.mark.parametrize("recipe", CONFIGS, ids=[c.stem for c in CONFIGS])
-def test_recipe_builds(recipe, tmp_path):
+def test_recipe_builds(recipe, tmp_path, monkeypatch):
+    # text data modules read their corpus when built (the vocabulary size is linked into the
+    # model): give them a small one where they look by default, ./data
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "timemachine.txt").write_text("The Time Machine, by H. G. Wells\n" * 50)
+    monkeypatch.chdir(tmp_path)
     cli = make_cli(["--config", str(recipe), "--trainer.default_root_dir", str(tmp_path)])
     assert cli.trainer.max_epochs >= 1
     assert sum(p.numel() for p in cli.model.parameters()) > 0

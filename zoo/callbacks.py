@@ -69,7 +69,7 @@ class RunReport(L.Callback):
         self.history.append(row)
 
     def on_fit_end(self, trainer, pl_module) -> None:
-        if trainer.is_global_zero and self.history:
+        if trainer.is_global_zero and any(len(row) > 1 for row in self.history):
             path = plot_curves(self.history, self.run_dir / "curves.png")
             for logger in trainer.loggers:
                 if type(logger).__name__ == "WandbLogger":

@@ -64,15 +64,18 @@ class Classification(ZooTask):
             self._train_sums += torch.stack((loss * len(y), (logits.argmax(-1) == y).sum()))
         self._train_count += len(y)
         self.log("train/loss_step", loss.detach(), prog_bar=True)
+        if batch_idx + 1 == self.trainer.num_training_batches:
+            self._log_train_epoch()
         return loss
 
-    def on_train_epoch_end(self) -> None:
-        # summed over every process, so DDP logs the global epoch figures
+    def _log_train_epoch(self) -> None:
+        """The epoch's loss and accuracy, summed over every process (so DDP logs the global
+        figures), logged from the epoch's last step so that they are in place before any
+        epoch-end hook (checkpoints, the run report) reads them."""
         count = torch.tensor(float(self._train_count), device=self.device)
         sums = self.trainer.strategy.reduce(torch.cat((self._train_sums, count[None])), reduce_op="sum")
-        if sums[2] > 0:
-            self.log("train/loss", sums[0] / sums[2], prog_bar=True)
-            self.log("train/acc", sums[1] / sums[2], prog_bar=True)
+        self.log("train/loss", sums[0] / sums[2], on_step=False, on_epoch=True, prog_bar=True)
+        self.log("train/acc", sums[1] / sums[2], on_step=False, on_epoch=True, prog_bar=True)
 
     def _eval_step(self, batch: Any, stage: str, acc: MulticlassAccuracy) -> None:
         x, y = batch[0], batch[1]

@@ -31,8 +31,7 @@ class RunReport(L.Callback):
         self.history: list[dict[str, float]] = []
         self.train_seconds = 0.0
         self.train_examples = 0
-        self._t_epoch = 0.0
-        self._t_val = 0.0
+        self._t_ref = time.perf_counter()
         self._t_start = time.perf_counter()
 
     # -- kept in checkpoints, so a resumed run's curves and throughput cover the whole run ----
@@ -45,23 +44,22 @@ class RunReport(L.Callback):
         self.train_seconds = state["train_seconds"]
         self.train_examples = state["train_examples"]
 
-    # -- throughput: training time excludes the validation run inside each epoch ------------
+    # -- throughput: the time spent in training batches (data loading included), so neither
+    # -- validation nor the epoch's end (checkpoints, logs) counts as training time ----------
     def on_train_epoch_start(self, trainer, pl_module) -> None:
-        self._t_epoch, self._t_val = time.perf_counter(), 0.0
-
-    def on_validation_start(self, trainer, pl_module) -> None:
-        self._v0 = time.perf_counter()
+        self._t_ref = time.perf_counter()
 
     def on_validation_end(self, trainer, pl_module) -> None:
-        if trainer.training:
-            self._t_val += time.perf_counter() - self._v0
+        self._t_ref = time.perf_counter()  # a validation run inside the epoch is not training
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        now = time.perf_counter()
+        self.train_seconds += now - self._t_ref
+        self._t_ref = now
         x = batch[0] if isinstance(batch, (list, tuple)) else batch
         self.train_examples += len(x) * trainer.world_size
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
-        self.train_seconds += time.perf_counter() - self._t_epoch - self._t_val
         row = {"epoch": trainer.current_epoch}
         for k, v in trainer.callback_metrics.items():
             if (k.startswith(("train/", "val/")) and not k.endswith("_step")) and _scalar(v) is not None:

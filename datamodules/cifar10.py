@@ -225,12 +225,3 @@ class CIFAR10(ZooDataModule):
             train = ([read_rgb(p) for p in train[0]], train[1])
             test = test and ([read_rgb(p) for p in test[0]], test[1])
         return train, test
-
-    def train_dataloader(self):
-        return self.loader(self._train, shuffle=True)
-
-    def val_dataloader(self):
-        return self.loader(self._val)
-
-    def test_dataloader(self):
-        return self.loader(self._test)

@@ -60,12 +60,3 @@ class NoisySine(ZooDataModule):
         self._train = TensorDataset(features[:n], labels[:n])
         self._val = TensorDataset(features[n : n + half], labels[n : n + half])
         self._test = TensorDataset(features[n + half :], labels[n + half :])
-
-    def train_dataloader(self):
-        return self.loader(self._train, shuffle=True)
-
-    def val_dataloader(self):
-        return self.loader(self._val)
-
-    def test_dataloader(self):
-        return self.loader(self._test)

@@ -63,10 +63,12 @@ class Classification(ZooTask):
         with torch.no_grad():
             self._train_sums += torch.stack((loss * len(y), (logits.argmax(-1) == y).sum()))
         self._train_count += len(y)
-        if (self.global_step + 1) % self.trainer.log_every_n_steps == 0:  # the steps the logger writes
-            self.log("train/loss_step", loss.detach(), prog_bar=True)
-        if batch_idx + 1 == self.trainer.num_training_batches:
-            self._log_train_epoch()
+        trainer = self._trainer  # None when the step is called outside a Trainer
+        if trainer is not None:
+            if (self.global_step + 1) % trainer.log_every_n_steps == 0:  # the steps the logger writes
+                self.log("train/loss_step", loss.detach(), prog_bar=True)
+            if batch_idx + 1 == trainer.num_training_batches:
+                self._log_train_epoch()
         return loss
 
     def _log_train_epoch(self) -> None:

@@ -127,6 +127,19 @@ class ZooTask(L.LightningModule):
             batch = (batch[0].contiguous(memory_format=torch.channels_last), *batch[1:])
         return batch
 
+    def _step(self, batch: Any, stage: str) -> torch.Tensor | None:
+        """One batch of ``stage`` (train, val or test): loss and metrics, logged as ``stage/...``."""
+        raise NotImplementedError(f"{type(self).__name__} defines no _step")
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "train")
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        self._step(batch, "val")
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        self._step(batch, "test")
+
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         return self.model(*args, **kwargs)
 

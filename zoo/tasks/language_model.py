@@ -94,12 +94,3 @@ class LanguageModel(ZooTask):
                  sync_dist=not on_step, batch_size=X.shape[0])  # fmt: skip
         self.log(f"{stage}/ppl", ppl, on_step=False, on_epoch=True, prog_bar=True, batch_size=X.shape[0])
         return loss
-
-    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
-        return self._step(batch, "train")
-
-    def validation_step(self, batch: Any, batch_idx: int) -> None:
-        self._step(batch, "val")
-
-    def test_step(self, batch: Any, batch_idx: int) -> None:
-        self._step(batch, "test")

@@ -166,7 +166,7 @@ class ZooTask(L.LightningModule):
             steps_per_epoch = max(1, int(total) // max(1, self.trainer.max_epochs or 1))
             warmup = int(hp.warmup_epochs * steps_per_epoch)
             sched = torch.optim.lr_scheduler.LambdaLR(
-                opt, _schedule(hp.scheduler, warmup, int(total), steps_per_epoch, hp, opt)
+                opt, _schedule(hp.scheduler, warmup, int(total), steps_per_epoch, hp)
             )
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
@@ -175,7 +175,7 @@ _PARAMS = inspect.signature(ZooTask.__init__).parameters
 _DEFAULTS = {k: p.default for k, p in _PARAMS.items() if p.default is not p.empty}
 
 
-def _schedule(kind: str, warmup: int, total: int, steps_per_epoch: int, hp: Any, opt):
+def _schedule(kind: str, warmup: int, total: int, steps_per_epoch: int, hp: Any):
     """A per-step LR factor: linear warm-up, then cosine decay to ``min_lr`` or step decay."""
     floor = hp.min_lr / hp.lr if hp.lr > 0 else 0.0
 

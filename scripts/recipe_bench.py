@@ -63,54 +63,73 @@ def run_peer(data_dir: str, python: str, pythonpath: str | None) -> dict:
             "train_examples_per_second": float(speed.group(1)) if speed else None}  # fmt: skip
 
 
-def epoch_overhead(data_dir: str, epochs: int, repeats: int) -> dict:
+def epoch_overhead(data_dir: str, epochs: int, repeats: int, zoo_args: list[str] | None = None) -> dict:
     """Seconds per training epoch of LeNet (the recipe's model, data, batch 256 and SGD): the
     zoo's task under ``zoo.fit`` (Trainer, CSV logger, checkpoints, progress bar off) against a
     hand-written loop that does what the course's ``train_ch6`` does per batch (forward,
-    cross-entropy, backward, step, accuracy). Validation time is excluded on both sides."""
+    cross-entropy, backward, step, and the epoch's loss and accuracy). Validation time is
+    excluded on both sides.
+
+    Both sides train the same trajectory: the loop takes the model and data module that
+    ``zoo.fit``'s command line builds from the recipe (same seed, initial weights, split and
+    batch order), and its epoch losses are returned beside the zoo's to show it: both sides do
+    the same arithmetic on the same numbers."""
+    import csv
     import statistics
 
     import torch
     import torch.nn.functional as F
 
-    from datamodules import FashionMNIST
+    from zoo.fit import keep_allocations_on_heap, make_cli
     from zoo.fit import main as fit
-    from zoo.registry import create_model
-    from zoo.tasks.base import init_weights
 
-    def loop_epoch_seconds() -> float:
-        torch.manual_seed(0)
-        dm = FashionMNIST(data_dir, batch_size=256, download=False)
+    keep_allocations_on_heap()  # zoo.fit does this; the loop gets the same allocator settings
+    recipe = ["--config", "configs/lenet_fashion_mnist.yaml", "--data.init_args.data_dir", data_dir,
+              "--data.init_args.download", "false", "--trainer.max_epochs", str(epochs),
+              "--trainer.enable_progress_bar", "false"]  # fmt: skip
+
+    def loop_run(root: str) -> tuple[float, list[float]]:
+        cli = make_cli([*recipe, "--trainer.default_root_dir", root])
+        model, dm = cli.model.model, cli.datamodule
         dm.setup("fit")
-        model = create_model("lenet")
-        init_weights(model, "xavier")
-        opt = torch.optim.SGD(model.parameters(), lr=0.9)
-        t0 = time.perf_counter()
+        opt = torch.optim.SGD(model.parameters(), lr=cli.model.hparams.lr)
+        seconds, losses = 0.0, []
         for _ in range(epochs):
-            correct = 0
+            t0 = time.perf_counter()
+            loss_sum, correct, n = 0.0, 0, 0
             for x, y in dm.train_dataloader():
                 logits = model(x)
                 loss = F.cross_entropy(logits, y)
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
+                loss_sum += loss.detach() * len(y)
                 correct += (logits.argmax(1) == y).sum()
-        return (time.perf_counter() - t0) / epochs
+                n += len(y)
+            seconds += time.perf_counter() - t0
+            losses.append(float(loss_sum / n))
+        return seconds / epochs, losses
 
-    def zoo_epoch_seconds(root: str) -> float:
-        s = fit(["--config", "configs/lenet_fashion_mnist.yaml", "--data.init_args.data_dir", data_dir,
-                 "--trainer.max_epochs", str(epochs), "--trainer.default_root_dir", root,
-                 "--trainer.enable_progress_bar", "false"])  # fmt: skip
-        return s["train_seconds"] / s["epochs"]
+    def zoo_run(root: str) -> tuple[float, list[float]]:
+        s = fit([*recipe, "--trainer.default_root_dir", root, *(zoo_args or [])])
+        with open(Path(s["metrics_file"]).with_name("metrics.csv")) as f:
+            losses = [float(r["train/loss"]) for r in csv.DictReader(f) if r.get("train/loss")]
+        return s["train_seconds"] / s["epochs"], losses
 
-    zoo_s, loop_s = [], []
+    zoo_s, loop_s, zoo_loss, loop_loss = [], [], [], []
     for _ in range(repeats):  # interleaved, so drifts in machine speed hit both alike
         with tempfile.TemporaryDirectory() as root:
-            zoo_s.append(zoo_epoch_seconds(root))
-        loop_s.append(loop_epoch_seconds())
+            seconds, losses = zoo_run(root)
+            zoo_s.append(seconds)
+            zoo_loss.append(losses)
+        with tempfile.TemporaryDirectory() as root:
+            seconds, losses = loop_run(root)
+            loop_s.append(seconds)
+            loop_loss.append(losses)
     ratios = [a / b for a, b in zip(zoo_s, loop_s)]
     return {"zoo_epoch_s": zoo_s, "loop_epoch_s": loop_s, "ratio": ratios,
-            "ratio_median": statistics.median(ratios), "target": 1.05}  # fmt: skip
+            "ratio_median": statistics.median(ratios), "target": 1.05,
+            "zoo_epoch_losses": zoo_loss[0], "loop_epoch_losses": loop_loss[0]}  # fmt: skip
 
 
 def main() -> None:
@@ -123,15 +142,22 @@ def main() -> None:
     ap.add_argument("--overhead_only", action="store_true", help="only the Lightning-vs-loop epoch time")
     ap.add_argument("--epochs", type=int, default=2, help="epochs per overhead measurement")
     ap.add_argument("--repeats", type=int, default=3, help="overhead measurements (median reported)")
+    ap.add_argument("--zoo_args", nargs="*", default=[], help="more zoo.fit options for the overhead measurement")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
     os.chdir(ROOT)
 
-    overhead = epoch_overhead(args.data_dir, args.epochs, args.repeats)
+    overhead = epoch_overhead(args.data_dir, args.epochs, args.repeats, args.zoo_args)
     print("LeNet seconds per training epoch (zoo task under Lightning / hand-written loop):")
     for z, lp, r in zip(overhead["zoo_epoch_s"], overhead["loop_epoch_s"], overhead["ratio"]):
         print(f"  zoo {z:6.2f} s   loop {lp:6.2f} s   ratio {r:.3f}")
     print(f"  median ratio {overhead['ratio_median']:.3f} (target <= 1.05)")
+    print(
+        "  same trajectory, train loss per epoch: zoo "
+        + " ".join(f"{v:.4f}" for v in overhead["zoo_epoch_losses"])
+        + ", loop "
+        + " ".join(f"{v:.4f}" for v in overhead["loop_epoch_losses"])
+    )
     if args.overhead_only:
         return
 
@@ -141,8 +167,9 @@ def main() -> None:
             rows.append(run_peer(args.data_dir, args.peer_python, args.peer_pythonpath))
         lenet = run_recipe("configs/lenet_fashion_mnist.yaml", args.data_dir, root)
         lenet["target"] = "acc >= course, wall < course"
-        lenet["met"] = (lenet["test_acc"] >= COURSE_LENET["test_acc"]
-                        and lenet["wall_seconds"] < COURSE_LENET["wall_seconds"])
+        lenet["met"] = (
+            lenet["test_acc"] >= COURSE_LENET["test_acc"] and lenet["wall_seconds"] < COURSE_LENET["wall_seconds"]
+        )
         fast = run_recipe("configs/fashion_mnist_fast.yaml", args.data_dir, root)
         fast["target"] = "acc >= 0.91 in < 180 s"
         fast["met"] = fast["test_acc"] >= FAST_TARGET["test_acc"] and fast["wall_seconds"] < FAST_TARGET["wall_seconds"]
@@ -153,8 +180,10 @@ def main() -> None:
     for r in rows:
         ex = r["train_examples_per_second"]
         verdict = "" if "met" not in r else ("MET" if r["met"] else "MISSED")
-        print(f"{r['recipe']:40} {r['test_acc'] or float('nan'):9.4f} {r['wall_seconds']:8.1f} "
-              f"{ex or float('nan'):9.0f}  {r.get('target', '')} {verdict}")
+        print(
+            f"{r['recipe']:40} {r['test_acc'] or float('nan'):9.4f} {r['wall_seconds']:8.1f} "
+            f"{ex or float('nan'):9.0f}  {r.get('target', '')} {verdict}"
+        )
     out = ROOT / args.out
     out.parent.mkdir(parents=True, exist_ok=True)
     report = {"machine": platform.platform(), "cpus": os.cpu_count(), "rows": rows, "overhead": overhead}

@@ -30,7 +30,7 @@ def test_fast_dev_run(fashion_dir, tmp_path):
 def test_fit_writes_metrics_config_curves_and_learns(fashion_dir, tmp_path):
     summary = main(_args(fashion_dir, tmp_path, "--trainer.max_epochs", "3", "--name", "tiny",
                          "--model.init_args.arch", "lenet_bn", "--model.init_args.optimizer", "adam",
-                         "--model.init_args.lr", "0.01"))  # fmt: skip
+                         "--model.init_args.lr", "0.01", "--trainer.log_every_n_steps", "2"))  # fmt: skip
     run = tmp_path / "tiny" / "version_0"
     metrics = json.loads((run / "metrics.json").read_text())
     assert summary.pop("metrics_file") == str(run / "metrics.json")
@@ -42,6 +42,10 @@ def test_fit_writes_metrics_config_curves_and_learns(fashion_dir, tmp_path):
     log = pd.read_csv(run / "metrics.csv")
     train = log.dropna(subset=["train/acc"])
     assert list(train["epoch"]) == [0, 1, 2] and train["train/loss"].iloc[-1] < train["train/loss"].iloc[0]
+    # the step loss reaches the loggers on every log_every_n_steps-th step (240 / 32 -> 8 steps an epoch)
+    steps = log.dropna(subset=["train/loss_step"])
+    assert list(steps["step"]) == [1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23]
+    assert list(steps["epoch"]) == [0] * 4 + [1] * 4 + [2] * 4 and steps["train/loss_step"].gt(0).all()
     config = yaml.safe_load((run / "config.yaml").read_text())
     assert config["model"]["init_args"]["arch"] == "lenet_bn"
     assert config["model"]["init_args"]["optimizer"] == "adam"

@@ -162,7 +162,9 @@ def test_channels_last_option_trains() -> None:
     task = Classification(arch="resnet18", num_classes=2, in_channels=3, channels_last=True,
                           arch_kwargs={"width": 4})  # fmt: skip
     assert task.model.features[0].weight.is_contiguous(memory_format=torch.channels_last)
-    batch = task.on_after_batch_transfer((torch.randn(2, 3, 16, 16), torch.tensor([0, 1])), 0)
-    assert batch[0].is_contiguous(memory_format=torch.channels_last)
+    seen = []
+    task.model.features[0].register_forward_pre_hook(lambda m, args: seen.append(args[0]))
+    task.model(torch.randn(2, 3, 16, 16))  # a plain NCHW batch reaches the first conv as NHWC
+    assert seen[0].is_contiguous(memory_format=torch.channels_last)
     _fit(task, epochs=1, steps_per_epoch=2)
     assert task.hparams.channels_last is True

@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable
 from pathlib import Path
@@ -87,7 +88,8 @@ class FiniteLossGuard(L.Callback):
     instead of the healthy ones waiting forever in the gradient all-reduce."""
 
     def on_before_backward(self, trainer: L.Trainer, module: L.LightningModule, loss: torch.Tensor) -> None:
-        bad = not bool(torch.isfinite(loss.detach()).all())
+        # one scalar read per step (cheaper than isfinite + all on this hot path)
+        bad = not math.isfinite(loss.item()) if loss.numel() == 1 else not bool(torch.isfinite(loss.detach()).all())
         if not trainer.strategy.reduce_boolean_decision(bad, all=False):
             return
         paths = [p for c in trainer.checkpoint_callbacks for p in (c.last_model_path, c.best_model_path)]

@@ -18,14 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import Logger
 
 import datamodules  # noqa: F401  (registers the data modules as subclasses for the CLI)
 import zoo.tasks  # noqa: F401
 from datamodules.base import ZooDataModule
-from zoo.callbacks import RunReport
+from zoo.callbacks import Checkpoint, ProgressBar, RunReport
 from zoo.errors import user_errors_as_one_line
 from zoo.faults import FiniteLossGuard, RNGState, fault_plugins
 from zoo.io import atomic_write
@@ -64,16 +63,16 @@ class ZooCLI(LightningCLI):
         metric, mode = self.model.monitor
         self.report = RunReport(self.run_dir)
         self.trainer_defaults["callbacks"] = [
-            ModelCheckpoint(dirpath=self.run_dir / "checkpoints", monitor=metric, mode=mode,
+            Checkpoint(dirpath=self.run_dir / "checkpoints", monitor=metric, mode=mode,
                             filename="best-{epoch:03d}", auto_insert_metric_name=False),
             # last.ckpt every epoch: Lightning's save_last refreshes it only when a best one is saved
-            ModelCheckpoint(dirpath=self.run_dir / "checkpoints", filename="last", enable_version_counter=False),
+            Checkpoint(dirpath=self.run_dir / "checkpoints", filename="last", enable_version_counter=False),
             self.report,
             RNGState(),
             FiniteLossGuard(),
         ]  # fmt: skip
         if cfg.trainer.get("enable_progress_bar") is not False:
-            self.trainer_defaults["callbacks"].append(RichProgressBar())
+            self.trainer_defaults["callbacks"].append(ProgressBar())
         kwargs["plugins"] = fault_plugins(self._get(self.config_init, "trainer", default={}).get("plugins"))
         return super().instantiate_trainer(logger=loggers, **kwargs)
 

@@ -93,6 +93,7 @@ class ZooTask(L.LightningModule):
         compile: bool = False,
     ) -> None:
         super().__init__()
+        self.step_metrics: dict[str, float] = {}  # the latest of log_step_metrics
         self._channels_last = channels_last
         self._compile = compile
         self.model: nn.Module
@@ -117,15 +118,10 @@ class ZooTask(L.LightningModule):
         init_weights(model, init)
         if self._channels_last:
             model = model.to(memory_format=torch.channels_last)
+            model.register_forward_pre_hook(_images_channels_last)
         if self._compile:
             model.compile()  # in place, unlike torch.compile(model): state_dict keys do not change
         return model
-
-    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        """With ``channels_last``, image batches take the weights' memory layout too."""
-        if self._channels_last and isinstance(batch, (list, tuple)) and getattr(batch[0], "ndim", 0) == 4:
-            batch = (batch[0].contiguous(memory_format=torch.channels_last), *batch[1:])
-        return batch
 
     def _step(self, batch: Any, stage: str) -> torch.Tensor | None:
         """One batch of ``stage`` (train, val or test): loss and metrics, logged as ``stage/...``."""
@@ -143,6 +139,42 @@ class ZooTask(L.LightningModule):
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         return self.model(*args, **kwargs)
 
+    def log_step_metrics(self, metrics: dict[str, torch.Tensor | float]) -> None:
+        """Step-level training scalars, on the steps the loggers write (every
+        ``--trainer.log_every_n_steps``): straight to the loggers, and kept in ``step_metrics``
+        for zoo.fit's progress bar. Through ``self.log`` Lightning would rebuild its logged-metric
+        dicts after every batch once a step metric exists, which cost ~4% of a LeNet step on
+        this CPU (scripts/recipe_bench.py). Epoch metrics still go through ``self.log``."""
+        trainer = self._trainer  # None when the step is called outside a Trainer
+        if trainer is None or (trainer.global_step + 1) % trainer.log_every_n_steps:
+            return
+        self.step_metrics = {k: float(v) for k, v in metrics.items()}
+        for logger in trainer.loggers:
+            logger.log_metrics({**self.step_metrics, "epoch": trainer.current_epoch}, step=trainer.global_step)
+
+    # -- per-step fast paths: Lightning's bookkeeping around each training step costs a few
+    # -- percent of a small model's step on a CPU (scripts/recipe_bench.py measures it) -------
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _cache_step_signature(cls)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Lightning sets _current_fx_name around every hook call, ~45 times a training step;
+        # nn.Module.__setattr__ first checks it against parameters, buffers and submodules,
+        # which it never is.
+        if name == "_current_fx_name":
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
+
+    def configure_gradient_clipping(
+        self, optimizer: Any, gradient_clip_val: float | None = None, gradient_clip_algorithm: str | None = None
+    ) -> None:
+        """Lightning's behaviour (clip when ``--trainer.gradient_clip_val`` is set), without
+        its argument checks on every step when clipping is off."""
+        if gradient_clip_val:
+            self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
+
     def configure_optimizers(self):
         # a task built in Python records only the arguments it was given: fill in the defaults
         hp = SimpleNamespace(**{**_DEFAULTS, **self.hparams})
@@ -159,9 +191,7 @@ class ZooTask(L.LightningModule):
             return opt
         total = self.trainer.estimated_stepping_batches
         if hp.scheduler == "onecycle":
-            sched = torch.optim.lr_scheduler.OneCycleLR(
-                opt, max_lr=[g["lr"] for g in groups], total_steps=int(total)
-            )
+            sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["lr"] for g in groups], total_steps=int(total))
         else:
             steps_per_epoch = max(1, int(total) // max(1, self.trainer.max_epochs or 1))
             warmup = int(hp.warmup_epochs * steps_per_epoch)
@@ -171,6 +201,24 @@ class ZooTask(L.LightningModule):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
 
+def _images_channels_last(module: nn.Module, args: tuple) -> tuple:
+    """A forward pre-hook: image batches (4-D tensors) take the weights' NHWC layout. (A hook
+    on the model rather than Lightning's ``on_after_batch_transfer``, which a task cannot
+    override beside a data module without a warning on every run.)"""
+    return tuple(a.contiguous(memory_format=torch.channels_last) if torch.is_tensor(a) and a.ndim == 4 else a
+                 for a in args)  # fmt: skip
+
+
+def _cache_step_signature(cls: type) -> None:
+    """Lightning inspects ``training_step``'s signature on every step (does it take
+    ``batch_idx``?), which rebuilds it each time; a function's ``__signature__``, when set, is
+    what ``inspect`` returns at once."""
+    step = cls.__dict__.get("training_step")
+    if inspect.isfunction(step) and "__signature__" not in step.__dict__:
+        step.__signature__ = inspect.signature(step)
+
+
+_cache_step_signature(ZooTask)
 _PARAMS = inspect.signature(ZooTask.__init__).parameters
 _DEFAULTS = {k: p.default for k, p in _PARAMS.items() if p.default is not p.empty}
 

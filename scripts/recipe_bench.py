@@ -15,6 +15,7 @@ import json
 import os
 import platform
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -63,7 +64,9 @@ def run_peer(data_dir: str, python: str, pythonpath: str | None) -> dict:
             "train_examples_per_second": float(speed.group(1)) if speed else None}  # fmt: skip
 
 
-def epoch_overhead(data_dir: str, epochs: int, repeats: int, zoo_args: list[str] | None = None) -> dict:
+def epoch_overhead(
+    data_dir: str, epochs: int, repeats: int, zoo_args: list[str] | None = None, bare: bool = False
+) -> dict:
     """Seconds per training epoch of LeNet (the recipe's model, data, batch 256 and SGD): the
     zoo's task under ``zoo.fit`` (Trainer, CSV logger, checkpoints, progress bar off) against a
     hand-written loop that does what the course's ``train_ch6`` does per batch (forward,
@@ -73,7 +76,8 @@ def epoch_overhead(data_dir: str, epochs: int, repeats: int, zoo_args: list[str]
     Both sides train the same trajectory: the loop takes the model and data module that
     ``zoo.fit``'s command line builds from the recipe (same seed, initial weights, split and
     batch order), and its epoch losses are returned beside the zoo's to show it: both sides do
-    the same arithmetic on the same numbers."""
+    the same arithmetic on the same numbers. With ``bare``, the task under a bare Trainer is
+    timed too."""
     import csv
     import statistics
 
@@ -110,14 +114,37 @@ def epoch_overhead(data_dir: str, epochs: int, repeats: int, zoo_args: list[str]
             losses.append(float(loss_sum / n))
         return seconds / epochs, losses
 
+    def bare_run(root: str) -> float:
+        """The same task and data under a bare Trainer (no logger, callbacks, checkpoints or
+        validation), timed as RunReport times zoo.fit: Lightning's own share of the overhead."""
+        import lightning as L
+
+        class BatchTimer(L.Callback):
+            seconds = 0.0
+
+            def on_train_epoch_start(self, trainer, pl_module) -> None:
+                self.t = time.perf_counter()
+
+            def on_train_batch_end(self, *args) -> None:
+                now = time.perf_counter()
+                self.seconds += now - self.t
+                self.t = now
+
+        cli = make_cli([*recipe, "--trainer.default_root_dir", root])
+        timer = BatchTimer()
+        trainer = L.Trainer(max_epochs=epochs, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                            enable_model_summary=False, callbacks=[timer], limit_val_batches=0)  # fmt: skip
+        trainer.fit(cli.model, datamodule=cli.datamodule)
+        return timer.seconds / epochs
+
     def zoo_run(root: str) -> tuple[float, list[float]]:
         s = fit([*recipe, "--trainer.default_root_dir", root, *(zoo_args or [])])
         with open(Path(s["metrics_file"]).with_name("metrics.csv")) as f:
             losses = [float(r["train/loss"]) for r in csv.DictReader(f) if r.get("train/loss")]
         return s["train_seconds"] / s["epochs"], losses
 
-    zoo_s, loop_s, zoo_loss, loop_loss = [], [], [], []
-    for _ in range(repeats):  # interleaved, so drifts in machine speed hit both alike
+    zoo_s, loop_s, bare_s, zoo_loss, loop_loss = [], [], [], [], []
+    for _ in range(repeats):  # interleaved, so drifts in machine speed hit all alike
         with tempfile.TemporaryDirectory() as root:
             seconds, losses = zoo_run(root)
             zoo_s.append(seconds)
@@ -126,9 +153,13 @@ def epoch_overhead(data_dir: str, epochs: int, repeats: int, zoo_args: list[str]
             seconds, losses = loop_run(root)
             loop_s.append(seconds)
             loop_loss.append(losses)
+        if bare:
+            with tempfile.TemporaryDirectory() as root:
+                bare_s.append(bare_run(root))
     ratios = [a / b for a, b in zip(zoo_s, loop_s)]
     return {"zoo_epoch_s": zoo_s, "loop_epoch_s": loop_s, "ratio": ratios,
             "ratio_median": statistics.median(ratios), "target": 1.05,
+            "bare_epoch_s": bare_s, "bare_ratio": [a / b for a, b in zip(bare_s, loop_s)],
             "zoo_epoch_losses": zoo_loss[0], "loop_epoch_losses": loop_loss[0]}  # fmt: skip
 
 
@@ -143,15 +174,22 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=2, help="epochs per overhead measurement")
     ap.add_argument("--repeats", type=int, default=3, help="overhead measurements (median reported)")
     ap.add_argument("--zoo_args", nargs="*", default=[], help="more zoo.fit options for the overhead measurement")
+    ap.add_argument("--bare", action="store_true", help="also time the task under a bare Lightning Trainer")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
     os.chdir(ROOT)
 
-    overhead = epoch_overhead(args.data_dir, args.epochs, args.repeats, args.zoo_args)
+    overhead = epoch_overhead(args.data_dir, args.epochs, args.repeats, args.zoo_args, args.bare)
     print("LeNet seconds per training epoch (zoo task under Lightning / hand-written loop):")
     for z, lp, r in zip(overhead["zoo_epoch_s"], overhead["loop_epoch_s"], overhead["ratio"]):
         print(f"  zoo {z:6.2f} s   loop {lp:6.2f} s   ratio {r:.3f}")
     print(f"  median ratio {overhead['ratio_median']:.3f} (target <= 1.05)")
+    if overhead["bare_epoch_s"]:
+        print(
+            "  the task under a bare Trainer (no logger, callbacks, checkpoints): "
+            + " ".join(f"{s:.2f} s ({r:.3f})" for s, r in zip(overhead["bare_epoch_s"], overhead["bare_ratio"]))
+            + f", median ratio {statistics.median(overhead['bare_ratio']):.3f}"
+        )
     print(
         "  same trajectory, train loss per epoch: zoo "
         + " ".join(f"{v:.4f}" for v in overhead["zoo_epoch_losses"])

@@ -53,6 +53,17 @@ class ZooDataModule(L.LightningDataModule):
             **kwargs,
         )
 
+    def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
+        """On the CPU a batch of CPU tensors is already where it goes: returned as it is, without
+        Lightning's walk over the batch (a measurable share of a small model's CPU step)."""
+        if (
+            device.type == "cpu"
+            and isinstance(batch, (tuple, list))
+            and all(isinstance(t, torch.Tensor) and t.device.type == "cpu" for t in batch)
+        ):
+            return batch
+        return super().transfer_batch_to_device(batch, device, dataloader_idx)
+
 
 def _keep(batch: Any) -> Any:
     return batch

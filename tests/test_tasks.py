@@ -94,3 +94,12 @@ def test_gradient_clipping_still_applies():
     assert norm() > 100
     task.configure_gradient_clipping(opt, gradient_clip_val=1.0, gradient_clip_algorithm="norm")
     assert norm() == pytest.approx(1.0, rel=1e-4)
+
+
+def test_cpu_batches_skip_lightnings_device_walk():
+    data = SyntheticRegression()
+    x, y = torch.ones(4, 2), torch.zeros(4)
+    batch = data.transfer_batch_to_device((x, y), torch.device("cpu"), 0)
+    assert batch[0] is x and batch[1] is y  # returned as it is
+    moved = data.transfer_batch_to_device({"x": x, "n": 3}, torch.device("cpu"), 0)  # others: Lightning's way
+    assert moved["x"].data_ptr() == x.data_ptr() and moved["n"] == 3

@@ -143,8 +143,8 @@ class ZooTask(L.LightningModule):
         """Step-level training scalars, on the steps the loggers write (every
         ``--trainer.log_every_n_steps``): straight to the loggers, and kept in ``step_metrics``
         for zoo.fit's progress bar. Through ``self.log`` Lightning would rebuild its logged-metric
-        dicts after every batch once a step metric exists, which cost ~4% of a LeNet step on
-        this CPU (scripts/recipe_bench.py). Epoch metrics still go through ``self.log``."""
+        dicts after every batch once a step metric exists, a measurable share of a LeNet step on
+        a CPU (scripts/recipe_bench.py). Epoch metrics still go through ``self.log``."""
         trainer = self._trainer  # None when the step is called outside a Trainer
         if trainer is None or (trainer.global_step + 1) % trainer.log_every_n_steps:
             return

@@ -103,3 +103,20 @@ def test_cpu_batches_skip_lightnings_device_walk():
     assert batch[0] is x and batch[1] is y  # returned as it is
     moved = data.transfer_batch_to_device({"x": x, "n": 3}, torch.device("cpu"), 0)  # others: Lightning's way
     assert moved["x"].data_ptr() == x.data_ptr() and moved["n"] == 3
+
+
+def test_regression_logs_step_loss_to_the_loggers_and_epoch_loss_through_lightning(tmp_path):
+    import pandas as pd
+    from lightning.pytorch.loggers import CSVLogger
+
+    task = Regression(in_features=2, lr=0.03)
+    data = SyntheticRegression(num_train=100, num_val=20, batch_size=10)  # 10 steps an epoch
+    trainer = L.Trainer(max_epochs=2, logger=CSVLogger(tmp_path, name="r"), log_every_n_steps=4,
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)  # fmt: skip
+    trainer.fit(task, datamodule=data)
+    log = pd.read_csv(tmp_path / "r" / "version_0" / "metrics.csv")
+    steps = log.dropna(subset=["train/loss_step"])
+    assert list(steps["step"]) == [3, 7, 11, 15, 19] and list(steps["epoch"]) == [0, 0, 1, 1, 1]
+    epochs = log.dropna(subset=["train/loss"])
+    assert list(epochs["epoch"]) == [0, 1] and epochs["train/loss"].iloc[1] < epochs["train/loss"].iloc[0]
+    assert task.step_metrics["train/loss_step"] == steps["train/loss_step"].iloc[-1]

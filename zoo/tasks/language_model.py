@@ -89,8 +89,9 @@ class LanguageModel(ZooTask):
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), Y.reshape(-1))
         ppl: Perplexity = getattr(self, f"{stage}_ppl")
         ppl.update(logits.detach(), Y)
-        on_step = stage == "train"
-        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True,
-                 sync_dist=not on_step, batch_size=X.shape[0])  # fmt: skip
+        self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True,
+                 batch_size=X.shape[0])  # fmt: skip
+        if stage == "train":
+            self.log_step_metrics({"train/loss_step": loss.detach()})
         self.log(f"{stage}/ppl", ppl, on_step=False, on_epoch=True, prog_bar=True, batch_size=X.shape[0])
         return loss

@@ -46,9 +46,10 @@ class Regression(ZooTask):
         x, y = batch[0], batch[1]
         pred = self.model(x).reshape(y.shape)
         loss = F.mse_loss(pred, y)
-        on_step = stage == "train"
-        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True, sync_dist=not on_step)
-        if not on_step:
+        self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
+        if stage == "train":
+            self.log_step_metrics({"train/loss_step": loss.detach()})
+        else:
             # the root of the epoch's mean squared error, not a mean of per-batch roots
             rmse = self.val_rmse if stage == "val" else self.test_rmse
             rmse.update(pred.detach(), y)

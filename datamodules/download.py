@@ -28,7 +28,10 @@ def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
 
 def download(url: str, dest: str | os.PathLike, sha256: str | None = None, md5: str | None = None) -> Path:
     """Fetch ``url`` to ``dest`` through ``dest.part``; verify, then rename. An existing
-    ``dest`` that verifies is kept; a ``.part`` left by an earlier failure is never used."""
+    ``dest`` that verifies is kept; a ``.part`` left by an earlier failure is never used.
+    A checksum (``sha256`` or ``md5``) is required: no unverified download is ever used."""
+    if not (sha256 or md5):
+        raise ValueError(f"download({url!r}): give sha256 or md5; a file that cannot be verified is not used")
     dest = Path(dest)
     if dest.is_file() and _verified(dest, sha256, md5):
         return dest

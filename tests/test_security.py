@@ -131,7 +131,13 @@ def test_checksum_mismatch_leaves_nothing(server, tmp_path):
 def test_a_cut_download_never_stands_in_for_a_whole_one(server, tmp_path):
     dest = tmp_path / "f.bin"
     with pytest.raises(OSError, match=f"incomplete download .*: 100000 of {len(PAYLOAD)} bytes"):
-        download(f"{server}/cut", dest)  # even without a checksum
+        download(f"{server}/cut", dest, sha256=SHA)  # caught by its length, before any checksum
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_download_without_a_checksum_is_refused(server, tmp_path):
+    with pytest.raises(ValueError, match="give sha256 or md5"):
+        download(f"{server}/whole", tmp_path / "f.bin")
     assert list(tmp_path.iterdir()) == []
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch.utils.data import DataLoader, IterableDataset
@@ -199,6 +199,23 @@ class LanguageModelData(ZooDataModule):
             )  # fmt: skip
             for split in ("train", "val", "test")
         }
+        self._restore_train_generator()
+
+    # The training batches' generator travels in checkpoints (Lightning saves a data module's
+    # state_dict), so a resumed run draws the offsets and orders the uninterrupted one would.
+    def state_dict(self) -> dict[str, Any]:
+        sets = getattr(self, "_sets", None)
+        return {"train_generator": sets["train"].generator.get_state()} if sets else {}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._pending_generator = state_dict.get("train_generator")
+        self._restore_train_generator()  # now if set up already, else in setup
+
+    def _restore_train_generator(self) -> None:
+        pending, sets = getattr(self, "_pending_generator", None), getattr(self, "_sets", None)
+        if pending is not None and sets:
+            sets["train"].generator.set_state(pending)
+            self._pending_generator = None
 
     def _loader(self, split: str) -> DataLoader:
         # the dataset yields whole batches (slices of one in-memory tensor): no collation, and

@@ -198,3 +198,39 @@ def test_task_carries_the_detached_state_and_resets_where_the_batch_says():
     assert task.model.seen[-1] is None
     task.validation_step((X, X, False), 0)  # stages keep their own state
     assert task.model.seen[-1] is None
+
+
+def test_training_batch_generator_is_restored_from_a_checkpoint_state(tmp_path):
+    (tmp_path / "timemachine.txt").write_text(BOOK)
+
+    def make() -> TimeMachine:
+        dm = TimeMachine(data_dir=str(tmp_path), batch_size=2, num_steps=5, sampling="random")
+        dm.setup("fit")
+        return dm
+
+    def epoch(dm: TimeMachine) -> torch.Tensor:
+        return torch.cat([x for x, _, _ in dm.train_dataloader()])
+
+    run = make()
+    epoch(run)  # the first epoch moves the generator on
+    state = run.state_dict()
+    second = epoch(run)
+    resumed = TimeMachine(data_dir=str(tmp_path), batch_size=2, num_steps=5, sampling="random")
+    resumed.load_state_dict(state)  # before setup, as a checkpoint may arrive
+    resumed.setup("fit")
+    assert torch.equal(epoch(resumed), second)
+    assert not torch.equal(epoch(make()), second)  # a fresh module would repeat the first epoch
+
+
+def test_checkpoints_carry_the_generator(tmp_path):
+    import lightning as L
+
+    (tmp_path / "timemachine.txt").write_text(BOOK)
+    dm = TimeMachine(data_dir=str(tmp_path), batch_size=2, num_steps=5)
+    task = LanguageModel(arch="gru", vocab_size=dm.vocab_size, arch_kwargs={"num_hiddens": 8})
+    trainer = L.Trainer(max_epochs=1, limit_train_batches=3, limit_val_batches=1, logger=False,
+                        enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)  # fmt: skip
+    trainer.fit(task, datamodule=dm)
+    trainer.save_checkpoint(tmp_path / "c.ckpt")
+    state = torch.load(tmp_path / "c.ckpt", weights_only=True)["TimeMachine"]["train_generator"]
+    assert torch.equal(state, dm._sets["train"].generator.get_state())

@@ -222,7 +222,7 @@ def test_training_batch_generator_is_restored_from_a_checkpoint_state(tmp_path):
     assert not torch.equal(epoch(make()), second)  # a fresh module would repeat the first epoch
 
 
-def test_checkpoints_carry_the_generator(tmp_path):
+def test_checkpoints_carry_the_generator_and_train_ppl_is_logged(tmp_path):
     import lightning as L
 
     (tmp_path / "timemachine.txt").write_text(BOOK)
@@ -231,6 +231,8 @@ def test_checkpoints_carry_the_generator(tmp_path):
     trainer = L.Trainer(max_epochs=1, limit_train_batches=3, limit_val_batches=1, logger=False,
                         enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)  # fmt: skip
     trainer.fit(task, datamodule=dm)
+    metrics = trainer.callback_metrics  # the training perplexity is exp of the mean loss per token
+    assert float(metrics["train/ppl"]) == pytest.approx(float(metrics["train/loss"].exp()), rel=1e-6)
     trainer.save_checkpoint(tmp_path / "c.ckpt")
     state = torch.load(tmp_path / "c.ckpt", weights_only=True)["TimeMachine"]["train_generator"]
     assert torch.equal(state, dm._sets["train"].generator.get_state())

@@ -21,7 +21,7 @@ def test_train_epoch_sums_fold_and_match_a_direct_count(monkeypatch):
     task.on_train_epoch_start()
     gen = torch.Generator().manual_seed(0)
     loss_sum, correct, n = 0.0, 0, 0
-    for size in (7, 5, 3):  # the last batch is left in the lists, not folded
+    for size in (7, 5, 3):  # the third batch is left in the lists, not folded
         x, y = torch.rand(size, 1, 28, 28, generator=gen), torch.randint(0, 10, (size,), generator=gen)
         loss = task.training_step((x, y), 0)
         with torch.no_grad():
@@ -33,7 +33,7 @@ def test_train_epoch_sums_fold_and_match_a_direct_count(monkeypatch):
     assert len(task._train_sizes) == 1
     sums = task._fold_train_batches()
     assert sums.tolist() == pytest.approx([loss_sum, correct, n], rel=1e-6)
-    assert task._train_sizes == [] and task._train_losses == []
+    assert task._train_sizes == [] and task._train_means == {"loss": [], "acc": []}
 
 
 def test_training_step_signature_is_cached_for_lightning():
@@ -42,7 +42,7 @@ def test_training_step_signature_is_cached_for_lightning():
             return super().training_step(batch, batch_idx)
 
     for task in (Classification(arch="softmax_regression"), Custom(arch="softmax_regression")):
-        step = type(task).__dict__["training_step"]
+        step = inspect.getattr_static(type(task), "training_step")
         assert isinstance(step.__signature__, inspect.Signature)
         assert inspect.getfullargspec(task.training_step).args == ["self", "batch", "batch_idx"]
         assert is_param_in_hook_signature(task.training_step, "batch_idx", min_args=2)
@@ -120,3 +120,21 @@ def test_regression_logs_step_loss_to_the_loggers_and_epoch_loss_through_lightni
     epochs = log.dropna(subset=["train/loss"])
     assert list(epochs["epoch"]) == [0, 1] and epochs["train/loss"].iloc[1] < epochs["train/loss"].iloc[0]
     assert task.step_metrics["train/loss_step"] == steps["train/loss_step"].iloc[-1]
+
+
+def test_epoch_figures_are_logged_for_a_loader_without_a_length():
+    from torch.utils.data import DataLoader, IterableDataset
+
+    class Stream(IterableDataset):  # no __len__: the last step is not known in advance
+        def __iter__(self):
+            gen = torch.Generator().manual_seed(0)
+            for _ in range(6):
+                x = torch.randn(8, 2, generator=gen)
+                yield x, x @ torch.tensor([2.0, -3.4]) + 4.2
+
+    task = Regression(in_features=2, lr=0.03)
+    trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False)  # fmt: skip
+    trainer.fit(task, train_dataloaders=DataLoader(Stream(), batch_size=None))
+    assert trainer.num_training_batches == float("inf")
+    assert torch.isfinite(trainer.callback_metrics["train/loss"])

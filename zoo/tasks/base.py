@@ -94,6 +94,7 @@ class ZooTask(L.LightningModule):
     ) -> None:
         super().__init__()
         self.step_metrics: dict[str, float] = {}  # the latest of log_step_metrics
+        self._reset_train_figures()
         self._channels_last = channels_last
         self._compile = compile
         self.model: nn.Module
@@ -128,7 +129,11 @@ class ZooTask(L.LightningModule):
         raise NotImplementedError(f"{type(self).__name__} defines no _step")
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
-        return self._step(batch, "train")
+        loss = self._step(batch, "train")
+        self.log_step_metrics({"train/loss_step": loss.detach()})
+        if self._trainer is not None and batch_idx + 1 == self._trainer.num_training_batches:
+            self._log_train_epoch()
+        return loss
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         self._step(batch, "val")
@@ -138,6 +143,65 @@ class ZooTask(L.LightningModule):
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         return self.model(*args, **kwargs)
+
+    # -- the epoch's training figures: per-batch tensors, summed once at the epoch's end -------
+    # Rather than a torchmetrics metric or a self.log on every step: on a model as small as
+    # LeNet those cost a measurable share of each CPU step (the foundation's target is Lightning
+    # within 5% of a hand-written loop, scripts/recipe_bench.py).
+
+    #: training batches whose figures are listed before they are folded into the epoch's sums
+    fold_every = 1024
+
+    def on_train_epoch_start(self) -> None:
+        self._reset_train_figures()
+
+    def _reset_train_figures(self) -> None:
+        self._train_means: dict[str, list[torch.Tensor]] = {}
+        self._train_sizes: list[int] = []
+        self._train_sums: torch.Tensor | None = None  # size-weighted sums of each mean, then the size
+        self._train_logged = False
+
+    def record_train_batch(self, size: int, **means: torch.Tensor) -> None:
+        """One training batch's means (``loss=...``, ``acc=...``), kept as tensors, so there is
+        no device sync per step. At the epoch's end their size-weighted means, summed over
+        every process, are logged as ``train/<name>`` (see ``train_epoch_metrics``)."""
+        for name, value in means.items():
+            self._train_means.setdefault(name, []).append(value.detach())
+        self._train_sizes.append(size)
+        if len(self._train_sizes) == self.fold_every:
+            self._fold_train_batches()
+
+    def _fold_train_batches(self) -> torch.Tensor | None:
+        """Adds the listed batches into the running sums (so long epochs do not pile up small
+        tensors); returns the sums: one per recorded name, then the total size."""
+        if self._train_sizes:
+            first = next(iter(self._train_means.values()))[0]
+            sizes = torch.tensor(self._train_sizes, dtype=torch.float32, device=first.device)
+            part = torch.stack([*(torch.stack(v).float() @ sizes for v in self._train_means.values()), sizes.sum()])
+            self._train_sums = part if self._train_sums is None else self._train_sums + part
+            for values in self._train_means.values():
+                values.clear()
+            self._train_sizes.clear()
+        return self._train_sums
+
+    def _log_train_epoch(self) -> None:
+        """Logs the epoch's training figures, from its last step, so that they are in place
+        before any epoch-end hook (checkpoints, the run report) reads them."""
+        sums = self._fold_train_batches()
+        if sums is None or self._train_logged:
+            return
+        sums = self.trainer.strategy.reduce(sums.clone(), reduce_op="sum")
+        means = dict(zip(self._train_means, sums[:-1] / sums[-1]))
+        for name, value in self.train_epoch_metrics(means).items():
+            self.log(name, value, on_step=False, on_epoch=True, prog_bar=True)
+        self._train_logged = True
+
+    def on_train_epoch_end(self) -> None:
+        self._log_train_epoch()  # a loader without a length: the last step was not known
+
+    def train_epoch_metrics(self, means: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """What the epoch's mean training figures are logged as; a task may add derived ones."""
+        return {f"train/{name}": value for name, value in means.items()}
 
     def log_step_metrics(self, metrics: dict[str, torch.Tensor | float]) -> None:
         """Step-level training scalars, on the steps the loggers write (every

@@ -55,7 +55,7 @@ class LanguageModel(ZooTask):
         if getattr(self.model, "bidirectional", False):
             rank_zero_warn(f"{arch} is bidirectional: it sees the tokens it predicts, so its perplexity "
                            "means nothing and it cannot generate (see zoo/models/rnn.py)")  # fmt: skip
-        self.train_ppl, self.val_ppl, self.test_ppl = Perplexity(), Perplexity(), Perplexity()
+        self.val_ppl, self.test_ppl = Perplexity(), Perplexity()
         self.vocab: Vocab | None = None
         self.tokenizer: Tokenizer | None = None
         self._states: dict[str, Any] = {}
@@ -87,11 +87,14 @@ class LanguageModel(ZooTask):
         logits, state = self.model(X, state)  # (B, T, vocab)
         self._states[stage] = detach_state(state)
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), Y.reshape(-1))
+        if stage == "train":  # the epoch's perplexity is exp of its mean loss per token
+            self.record_train_batch(Y.numel(), loss=loss)
+            return loss
         ppl: Perplexity = getattr(self, f"{stage}_ppl")
         ppl.update(logits.detach(), Y)
-        self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True,
-                 batch_size=X.shape[0])  # fmt: skip
-        if stage == "train":
-            self.log_step_metrics({"train/loss_step": loss.detach()})
-        self.log(f"{stage}/ppl", ppl, on_step=False, on_epoch=True, prog_bar=True, batch_size=X.shape[0])
+        self.log(f"{stage}/loss", loss, on_epoch=True, prog_bar=True, sync_dist=True, batch_size=X.shape[0])
+        self.log(f"{stage}/ppl", ppl, on_epoch=True, prog_bar=True, batch_size=X.shape[0])
         return loss
+
+    def train_epoch_metrics(self, means: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {**super().train_epoch_metrics(means), "train/ppl": means["loss"].exp()}

@@ -46,10 +46,10 @@ class Regression(ZooTask):
         x, y = batch[0], batch[1]
         pred = self.model(x).reshape(y.shape)
         loss = F.mse_loss(pred, y)
-        self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
         if stage == "train":
-            self.log_step_metrics({"train/loss_step": loss.detach()})
+            self.record_train_batch(len(y), loss=loss)
         else:
+            self.log(f"{stage}/loss", loss, on_epoch=True, prog_bar=True, sync_dist=True)
             # the root of the epoch's mean squared error, not a mean of per-batch roots
             rmse = self.val_rmse if stage == "val" else self.test_rmse
             rmse.update(pred.detach(), y)

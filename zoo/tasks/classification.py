@@ -1,4 +1,4 @@
-"""Image (or any) classification: cross-entropy, accuracy via torchmetrics."""
+"""Image (or any) classification: cross-entropy; validation and test accuracy via torchmetrics."""
 
 from __future__ import annotations
 

@@ -14,8 +14,8 @@ import pytest
 import torch
 import yaml
 
-from zoo.faults import AtomicCheckpointIO, FiniteLossGuard, NonFiniteLossError
 from zoo.fit import VERSION_ENV, main
+from zoo.run.faults import AtomicCheckpointIO, FiniteLossGuard, NonFiniteLossError
 
 ROOT = Path(__file__).parents[1]
 RECIPE = ROOT / "configs" / "lenet_fashion_mnist.yaml"

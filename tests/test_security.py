@@ -20,8 +20,8 @@ import torch
 
 import datamodules.fashion_mnist as fashion_mnist
 from datamodules.download import download, extract
-from zoo.faults import AtomicCheckpointIO
 from zoo.fit import VERSION_ENV, main
+from zoo.run.faults import AtomicCheckpointIO
 from zoo.tasks import Classification
 
 ROOT = Path(__file__).parents[1]

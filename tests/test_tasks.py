@@ -11,7 +11,7 @@ from lightning.pytorch.utilities.signature_utils import is_param_in_hook_signatu
 from torch import nn
 
 from datamodules import SyntheticRegression
-from zoo.callbacks import Checkpoint, ProgressBar
+from zoo.run.callbacks import Checkpoint, ProgressBar
 from zoo.tasks import Classification, Regression
 
 

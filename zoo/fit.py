@@ -24,11 +24,11 @@ from lightning.pytorch.loggers import Logger
 import datamodules  # noqa: F401  (registers the data modules as subclasses for the CLI)
 import zoo.tasks  # noqa: F401
 from datamodules.base import ZooDataModule
-from zoo.callbacks import Checkpoint, ProgressBar, RunReport
-from zoo.errors import user_errors_as_one_line
-from zoo.faults import FiniteLossGuard, RNGState, fault_plugins
-from zoo.io import atomic_write
-from zoo.loggers import ResumableCSVLogger
+from zoo.run.callbacks import Checkpoint, ProgressBar, RunReport
+from zoo.run.errors import user_errors_as_one_line
+from zoo.run.faults import FiniteLossGuard, RNGState, fault_plugins
+from zoo.run.io import atomic_write
+from zoo.run.loggers import ResumableCSVLogger
 from zoo.tasks.base import ZooTask
 
 LINKED = ("num_classes", "in_channels", "in_features", "vocab_size")

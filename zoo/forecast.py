@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from datamodules.sine import NoisySine
-from zoo.io import atomic_write
+from zoo.run.io import atomic_write
 from zoo.tasks.regression import Regression
 
 

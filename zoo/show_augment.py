@@ -20,7 +20,7 @@ import torch
 import yaml
 from torchvision.utils import make_grid, save_image
 
-from zoo.io import atomic_write
+from zoo.run.io import atomic_write
 
 
 def data_module(config: str | Path, overrides: dict[str, Any]):

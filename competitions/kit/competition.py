@@ -28,7 +28,7 @@ from competitions.kit.fetch import fetch
 from competitions.kit.folds import load_or_make_folds
 from competitions.kit.scorelog import append_score
 from competitions.kit.submission import read_sample, write_submission
-from zoo.io import atomic_write
+from zoo.run.io import atomic_write
 
 
 @dataclass

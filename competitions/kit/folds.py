@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from zoo.io import atomic_write
+from zoo.run.io import atomic_write
 
 FOLD_COLUMNS = ["id", "fold"]
 

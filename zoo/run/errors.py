@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from jsonargparse import ArgumentError
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 
-from zoo.faults import NonFiniteLossError
+from zoo.run.faults import NonFiniteLossError
 
 # what a wrong option, a missing or damaged file, a refused checkpoint or a diverged run raises;
 # other exceptions (bugs) keep their traceback

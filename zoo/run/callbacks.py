@@ -14,7 +14,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 
-from zoo.io import atomic_write
+from zoo.run.io import atomic_write
 
 
 def _scalar(v: Any) -> float | None:

@@ -28,11 +28,11 @@ import numpy as np
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
-from zoo.io import atomic_write
+from zoo.run.io import atomic_write
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """``torch.save`` through ``zoo.io.atomic_write``; ``torch.load`` with ``weights_only=True``."""
+    """``torch.save`` through ``zoo.run.io.atomic_write``; ``torch.load`` with ``weights_only=True``."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any = None) -> None:
         if storage_options is not None:

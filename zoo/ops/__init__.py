@@ -1,0 +1,1 @@
+"""Reusable maths with no Lightning: box and anchor operations, decoding (beam search), masking."""

@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import pytest
 import torch
 from torch import nn
@@ -36,3 +39,11 @@ def test_timm_models_by_name():
     assert model(torch.randn(2, 1, 32, 32)).shape == (2, 3)
     with pytest.raises(ValueError, match="unknown timm model"):
         create_model("timm/not_a_model_at_all")
+
+
+def test_zoo_models_build_without_importing_timm():
+    """timm costs about a second of start-up: only a timm name or backbone may load it."""
+    code = ("import sys; from zoo.registry import create_model, list_models; create_model('lenet'); "
+            "assert 'vgg11' in list_models(); print('timm' in sys.modules)")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

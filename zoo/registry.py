@@ -2,15 +2,14 @@
 
 As in torchvision, architectures are builder functions decorated with ``@register_model``;
 variants are further builders with other defaults, not config trees. Names that start with
-``timm/`` are handed to ``timm.create_model`` so competitions can use any timm backbone.
+``timm/`` are handed to ``timm.create_model`` so competitions can use any timm backbone; timm
+is imported only then.
 """
 
 from __future__ import annotations
 
 import difflib
 import fnmatch
-import importlib
-import pkgutil
 from collections.abc import Callable
 
 from torch import nn
@@ -33,11 +32,9 @@ def register_model(fn: Callable[..., nn.Module] | None = None, *, name: str | No
 
 
 def _load_families() -> None:
-    """Import every module of ``zoo.models`` once, so their ``@register_model`` calls run."""
-    import zoo.models as pkg
-
-    for info in pkgutil.iter_modules(pkg.__path__):
-        importlib.import_module(f"{pkg.__name__}.{info.name}")
+    """Import ``zoo.models``, whose families register their builders (imported here, not at
+    the top: the families import this module for ``register_model``)."""
+    import zoo.models  # noqa: F401
 
 
 def list_models(pattern: str = "*") -> list[str]:

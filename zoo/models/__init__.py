@@ -1,1 +1,18 @@
-"""Plain torch.nn architectures, one family per file; each registers its builders."""
+"""Plain torch.nn architectures, one family per file; importing a family registers its builders.
+
+As torchvision's ``models/__init__.py`` does, this package imports every family, so
+``zoo.registry`` knows every name once ``zoo.models`` is imported. A new family adds its line here.
+"""
+
+from zoo.models import (  # noqa: F401
+    alexnet,
+    densenet,
+    finetune,
+    googlenet,
+    lenet,
+    mlp,
+    nin,
+    resnet,
+    rnn,
+    vgg,
+)

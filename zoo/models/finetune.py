@@ -13,9 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import timm
 import torch
-from timm.models import adapt_input_conv
 from torch import nn
 
 from zoo.registry import TIMM_PREFIX, register_model
@@ -94,6 +92,8 @@ def load_backbone_weights(backbone: nn.Module, path: str | Path) -> list[str]:
         w = state[prefix + k]
         if w.ndim == 4 and w.shape[0] == v.shape[0] and w.shape[2:] == v.shape[2:] and w.shape[1] != v.shape[1]:
             # an RGB stem for grey (or other) inputs: timm's adaptation, as for pretrained=True
+            from timm.models import adapt_input_conv  # timm loads only when a backbone is built
+
             state[prefix + k] = adapt_input_conv(v.shape[1], w.float(), base_chans=w.shape[1]).to(w.dtype)
         elif w.shape != v.shape:
             raise ValueError(
@@ -107,6 +107,8 @@ def load_backbone_weights(backbone: nn.Module, path: str | Path) -> list[str]:
 
 def timm_backbone(name: str, pretrained: bool, in_channels: int) -> nn.Module:
     """timm's ``name`` without its classifier (``num_classes=0``: pooled features)."""
+    import timm  # imported here: the zoo's own models build without it (a second of start-up)
+
     name = name.removeprefix(TIMM_PREFIX)
     if not timm.is_model(name):
         raise ValueError(f"unknown timm model {name!r}; see timm.list_models()")

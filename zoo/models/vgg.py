@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from zoo.models.alexnet import check_size, dense_head, flat_features
+from zoo.models.common import check_size, dense_head, flat_features
 from zoo.registry import register_model
 
 VGG11 = ((1, 64), (1, 128), (2, 256), (2, 512), (2, 512))

@@ -7,6 +7,7 @@ from datamodules.house_prices import HousePrices
 from datamodules.language_model import LanguageModelData, PennTreebank, TimeMachine, WikiText2
 from datamodules.sine import NoisySine
 from datamodules.synthetic import SyntheticRegression
+from datamodules.translation import FraEng as FraEng
 
 __all__ = ["ZooDataModule", "FashionMNIST", "SyntheticRegression",
            "LanguageModelData", "TimeMachine", "PennTreebank", "WikiText2", "NoisySine", "HousePrices",

@@ -97,8 +97,10 @@ class TensorDataset(Dataset):
 
 def split_sizes(n: int, val_size: int | float) -> tuple[int, int]:
     """``(train, val)`` sizes; ``val_size`` is a count or a fraction of ``n``."""
+    if val_size < 0:
+        raise ValueError(f"val_size={val_size} is negative; give a count >= 0 or a fraction in [0, 1)")
     n_val = int(round(val_size * n)) if isinstance(val_size, float) and val_size < 1 else int(val_size)
-    if not 0 <= n_val < n:
+    if not n_val < n:
         raise ValueError(f"val_size={val_size} leaves no training examples out of {n}")
     return n - n_val, n_val
 
@@ -117,3 +119,13 @@ def find_dir(candidates: Sequence[Path], required: Sequence[str]) -> Path | None
         if all((folder / name).is_file() for name in required):
             return folder
     return None
+
+
+def read_text(path: str | Path) -> str:
+    """A UTF-8 text file; one in another encoding is an error that names the file and the byte."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(
+            f"{path}: not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset {e.start}); save it as UTF-8"
+        ) from None

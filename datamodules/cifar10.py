@@ -4,7 +4,9 @@
 Read from either layout:
 
 * the original python pickles, ``cifar-10-batches-py/{data_batch_1..5, test_batch}`` (as
-  torchvision lays them out; downloaded from Toronto, md5-checked, when nowhere on disk);
+  torchvision lays them out; downloaded from Toronto, md5-checked, when nowhere on disk),
+  read by a restricted unpickler that builds only dicts, lists, strings, numbers and numpy
+  arrays, so a crafted batch file cannot run code;
 * the Kaggle competition's folders (the course's lecture 38), ``train/<id>.<png|jpg>`` with
   ``trainLabels.csv`` (``id,label`` class names), and optionally a labelled test set
   ``test/<id>.<ext>`` with ``testLabels.csv``. Only the images present are used, labelled
@@ -13,16 +15,19 @@ Read from either layout:
 
 from __future__ import annotations
 
+import codecs
 import csv
+import io
 import pickle
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from lightning.pytorch.utilities import rank_zero_warn
 
 from datamodules import augment as augmentations
-from datamodules.base import ZooDataModule, find_dir, seeded_split
-from datamodules.download import download, extract
+from datamodules.base import ZooDataModule, read_text, seeded_split
+from datamodules.download import Found, download, extract, find_data
 from datamodules.image_folder import ImageFiles, list_images, read_rgb
 
 URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
@@ -40,16 +45,52 @@ class CIFARFormatError(ValueError):
     """A file that is not what the CIFAR-10 layout promises."""
 
 
-def read_batch(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """One pickled CIFAR batch as ``(N, 32, 32, 3)`` uint8 images and ``(N,)`` int64 labels.
+try:  # numpy 2 moved its internals to numpy._core; pickles name either
+    from numpy._core import multiarray as _multiarray
+    from numpy._core import numeric as _numeric
+except ImportError:  # numpy < 2
+    from numpy.core import multiarray as _multiarray
+    from numpy.core import numeric as _numeric
 
-    Unpickling runs code from the file: read only batches from a source you trust (the
-    md5-checked download, or your own copy), as with torchvision's loader."""
+
+def _latin1(text: str, encoding: str = "latin1") -> bytes:
+    """``_codecs.encode`` as Python 3 pickles bytes (protocol 2), limited to latin-1."""
+    if codecs.lookup(encoding).name != "iso8859-1":
+        raise pickle.UnpicklingError(f"refused codec {encoding!r}")
+    return codecs.encode(text, "latin1")
+
+
+#: every global a CIFAR batch needs: numpy array reconstruction and plain builtins
+ALLOWED: dict[tuple[str, str], Any] = {
+    **{(m, "_reconstruct"): _multiarray._reconstruct for m in ("numpy.core.multiarray", "numpy._core.multiarray")},
+    **{(m, "_frombuffer"): _numeric._frombuffer for m in ("numpy.core.numeric", "numpy._core.numeric")},
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "dtype"): np.dtype,
+    ("_codecs", "encode"): _latin1,
+    **{(m, t.__name__): t for m in ("builtins", "__builtin__") for t in (dict, list, bytes, str, int)},
+}
+
+
+class _BatchUnpickler(pickle.Unpickler):
+    """Builds only what ``ALLOWED`` names; any other global (a function call a crafted file
+    would use to run code) is refused before it is looked up."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in ALLOWED:
+            raise pickle.UnpicklingError(
+                f"refused to load {module}.{name}: a CIFAR batch holds only dicts, lists, strings, "
+                "numbers and numpy arrays"
+            )
+        return ALLOWED[(module, name)]
+
+
+def read_batch(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """One pickled CIFAR batch as ``(N, 32, 32, 3)`` uint8 images and ``(N,)`` int64 labels."""
     path = Path(path)
     try:
         with open(path, "rb") as f:
-            d = pickle.load(f, encoding="latin1")  # written by Python 2
-    except (pickle.UnpicklingError, EOFError, ValueError) as e:
+            d = _BatchUnpickler(f, encoding="latin1").load()  # written by Python 2
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, KeyError, IndexError) as e:
         raise CIFARFormatError(f"{path}: not a readable CIFAR pickle ({e})") from e
     if not isinstance(d, dict):
         raise CIFARFormatError(f"{path}: expected a dict with 'data' and 'labels', got {type(d).__name__}")
@@ -61,8 +102,10 @@ def read_batch(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
         raise CIFARFormatError(f"{path}: 'data' is {data.dtype} {data.shape}, expected uint8 (N, 3072)")
     if labels.shape != (len(data),):
         raise CIFARFormatError(f"{path}: {len(data)} images but {labels.size} labels")
-    if labels.size and not 0 <= labels.min() <= labels.max() < len(CLASSES):
-        raise CIFARFormatError(f"{path}: labels outside 0..9 (min {labels.min()}, max {labels.max()})")
+    bad = np.flatnonzero((labels < 0) | (labels >= len(CLASSES)))
+    if bad.size:
+        raise CIFARFormatError(f"{path}: labels outside 0..9: {labels[bad[0]]} at item {bad[0]} "
+                               f"({bad.size} in all; min {labels.min()}, max {labels.max()})")  # fmt: skip
     # rows hold the red, green and blue planes one after another
     return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), labels
 
@@ -70,7 +113,7 @@ def read_batch(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
 def read_label_csv(path: Path) -> dict[str, int]:
     """A Kaggle ``id,label`` file as ``{id: class index}``."""
     index = {name: i for i, name in enumerate(CLASSES)}
-    with open(path, newline="") as f:
+    with io.StringIO(read_text(path), newline="") as f:
         rows = csv.reader(f)
         header = next(rows, None)
         if header is None or [h.strip() for h in header[:2]] != ["id", "label"]:
@@ -152,38 +195,31 @@ class CIFAR10(ZooDataModule):
         self.download = download
         self.cache = cache
 
-    def _pickle_dir(self) -> Path | None:
-        candidates = [self.data_dir / BATCHES_DIR, self.data_dir]
-        return find_dir(candidates, (*TRAIN_BATCHES, TEST_BATCH))
+    def _find(self, fetch: bool) -> Found:
+        d = self.data_dir
+        pickles = {name: (name,) for name in (*TRAIN_BATCHES, TEST_BATCH)}
+        kaggle = {"labels": ("trainLabels.csv",), "train": ("train/",)}
+        return find_data(
+            "CIFAR-10",
+            [(d / BATCHES_DIR, pickles), (d, pickles), (d, kaggle)],
+            fetch=self._download if fetch else None,
+            source=URL,
+            no_fetch="download=False" if not self.download else "not downloaded yet: prepare_data() fetches them",
+            how=f"Download {URL} (or the Kaggle competition's train/ and trainLabels.csv), unpack it there, "
+            "or point --data.init_args.data_dir at a copy.",
+        )
 
-    def _kaggle_dir(self) -> Path | None:
-        folder = find_dir([self.data_dir], ["trainLabels.csv"])
-        return folder if folder and (folder / "train").is_dir() else None
+    def _download(self) -> None:
+        archive = self.data_dir / URL.rsplit("/", 1)[-1]
+        extract(download(URL, archive, md5=MD5), self.data_dir)
 
     def prepare_data(self) -> None:
-        if self._pickle_dir() or self._kaggle_dir():
-            return
-        if self.download:
-            archive = self.data_dir / URL.rsplit("/", 1)[-1]
-            try:
-                extract(download(URL, archive, md5=MD5), self.data_dir)
-                return
-            except OSError as e:
-                reason = f"the download from {URL} failed ({e})"
-        else:
-            reason = "download=False"
-        raise FileNotFoundError(
-            f"CIFAR-10 not found in {self.data_dir}: looked for {BATCHES_DIR}/ (data_batch_1..5, "
-            f"test_batch) and for the Kaggle layout (trainLabels.csv with train/); {reason}. "
-            f"Download {URL} (or the Kaggle competition's files), unpack it there, "
-            "or point --data.init_args.data_dir at a copy."
-        )
+        self._find(fetch=self.download)
 
     def setup(self, stage: str | None = None) -> None:
         if getattr(self, "_train", None) is not None:
             return
-        self.prepare_data()  # a no-op when the files are there; otherwise it says what is missing
-        train, test = self._load()
+        train, test = self._load(self._find(fetch=False))  # prepare_data (rank 0 only) downloads
         images, labels = train
         seed = self.seed
         train_tf = augmentations.build(self.train_augment, self.image_size, self.mean, self.std, seed=seed)
@@ -206,17 +242,15 @@ class CIFAR10(ZooDataModule):
     def _eval_tf(self):
         return augmentations.build(self.eval_augment, self.image_size, self.mean, self.std, seed=self.seed)
 
-    def _load(self) -> tuple[tuple[list, list], tuple[list, list] | None]:
+    def _load(self, found: Found) -> tuple[tuple[list, list], tuple[list, list] | None]:
         """``((train images, labels), (test images, labels) or None)``; images are arrays
         or, for the Kaggle layout without ``cache``, file paths."""
-        folder = self._pickle_dir()
-        if folder is not None:
+        folder = found.folder
+        if TEST_BATCH in found.paths:
             train = [read_batch(folder / name) for name in TRAIN_BATCHES]
             x, y = np.concatenate([b[0] for b in train]), np.concatenate([b[1] for b in train])
             tx, ty = read_batch(folder / TEST_BATCH)
             return (list(x), y.tolist()), (list(tx), ty.tolist())
-        folder = self._kaggle_dir()
-        assert folder is not None  # prepare_data raised otherwise
         train = read_kaggle_folder(folder / "train", folder / "trainLabels.csv")
         test = None
         if (folder / "testLabels.csv").is_file() and (folder / "test").is_dir():

@@ -1,8 +1,9 @@
 """Fashion-MNIST (Xiao, Rasul and Vollgraf, 2017): 70,000 28x28 grey images of 10 clothes.
 
 Read from the four original IDX files (``.gz`` or unpacked), as Zalando ships them and as
-torchvision lays them out (``<data_dir>/FashionMNIST/raw``). Where ``data_dir`` does not hold
-them, Debian's ``dataset-fashion-mnist`` package location is tried, then a download.
+torchvision lays them out (``<data_dir>/FashionMNIST/raw``). Where ``data_dir`` holds none of
+them, Debian's ``dataset-fashion-mnist`` package location is tried, then a download
+(``datamodules.download.find_data``); a ``data_dir`` holding only some of them is refused.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from datamodules.base import TensorDataset, ZooDataModule, seeded_split
-from datamodules.download import download
+from datamodules.download import Found, download, find_data
 
 FILES = {
     "train_images": "train-images-idx3-ubyte",
@@ -50,13 +51,19 @@ class IDXError(ValueError):
     """A file that is not a valid IDX file of the expected kind."""
 
 
-def read_idx(path: str | Path) -> torch.Tensor:
-    """An IDX file (optionally gzipped) as a uint8 tensor: ``(N,)`` labels or ``(N, H, W)``."""
-    path = Path(path)
+def decompress(path: Path) -> bytes:
+    """A file's bytes, gunzipped when it ends in ``.gz``."""
     try:
-        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+        return gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
     except (EOFError, gzip.BadGzipFile, OSError) as e:
         raise IDXError(f"{path}: cannot decompress ({e}); the file is damaged or cut short") from e
+
+
+def read_idx(path: str | Path, raw: bytes | None = None) -> torch.Tensor:
+    """An IDX file (optionally gzipped) as a uint8 tensor: ``(N,)`` labels or ``(N, H, W)``;
+    ``raw`` is its content when already decompressed."""
+    path = Path(path)
+    raw = decompress(path) if raw is None else raw
     if len(raw) < 8:
         raise IDXError(f"{path}: {len(raw)} bytes is too short for an IDX header")
     zero, dtype, ndim = raw[0] << 8 | raw[1], raw[2], raw[3]
@@ -73,13 +80,6 @@ def read_idx(path: str | Path) -> torch.Tensor:
         what = "truncated" if len(raw) < expected else "longer than its header says"
         raise IDXError(f"{path}: {what}: header says {dims} ({expected} bytes), file has {len(raw)} bytes")
     return torch.frombuffer(bytearray(raw[header:]), dtype=torch.uint8).reshape(dims)
-
-
-def _locate(base: Path, stem: str) -> Path:
-    for name in (stem + ".gz", stem):
-        if (base / name).is_file():
-            return base / name
-    raise FileNotFoundError(base / stem)
 
 
 class FashionMNIST(ZooDataModule):
@@ -127,66 +127,40 @@ class FashionMNIST(ZooDataModule):
     def image_size(self) -> int:
         return self.resize or 28
 
-    def _candidates(self) -> list[Path]:
-        return [self.data_dir, self.data_dir / "FashionMNIST" / "raw", DEBIAN_DIR]
-
-    def _find(self) -> Path | None:
-        for folder in self._candidates():
-            try:
-                for stem in FILES.values():
-                    _locate(folder, stem)
-            except FileNotFoundError:
-                continue
-            return folder
-        return None
-
-    def prepare_data(self) -> None:
-        folder = self._find()
-        if folder == DEBIAN_DIR:
-            self._verify_content(folder)
-        if folder is not None:
-            return
-        target = self.data_dir / "FashionMNIST" / "raw"
-        if self.download:
-            try:
-                for stem, md5 in GZ_MD5.items():
-                    download(MIRROR + stem + ".gz", target / (stem + ".gz"), md5=md5)
-                return
-            except OSError as e:
-                reason = f"the download from {MIRROR} failed ({e})"
-        else:
-            reason = "download=False"
-        raise FileNotFoundError(
-            "Fashion-MNIST not found: need "
-            + ", ".join(s + ".gz" for s in FILES.values())
-            + " in one of: "
-            + ", ".join(str(c) for c in self._candidates())
-            + f"; {reason}. Get them with `apt-get install dataset-fashion-mnist` (Debian/Ubuntu) "
-            "or from https://github.com/zalandoresearch/fashion-mnist, and pass --data.data_dir."
+    def _find(self, fetch: bool) -> Found:
+        d = self.data_dir
+        files = {stem: (stem + ".gz", stem) for stem in FILES.values()}
+        return find_data(
+            "Fashion-MNIST",
+            [(d, files), (d / "FashionMNIST" / "raw", files)],
+            system=[(DEBIAN_DIR, files)],
+            fetch=self._download if fetch else None,
+            source=MIRROR,
+            no_fetch="download=False" if not self.download else "not downloaded yet: prepare_data() fetches them",
+            how="Get them with `apt-get install dataset-fashion-mnist` (Debian/Ubuntu) or from "
+            "https://github.com/zalandoresearch/fashion-mnist, and pass --data.init_args.data_dir.",
         )
 
-    @staticmethod
-    def _verify_content(folder: Path) -> None:
-        for stem, digest in CONTENT_SHA256.items():
-            path = _locate(folder, stem)
-            raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
-            if hashlib.sha256(raw).hexdigest() != digest:
-                raise IDXError(f"{path}: content differs from the original Fashion-MNIST file")
+    def _download(self) -> None:
+        target = self.data_dir / "FashionMNIST" / "raw"
+        for stem, md5 in GZ_MD5.items():
+            download(MIRROR + stem + ".gz", target / (stem + ".gz"), md5=md5)
+
+    def prepare_data(self) -> None:
+        self._find(fetch=self.download)
 
     def setup(self, stage: str | None = None) -> None:
         if getattr(self, "_test", None) is not None:
             return
-        folder = self._find()
-        if folder is None:
-            self.prepare_data()  # raises the error that says where it looked
-            folder = self._find()
-        arrays = {k: read_idx(_locate(folder, stem)) for k, stem in FILES.items()}
+        found = self._find(fetch=False)  # prepare_data (rank 0 only) downloads; setup only reads
+        arrays = {k: self._read(found, stem) for k, stem in FILES.items()}
         for split in ("train", "test"):
             n_img, n_lab = len(arrays[f"{split}_images"]), len(arrays[f"{split}_labels"])
             if n_img != n_lab:
-                raise IDXError(f"{folder}: {split} has {n_img} images but {n_lab} labels")
+                raise IDXError(f"{found.folder}: {split} has {n_img} images but {n_lab} labels")
             if arrays[f"{split}_images"].ndim != 3 or arrays[f"{split}_labels"].ndim != 1:
-                raise IDXError(f"{folder}: {split} image/label files are swapped or of the wrong kind")
+                raise IDXError(f"{found.folder}: {split} image/label files are swapped or of the wrong kind")
+            _check_labels(arrays[f"{split}_labels"], found.paths[FILES[f"{split}_labels"]])
         images = arrays["train_images"].unsqueeze(1)  # (N, 1, 28, 28) uint8
         labels = arrays["train_labels"].long()
         test = TensorDataset(arrays["test_images"].unsqueeze(1), arrays["test_labels"].long(),
@@ -200,6 +174,17 @@ class FashionMNIST(ZooDataModule):
             self._val = test
         self._test = test
 
+    @staticmethod
+    def _read(found: Found, stem: str) -> torch.Tensor:
+        """One file; a system-wide copy is checked against the original content on the bytes
+        decompressed for reading (Debian recompressed the ``.gz`` files, so only the content,
+        not the download's md5, can be checked)."""
+        path = found.paths[stem]
+        raw = decompress(path)
+        if found.source == "system" and hashlib.sha256(raw).hexdigest() != CONTENT_SHA256[stem]:
+            raise IDXError(f"{path}: content differs from the original Fashion-MNIST file")
+        return read_idx(path, raw)
+
     def _to_float(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = x.float().div_(255)  # (B, 1, 28, 28)
         if self.resize and self.resize != x.shape[-1]:
@@ -208,3 +193,13 @@ class FashionMNIST(ZooDataModule):
             x = (x - MEAN) / STD
         return x, y
 
+
+
+def _check_labels(labels: torch.Tensor, path: Path) -> None:
+    bad = torch.nonzero(labels >= len(CLASSES)).flatten()
+    if len(bad):
+        i = int(bad[0])
+        raise IDXError(
+            f"{path}: label {int(labels[i])} at item {i} is outside 0-{len(CLASSES) - 1} "
+            f"({len(bad)} labels out of range); expected one of the {len(CLASSES)} Fashion-MNIST classes"
+        )

@@ -173,7 +173,11 @@ def test_download_verifies_and_unpacks(tmp_path, monkeypatch) -> None:
 
 def test_offline_error_says_where_and_how(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(cifar, "URL", (tmp_path / "nowhere.tar.gz").as_uri())
-    with pytest.raises(FileNotFoundError, match=r"CIFAR-10 not found in .*download from .* failed.*data_dir"):
+    need = r"need data_batch_1, .*, test_batch \(or trainLabels.csv, train/\) in one of: "
+    with pytest.raises(FileNotFoundError, match=rf"CIFAR-10 not found: {need}.*download from .* failed.*data_dir"):
+        CIFAR10(str(tmp_path)).prepare_data()
+    # setup never downloads (in DDP only rank 0 runs prepare_data): it says so
+    with pytest.raises(FileNotFoundError, match=rf"CIFAR-10 not found: {need}.*prepare_data\(\) fetches"):
         CIFAR10(str(tmp_path)).setup("fit")
     with pytest.raises(FileNotFoundError, match="download=False"):
         CIFAR10(str(tmp_path), download=False).prepare_data()

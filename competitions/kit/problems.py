@@ -1,41 +1,7 @@
-"""Collecting every problem in a competition's raw files into one error.
+"""Collecting every problem in a competition's raw files into one error: the data modules'
+``Problems`` and ``DataError``, which the competitions' checks share (data flows from
+``datamodules`` to ``competitions``)."""
 
-``prepare`` checks all files and rows before raising, so one run lists every missing column,
-duplicate id, unknown label and bad image at once instead of one per rerun.
-"""
+from datamodules.problems import SHOWN, DataError, Problems
 
-from __future__ import annotations
-
-from collections.abc import Iterable
-
-#: how many problems of one kind are spelled out before the rest are only counted
-SHOWN = 20
-
-
-class DataError(ValueError):
-    """The raw files of a competition are not as expected; ``problems`` lists each one."""
-
-    def __init__(self, where: str, problems: list[str]) -> None:
-        self.problems = problems
-        super().__init__(f"{len(problems)} problem(s) in {where}:\n" + "\n".join(f"  - {p}" for p in problems))
-
-
-class Problems:
-    """A list of problems grouped by kind, so a thousand bad rows read as 20 names and a count."""
-
-    def __init__(self) -> None:
-        self.items: list[str] = []
-
-    def add(self, message: str) -> None:
-        self.items.append(message)
-
-    def add_each(self, what: str, names: Iterable[object]) -> None:
-        """``what: a, b, c (and N more)`` when ``names`` is not empty."""
-        names = [str(n) for n in names]
-        if names:
-            more = f" (and {len(names) - SHOWN} more)" if len(names) > SHOWN else ""
-            self.add(f"{what}: {', '.join(names[:SHOWN])}{more}")
-
-    def raise_if_any(self, where: str) -> None:
-        if self.items:
-            raise DataError(where, self.items)
+__all__ = ["SHOWN", "DataError", "Problems"]

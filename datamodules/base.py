@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
+
+from datamodules.problems import DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class ZooDataModule(L.LightningDataModule):
@@ -52,17 +58,6 @@ class ZooDataModule(L.LightningDataModule):
             collate_fn=_keep if batched else None,
             **kwargs,
         )
-
-    def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
-        """On the CPU a batch of CPU tensors is already where it goes: returned as it is, without
-        Lightning's walk over the batch (a measurable share of a small model's CPU step)."""
-        if (
-            device.type == "cpu"
-            and isinstance(batch, (tuple, list))
-            and all(isinstance(t, torch.Tensor) and t.device.type == "cpu" for t in batch)
-        ):
-            return batch
-        return super().transfer_batch_to_device(batch, device, dataloader_idx)
 
 
 def _keep(batch: Any) -> Any:
@@ -126,6 +121,22 @@ def read_text(path: str | Path) -> str:
     try:
         return Path(path).read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
-        raise ValueError(
-            f"{path}: not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset {e.start}); save it as UTF-8"
-        ) from None
+        byte = f"byte 0x{e.object[e.start]:02x} at offset {e.start}"
+        raise DataError(str(path), [f"not UTF-8 text ({byte}); save it as UTF-8"]) from None
+
+
+def read_csv(path: str | Path, **kwargs: Any) -> pd.DataFrame:
+    """A CSV with a header and at least one row (``kwargs`` go to ``pandas.read_csv``); a file
+    that is not UTF-8 text, is empty, holds only a header or does not parse is an error naming it."""
+    import pandas as pd  # here: most data modules never read a CSV
+
+    text = read_text(path)
+    if not text.strip():
+        raise DataError(str(path), ["empty file; expected a CSV with a header row"])
+    try:
+        frame = pd.read_csv(io.StringIO(text), **kwargs)
+    except pd.errors.ParserError as e:
+        raise DataError(str(path), [f"not a readable CSV ({' '.join(str(e).split())})"]) from None
+    if frame.empty:
+        raise DataError(str(path), [f"no rows: only the header ({', '.join(map(str, frame.columns[:5]))}, ...)"])
+    return frame

@@ -201,7 +201,7 @@ def find_data(
             )
     whole = _first_whole(system)
     if whole:
-        return _found(what, *whole, "system")
+        return _found(what, *whole, "system", f"none in {given}")
     reason = no_fetch
     if fetch is not None:
         try:
@@ -219,8 +219,8 @@ def find_data(
 
 
 def _found(what: str, folder: Path, paths: dict[str, Path], kind: str, source: str = "") -> Found:
-    note = {"given": "", "system": " (the system-wide copy)", "downloaded": f" (downloaded from {source})"}[kind]
-    say(f"{what}: reading {folder}{note}")
+    note = {"given": "", "system": f" (the system-wide copy: {source})", "downloaded": f" (downloaded from {source})"}
+    say(f"{what}: reading {folder}{note[kind]}")
     return Found(folder, paths, kind)
 
 

@@ -21,7 +21,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from datamodules.base import TensorDataset, ZooDataModule, find_dir, seeded_split
+from datamodules.base import TensorDataset, ZooDataModule, read_csv, seeded_split
+from datamodules.download import find_data
 
 ID, TARGET = "Id", "SalePrice"
 #: Kaggle's names, then the course's (d2l's DATA_HUB copies)
@@ -29,15 +30,15 @@ NAMINGS = (("train.csv", "test.csv"), ("kaggle_house_pred_train.csv", "kaggle_ho
 
 
 def find_house_files(data_dir: str | Path) -> tuple[Path, Path]:
-    """The train and test CSVs in ``data_dir`` under either naming."""
+    """The train and test CSVs in ``data_dir`` under either naming (``find_data``'s policy; no
+    system copy, no download: Kaggle's files need an account)."""
     data_dir = Path(data_dir).expanduser()
-    for names in NAMINGS:
-        if find_dir([data_dir], names):
-            return data_dir / names[0], data_dir / names[1]
-    raise FileNotFoundError(
-        f"house prices: no {' + '.join(NAMINGS[0])} (or {' + '.join(NAMINGS[1])}) in {data_dir}; "
-        "get them from https://www.kaggle.com/competitions/house-prices-advanced-regression-techniques/data"
-    )
+    found = find_data(
+        "house prices", [(data_dir, {"train": (train,), "test": (test,)}) for train, test in NAMINGS],
+        no_fetch="Kaggle's files cannot be downloaded without an account",
+        how="Get them from https://www.kaggle.com/competitions/house-prices-advanced-regression-techniques/data",
+    )  # fmt: skip
+    return found.paths["train"], found.paths["test"]
 
 
 class Preprocessor:
@@ -153,7 +154,7 @@ class HousePrices(ZooDataModule):
     def _read(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         if self._frames is None:
             train_csv, test_csv = find_house_files(self.data_dir)
-            self._frames = pd.read_csv(train_csv), pd.read_csv(test_csv)
+            self._frames = read_csv(train_csv), read_csv(test_csv)
         return self._frames
 
     def _split(self, train: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -161,7 +162,9 @@ class HousePrices(ZooDataModule):
         if hp.folds_file is None:
             tr, va = seeded_split(len(train), hp.val_size, hp.seed)
             return tr.numpy(), va.numpy()
-        folds = pd.read_csv(hp.folds_file, dtype={"id": str}).set_index("id")["fold"]
+        folds = read_csv(hp.folds_file, dtype={"id": str}).set_index("id")["fold"]
+        if hp.fold not in set(folds):
+            raise ValueError(f"{hp.folds_file}: no fold {hp.fold}; it holds folds {sorted(set(folds))}")
         fold = train[ID].astype(str).map(folds)
         if fold.isna().any():
             raise ValueError(f"{hp.folds_file}: no fold for ids {train[ID][fold.isna()].tolist()[:10]}")

@@ -25,8 +25,8 @@ from typing import Any, Literal
 import torch
 from torch.utils.data import DataLoader, IterableDataset
 
-from datamodules.base import ZooDataModule, find_dir
-from datamodules.download import download, extract
+from datamodules.base import ZooDataModule, read_text
+from datamodules.download import Files, Found, download, extract, find_data
 from datamodules.text import Level, Tokenizer, Vocab
 
 log = logging.getLogger(__name__)
@@ -143,24 +143,16 @@ class LanguageModelData(ZooDataModule):
         raise NotImplementedError
 
     # -- shared -----------------------------------------------------------------------------
-    def _find_or_fetch(self, candidates: list[Path], required: list[str], fetch) -> Path:
-        """The first candidate folder with all ``required`` files, else ``fetch()``'s folder."""
-        folder = find_dir(candidates, required)
-        if folder is not None:
-            return folder
-        reason = "download=False"
-        if self.download and fetch is not None:
-            try:
-                return fetch()
-            except OSError as e:
-                reason = f"the download failed ({e})"
-        elif fetch is None:
-            reason = "no download source is known"
-        raise FileNotFoundError(
-            f"{type(self).__name__}: need {', '.join(required)} in one of: "
-            + ", ".join(str(c) for c in candidates)
-            + f"; {reason}. Put the files there or pass --data.init_args.data_dir."
-        )
+    def _find(self, places: list[Path], files: Files, shared: Path, fetch=None, source: str = "",
+              how: str = "") -> Found:  # fmt: skip
+        """The corpus by ``find_data``'s policy: ``places`` (the data_dir's layouts), then the
+        project's shared copy, then ``fetch`` (when ``download``)."""
+        return find_data(
+            type(self).__name__, [(folder, files) for folder in places], system=[(shared, files)],
+            fetch=fetch if self.download else None, source=source,
+            no_fetch="download=False" if fetch else "no download source is known",
+            how=how or "Put the files there or pass --data.init_args.data_dir.",
+        )  # fmt: skip
 
     def tokens(self) -> dict[str, list[str]]:
         if self._tokens is None:
@@ -270,16 +262,16 @@ class TimeMachine(LanguageModelData):
         return Tokenizer(self.level, letters_only=True)
 
     def path(self) -> Path:
-        candidates = [self.data_dir, self.data_dir / "time_machine", SHARED / "time_machine"]
-        target = self.data_dir / "time_machine"
-        folder = self._find_or_fetch(
-            candidates, [self.FILE], lambda: download(self.URL, target / self.FILE, sha256=self.SHA256).parent
-        )
-        return folder / self.FILE
+        d, target = self.data_dir, self.data_dir / "time_machine"
+        found = self._find(
+            [d, target], {"book": (self.FILE,)}, SHARED / "time_machine",
+            lambda: download(self.URL, target / self.FILE, sha256=self.SHA256), self.URL,
+        )  # fmt: skip
+        return found.paths["book"]
 
     def _split_tokens(self) -> dict[str, list[str]]:
         path = self.path()
-        tokens = self.tokenizer(path.read_text(encoding="utf-8"))
+        tokens = self.tokenizer(read_text(path))
         return _tail_splits(tokens, self.val_fraction, self.test_fraction, str(path))
 
 
@@ -299,16 +291,15 @@ class PennTreebank(LanguageModelData):
     def tokenizer(self) -> Tokenizer:
         return Tokenizer(self.level, eos="<eos>" if self.level == "word" else None)
 
-    def _fetch(self) -> Path:
+    def _fetch(self) -> None:
         target = self.data_dir / "ptb"
         extract(download(self.URL, target / "ptb.zip", sha256=self.SHA256), target)
-        return target / "ptb"
 
     def _split_tokens(self) -> dict[str, list[str]]:
         d = self.data_dir
-        candidates = [d, d / "ptb", d / "ptb" / "ptb", SHARED / "ptb" / "ptb"]
-        folder = self._find_or_fetch(candidates, list(self.FILES.values()), self._fetch)
-        return {s: self.tokenizer((folder / f).read_text(encoding="utf-8")) for s, f in self.FILES.items()}
+        files = {s: (f,) for s, f in self.FILES.items()}
+        found = self._find([d, d / "ptb", d / "ptb" / "ptb"], files, SHARED / "ptb" / "ptb", self._fetch, self.URL)
+        return {s: self.tokenizer(read_text(path)) for s, path in found.paths.items()}
 
 
 class WikiText2(LanguageModelData):
@@ -334,25 +325,17 @@ class WikiText2(LanguageModelData):
 
     def _split_tokens(self) -> dict[str, list[str]]:
         d = self.data_dir
-        candidates = [d, d / "wikitext-2", d / "wikitext2", SHARED / "wikitext2"]
         files = {
             "train": self.train_on,
             "val": "valid" if self.train_on == "train" else "test",
             "test": "test",
         }
-        needed = sorted(set(files.values()))
-        for names in zip(*(self.NAMES[s] for s in needed), strict=True):
-            folder = find_dir(candidates, list(names))
-            if folder is not None:
-                found = dict(zip(needed, names, strict=True))
-                break
-        else:
-            hint = " (this copy may lack the training split: try --data.init_args.train_on valid)"
-            raise FileNotFoundError(
-                f"WikiText2: need {' and '.join(self.NAMES[s][0] for s in needed)} (or the wiki.*.tokens "
-                f"names) in one of: {', '.join(str(c) for c in candidates)}"
-                + (hint if self.train_on == "train" else "")
-            )
+        names = {f: self.NAMES[f] for f in dict.fromkeys(files.values())}
+        hint = " (this copy may lack the training split: try --data.init_args.train_on valid)"
+        found = self._find([d, d / "wikitext-2", d / "wikitext2"], names, SHARED / "wikitext2",
+                           how="Put the files there or pass --data.init_args.data_dir"
+                           + (hint if self.train_on == "train" else "") + ".")  # fmt: skip
         if self.train_on == "valid":
             log.warning("WikiText2: training on valid.txt, validating and testing on test.txt")
-        return {s: self.tokenizer((folder / found[f]).read_text(encoding="utf-8")) for s, f in files.items()}
+        text = {f: read_text(path) for f, path in found.paths.items()}
+        return {s: self.tokenizer(text[f]) for s, f in files.items()}

@@ -18,7 +18,10 @@ class DataError(ValueError):
 
     def __init__(self, where: str, problems: list[str]) -> None:
         self.problems = problems
-        super().__init__(f"{len(problems)} problem(s) in {where}:\n" + "\n".join(f"  - {p}" for p in problems))
+        if len(problems) == 1:  # one line
+            super().__init__(f"{where}: {problems[0]}")
+        else:
+            super().__init__(f"{len(problems)} problems in {where}:\n" + "\n".join(f"  - {p}" for p in problems))
 
 
 class Problems:

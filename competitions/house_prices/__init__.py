@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from competitions.kit import Competition, Prepared, Problems, load_prepared
+from datamodules.base import read_csv
 from datamodules.house_prices import ID, NAMINGS, TARGET
 
 
@@ -26,7 +27,7 @@ class HousePrices(Competition):
     header = [ID, TARGET]
 
     def read(self, data_dir: Path, found: dict[str, Path], sample: Path | None) -> Prepared:
-        train, test = pd.read_csv(found["train"]), pd.read_csv(found["test"])
+        train, test = read_csv(found["train"]), read_csv(found["test"])  # names the file: no rows, not UTF-8
         problems = Problems()
         for frame, path, required in ((train, found["train"], (ID, TARGET)), (test, found["test"], (ID,))):
             problems.add_each(f"{path.name}: missing column", [c for c in required if c not in frame.columns])

@@ -20,7 +20,13 @@ def _example(name: str):
     if "in_features" in params:
         model = create_model(name, in_features=5, out_features=2)
         return model, torch.randn(4, 5), (4, 2)
-    model = create_model(name, num_classes=3)
+    small = {"min_size": 64, "max_size": 64} if "min_size" in params else {}  # detectors resize their inputs
+    model = create_model(name, num_classes=3, **small)
+    if "targets" in inspect.signature(model.forward).parameters:  # torchvision's detectors: lists in, losses out
+        images = [torch.rand(3, 64, 64), torch.rand(3, 48, 64)]
+        targets = [{"boxes": torch.tensor([[4.0, 6.0, 40.0, 44.0]]), "labels": torch.tensor([1])},
+                   {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.long)}]  # fmt: skip
+        return model, (images, targets), None
     in_channels = params["in_channels"].default if "in_channels" in params else 1
     if "image_size" in params:
         size = params["image_size"].default
@@ -41,8 +47,13 @@ def test_forward_backward(name):
     torch.manual_seed(0)
     model, x, shape = _example(name)
     model.train()
-    out = model(x)
-    out = out[0] if isinstance(out, tuple) else out
+    out = model(*x) if isinstance(x, tuple) else model(x)
+    if isinstance(out, dict):  # a detector's losses
+        out = torch.stack(list(out.values())).sum()
+    elif getattr(model, "returns_anchors", False):  # anchors (A, 4), logits (B, A, 3 + 1), offsets (B, A, 4)
+        shape, out = (2, len(out[0]), 3 + 1 + 4), torch.cat(out[1:], dim=-1)
+    else:
+        out = out[0] if isinstance(out, tuple) else out
     if shape is not None:
         assert out.shape == shape
     assert torch.isfinite(out).all()

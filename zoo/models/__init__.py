@@ -7,6 +7,7 @@ As torchvision's ``models/__init__.py`` does, this package imports every family,
 from zoo.models import (  # noqa: F401
     alexnet,
     densenet,
+    detectors,
     finetune,
     googlenet,
     lenet,
@@ -14,5 +15,8 @@ from zoo.models import (  # noqa: F401
     nin,
     resnet,
     rnn,
+    seq2seq,
+    ssd,
+    transformer,
     vgg,
 )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -28,13 +29,18 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu", require:
         raise CheckpointError(f"{path}: is a folder, expected a checkpoint file")
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
+    # "from None": the one-line error boundary reports the innermost cause, which is torch's
+    # long advice to set weights_only=False; the file and the reason are what a user needs
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"{path}: refused to load, it holds more than tensors and plain values ({first})") from e
-    except (RuntimeError, EOFError, KeyError, OSError, zipfile.BadZipFile, ValueError) as e:
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint (truncated or another format)") from e
+        found = re.search(r"unsupported global:?\s*(?:GLOBAL\s+)?([\w.]+)", str(e), re.IGNORECASE)
+        if not found:
+            raise CheckpointError(f"{path}: not a readable PyTorch checkpoint (truncated or another format)") from None
+        raise CheckpointError(f"{path}: refused to load, it holds more than tensors and plain values "
+                              f"(it names {found.group(1)}); loading it could run code") from None  # fmt: skip
+    except (RuntimeError, EOFError, KeyError, OSError, zipfile.BadZipFile, ValueError):
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint (truncated or another format)") from None
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path}: expected a dict of tensors, found a {type(obj).__name__}")
     missing = [k for k in require if k not in obj]

@@ -92,3 +92,39 @@ def test_print_config_reproduces_the_recipe():
     assert config["model"]["init_args"]["lr"] == 0.9
     assert config["data"]["class_path"] == "datamodules.FashionMNIST"
     assert config["seed_everything"] == 42
+
+
+def test_resume_with_another_model_fails_before_the_run_folder_changes(fashion_dir, tmp_path):
+    main(_args(fashion_dir, tmp_path, "--trainer.max_epochs", "1", "--name", "r"))
+    run = tmp_path / "r" / "version_0"
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    with pytest.raises(ValueError, match=r"last\.ckpt: holds lenet, whose parameters differ .*first: model\."):
+        main(_args(fashion_dir, tmp_path, "--name", "r", "--ckpt_path", "last",
+                   "--model.init_args.arch", "mlp"))  # fmt: skip
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before  # config.yaml too
+    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["version_0"]
+
+
+def test_resume_from_a_file_that_is_not_a_checkpoint_is_one_line(fashion_dir, tmp_path):
+    bad = tmp_path / "notes.ckpt"
+    bad.write_bytes(b"\x00not a checkpoint" * 10)
+    with pytest.raises(SystemExit) as exit_:
+        main(_args(fashion_dir, tmp_path, "--name", "x", "--ckpt_path", str(bad)), one_line_errors=True)
+    assert "\n" not in str(exit_.value) and f"{bad}: not a readable PyTorch checkpoint" in str(exit_.value)
+    assert not (tmp_path / "x").exists()
+
+
+def test_a_run_that_fails_before_its_first_checkpoint_leaves_no_folder(fashion_dir, tmp_path):
+    poison = tmp_path / "poison.yaml"  # a NaN weight at the first step: the run stops at once
+    poison.write_text(yaml.safe_dump({"trainer": {"callbacks": [
+        {"class_path": "test_faults.PoisonAt", "init_args": {"step": 0}}]}}))  # fmt: skip
+    with pytest.raises(RuntimeError, match="no checkpoint had been saved yet"):
+        main(_args(fashion_dir, tmp_path, "--name", "f", "--config", str(poison)))
+    assert not (tmp_path / "f" / "version_0").exists()
+
+
+@pytest.mark.parametrize("name", ["../../escaped", "a/b", ".."])
+def test_run_names_stay_one_folder_under_the_root(fashion_dir, tmp_path, name):
+    with pytest.raises(ValueError, match="--name"):
+        main(_args(fashion_dir, tmp_path / "root", "--name", name, "--trainer.fast_dev_run", "1"))
+    assert not (tmp_path / "escaped").exists()

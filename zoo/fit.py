@@ -13,29 +13,86 @@ from __future__ import annotations
 import ctypes
 import os
 import re
+import shutil
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import Logger
 
 import datamodules  # noqa: F401  (registers the data modules as subclasses for the CLI)
 import zoo.tasks  # noqa: F401
 from datamodules.base import ZooDataModule
-from zoo.run.callbacks import Checkpoint, ProgressBar, RunReport
+from zoo.run.callbacks import RunReport
+from zoo.run.checkpoint import CheckpointError, load_checkpoint
 from zoo.run.errors import user_errors_as_one_line
 from zoo.run.faults import FiniteLossGuard, RNGState, fault_plugins
 from zoo.run.io import atomic_write
 from zoo.run.loggers import ResumableCSVLogger
-from zoo.tasks.base import ZooTask
+from zoo.tasks.base import DATA_FACTS, ZooTask
 
-LINKED = ("num_classes", "in_channels", "in_features", "vocab_size")
 VERSION_ENV = "ZOO_RUN_VERSION"  # passes rank 0's run folder to the other DDP processes
 
 
+@dataclass
+class RunFolder:
+    """Where a run writes (``<root>/<name>/version_N``), what it resumes from, and its report.
+
+    Planned before the trainer is built, and before anything is written: a resume's
+    checkpoint is checked against the recipe's model here, so a wrong ``--ckpt_path`` leaves
+    the run folder (and its ``config.yaml``) as it was.
+    """
+
+    name: str
+    dir: Path
+    resume_from: str | None
+    report: RunReport
+    fresh: bool  # a new version_N folder, not a resumed one
+
+
+def plan_run(cfg: Any, model: ZooTask) -> tuple[RunFolder, ResumableCSVLogger]:
+    root = Path(cfg.trainer.default_root_dir or "runs")
+    name = cfg.name or _default_name(cfg)
+    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", name):
+        raise ValueError(f"--name {name!r}: expected letters, digits, '_', '.' or '-' (one folder under {root})")
+    resume_from, version = _resolve_resume(cfg.ckpt_path, root / name)
+    if resume_from:
+        check_resumable(resume_from, model)
+    fresh = version is None
+    if fresh and int(os.environ.get("LOCAL_RANK", 0)) > 0:
+        version = os.environ.get(VERSION_ENV)  # a DDP child: rank 0's folder
+    csv = ResumableCSVLogger(root, name=name, version=version)
+    os.environ[VERSION_ENV] = str(csv.version if isinstance(csv.version, str) else f"version_{csv.version}")
+    run_dir = Path(csv.log_dir)
+    return RunFolder(name, run_dir, resume_from, RunReport(run_dir), fresh), csv
+
+
+def check_resumable(path: str, model: ZooTask) -> None:
+    """The checkpoint at ``path`` holds this task's model, parameter for parameter."""
+    ckpt = load_checkpoint(path, require=("state_dict",))
+    saved = str(ckpt.get("hyper_parameters", {}).get("_class_path", "")).rsplit(".", 1)[-1]
+    if saved and saved != type(model).__name__:  # compared by name: nothing the file names is imported
+        raise CheckpointError(f"--ckpt_path {path}: holds a {saved} run, the recipe builds a {type(model).__name__}")
+    own = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    theirs = {k: tuple(v.shape) for k, v in ckpt["state_dict"].items() if torch.is_tensor(v)}
+    if own != theirs:
+        diff = sorted(set(own) ^ set(theirs)) or [k for k in own if own[k] != theirs[k]]
+        arch = ckpt.get("hyper_parameters", {}).get("arch", "another model")
+        raise CheckpointError(f"--ckpt_path {path}: holds {arch}, whose parameters differ from the recipe's "
+                              f"model (first: {diff[0]}); resume with the recipe that made it")  # fmt: skip
+
+
 class ZooCLI(LightningCLI):
+    """LightningCLI with the zoo's run folder, callbacks and options. After parsing,
+    ``self.run`` is the run's ``RunFolder``."""
+
+    run: RunFolder
+
     def add_arguments_to_parser(self, parser) -> None:
         parser.add_argument("--name", type=str | None, default=None,
                             help="experiment name (default: the recipe's file name)")  # fmt: skip
@@ -44,36 +101,27 @@ class ZooCLI(LightningCLI):
         parser.add_argument("--wandb", type=bool, default=False,
                             help="also log to Weights & Biases (offline when no API key is set)")  # fmt: skip
         parser.add_argument("--wandb_project", type=str, default="d2l-zoo")
-        for fact in LINKED:
+        for fact in DATA_FACTS:
             parser.link_arguments(f"data.{fact}", f"model.init_args.{fact}", apply_on="instantiate")
 
     def instantiate_trainer(self, **kwargs: Any) -> L.Trainer:
         cfg = self.config
-        root = Path(cfg.trainer.default_root_dir or "runs")
-        self.run_name = cfg.name or _default_name(cfg)
-        self.resume_from, version = _resolve_resume(cfg.ckpt_path, root / self.run_name)
-        if version is None and int(os.environ.get("LOCAL_RANK", 0)) > 0:
-            version = os.environ.get(VERSION_ENV)  # a DDP child: rank 0's folder
-        csv = ResumableCSVLogger(root, name=self.run_name, version=version)
-        os.environ[VERSION_ENV] = str(csv.version if isinstance(csv.version, str) else f"version_{csv.version}")
-        self.run_dir = Path(csv.log_dir)
+        self.run, csv = plan_run(cfg, self.model)
         loggers: list[Logger] = [csv]
         if cfg.wandb:
-            loggers.append(_wandb_logger(cfg.wandb_project, self.run_name, self.run_dir))
+            loggers.append(_wandb_logger(cfg.wandb_project, self.run.name, self.run.dir))
         metric, mode = self.model.monitor
-        self.report = RunReport(self.run_dir)
+        ckpt_dir = self.run.dir / "checkpoints"
         self.trainer_defaults["callbacks"] = [
-            Checkpoint(dirpath=self.run_dir / "checkpoints", monitor=metric, mode=mode,
-                            filename="best-{epoch:03d}", auto_insert_metric_name=False),
+            ModelCheckpoint(dirpath=ckpt_dir, monitor=metric, mode=mode, filename="best-{epoch:03d}",
+                            auto_insert_metric_name=False),
             # last.ckpt every epoch: Lightning's save_last refreshes it only when a best one is saved
-            Checkpoint(dirpath=self.run_dir / "checkpoints", filename="last", enable_version_counter=False),
-            self.report,
+            ModelCheckpoint(dirpath=ckpt_dir, filename="last", enable_version_counter=False),
+            self.run.report,
             RNGState(),
             FiniteLossGuard(),
         ]  # fmt: skip
-        if cfg.trainer.get("enable_progress_bar") is not False:
-            self.trainer_defaults["callbacks"].append(ProgressBar())
-        kwargs["plugins"] = fault_plugins(self._get(self.config_init, "trainer", default={}).get("plugins"))
+        kwargs["plugins"] = fault_plugins(self.config_init.get("trainer", {}).get("plugins"))
         return super().instantiate_trainer(logger=loggers, **kwargs)
 
 
@@ -166,17 +214,39 @@ def make_cli(args: list[str] | None = None, exit_on_error: bool = True) -> ZooCL
 
 def _fit(args: list[str] | None, exit_on_error: bool = True) -> dict[str, Any] | None:
     cli = make_cli(args, exit_on_error)
-    trainer, model, data = cli.trainer, cli.model, cli.datamodule
-    trainer.fit(model, datamodule=data, ckpt_path=cli.resume_from)
+    trainer, model, data, run = cli.trainer, cli.model, cli.datamodule, cli.run
+    try:
+        trainer.fit(model, datamodule=data, ckpt_path=run.resume_from)
+    except BaseException:
+        if run.fresh and trainer.is_global_zero:
+            _discard_if_unresumable(run.dir)
+        raise
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     results = trainer.test(model, datamodule=data, ckpt_path="best" if best else None, verbose=False)
     test_metrics = {k: float(v) for k, v in (results[0] if results else {}).items()}
-    summary = cli.report.summary(trainer, test_metrics, model.monitor[0])
+    summary = run.report.summary(trainer, test_metrics, model.monitor[0])
     if trainer.is_global_zero:
         if not trainer.fast_dev_run:
-            summary["metrics_file"] = str(cli.report.write_metrics(summary))
-        _print_table(cli.run_name, summary)
+            summary["metrics_file"] = str(run.report.write_metrics(summary))
+        _print_table(run.name, summary)
     return summary
+
+
+#: what a new run writes before its first checkpoint
+_EARLY_FILES = {"config.yaml", "hparams.yaml", "metrics.csv"}
+
+
+def _discard_if_unresumable(run_dir: Path) -> None:
+    """A new run that failed before its first checkpoint leaves no ``version_N`` behind that
+    looks like a run (``--ckpt_path last`` would not find it anyway); a folder holding anything
+    else (a W&B log, a checkpoint) is kept and marked ``FAILED``."""
+    if not run_dir.is_dir():
+        return
+    if {p.name for p in run_dir.iterdir()} <= _EARLY_FILES:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    elif not any(run_dir.glob("checkpoints/*.ckpt")):
+        with atomic_write(run_dir / "FAILED") as f:
+            f.write("this run stopped before its first checkpoint; see the error it printed\n")
 
 
 def _print_table(name: str, summary: dict[str, Any]) -> None:

@@ -1,18 +1,16 @@
-"""Callbacks ``zoo.fit`` adds to every run: checkpoints, the epoch history, its plot, and
-``metrics.json``."""
+"""The run report ``zoo.fit`` adds to every run: the epoch history, its plot (``curves.png``),
+training throughput and ``metrics.json``."""
 
 from __future__ import annotations
 
 import json
 import math
 import time
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 
 from zoo.run.io import atomic_write
 
@@ -21,31 +19,6 @@ def _scalar(v: Any) -> float | None:
     if isinstance(v, torch.Tensor) and v.numel() == 1:
         v = v.item()
     return float(v) if isinstance(v, (int, float)) else None
-
-
-class Checkpoint(ModelCheckpoint):
-    """Lightning's ``ModelCheckpoint``, lighter on every training step (scripts/recipe_bench.py
-    measures Lightning's per-step overhead): Lightning rebuilds each callback's ``state_key``
-    string on every hook call, so it is built once here; and ``on_train_batch_end`` returns at
-    once unless saving every N steps or on a timer was asked for (Lightning's own returns later
-    with the same outcome)."""
-
-    @cached_property
-    def state_key(self) -> str:  # the settings it is made of are fixed at construction
-        return super().state_key
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if self._every_n_train_steps < 1 and self._train_time_interval is None:
-            return
-        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
-
-
-class ProgressBar(RichProgressBar):
-    """Lightning's rich progress bar, also showing the task's latest step metrics (which
-    ``ZooTask.log_step_metrics`` keeps out of Lightning's per-batch logging)."""
-
-    def get_metrics(self, trainer, pl_module) -> dict[str, Any]:
-        return {**super().get_metrics(trainer, pl_module), **getattr(pl_module, "step_metrics", {})}
 
 
 class RunReport(L.Callback):

@@ -1,4 +1,5 @@
-"""What every task shares: model building, parameter groups, optimizer and LR schedule.
+"""What every task shares: model building, the train/val/test step dispatch, the epoch's
+training figures, parameter groups, optimizer and LR schedule.
 
 Tasks take plain values (``arch``, ``lr``, ...) and call ``save_hyperparameters()`` so that
 ``load_from_checkpoint`` rebuilds them without the CLI. The optimizer is built here rather
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import inspect
 import math
-from types import SimpleNamespace
 from typing import Any, Literal
 
 import lightning as L
@@ -22,6 +22,9 @@ from zoo.registry import create_model
 Optimizer = Literal["sgd", "adam", "adamw"]
 Scheduler = Literal["none", "cosine", "step", "onecycle"]
 Init = Literal["default", "xavier", "normal"]
+
+#: facts a data module exposes, which zoo.fit links to the task's argument of the same name
+DATA_FACTS = ("num_classes", "in_channels", "in_features", "vocab_size")
 
 
 def init_weights(model: nn.Module, scheme: Init) -> None:
@@ -57,8 +60,37 @@ def param_groups(model: nn.Module, lr: float, weight_decay: float, head_lr_mult:
     ]
 
 
+class EpochMeans:
+    """Size-weighted means of per-batch training figures (``loss``, ``acc``) over an epoch.
+
+    The sums stay tensors on the model's device, so a step never waits for the device, and
+    they are summed over every process once, at the epoch's end. ``self.log(..., on_epoch=True)``
+    does the same job with more bookkeeping per call, which costs several percent of a small
+    model's step on a CPU.
+    """
+
+    def __init__(self) -> None:
+        self.names: tuple[str, ...] = ()
+        self.sums: torch.Tensor | None = None  # the size-weighted sum of each figure, then the size
+
+    def add(self, size: int, **means: torch.Tensor) -> None:
+        row = torch.stack([m.detach().float() for m in means.values()])
+        row = torch.cat([row * size, row.new_tensor([size])])
+        self.sums = row if self.sums is None else self.sums + row
+        self.names = tuple(means)
+
+    def compute(self, strategy: Any) -> dict[str, torch.Tensor]:
+        """The epoch's means over every process (``strategy``: the trainer's)."""
+        sums = strategy.reduce(self.sums.clone(), reduce_op="sum")
+        return dict(zip(self.names, sums[:-1] / sums[-1]))
+
+
 class ZooTask(L.LightningModule):
-    """Base of every task. Subclasses build ``self.model`` and define the steps.
+    """Base of every task. Subclasses build ``self.model`` and define ``_step``.
+
+    A subclass's ``_step(batch, stage)`` computes one batch's loss and logs its metrics as
+    ``stage/<name>``; on the training side it adds its figures to ``self.train_means``, which
+    are logged as ``train/<name>`` once an epoch. The step loss is logged as ``train/loss_step``.
 
     Args:
         optimizer: ``sgd`` (with ``momentum`` for SGD with momentum), ``adam`` or ``adamw``.
@@ -93,46 +125,49 @@ class ZooTask(L.LightningModule):
         compile: bool = False,
     ) -> None:
         super().__init__()
-        self.step_metrics: dict[str, float] = {}  # the latest of log_step_metrics
-        self._reset_train_figures()
-        self._channels_last = channels_last
-        self._compile = compile
+        if optimizer not in ("sgd", "adam", "adamw"):
+            raise ValueError(f"optimizer must be sgd, adam or adamw, got {optimizer!r}")
+        if scheduler not in ("none", "cosine", "step", "onecycle"):
+            raise ValueError(f"scheduler must be none, cosine, step or onecycle, got {scheduler!r}")
+        self.optimizer_name, self.lr, self.momentum, self.weight_decay = optimizer, lr, momentum, weight_decay
+        self.scheduler_name, self.warmup_epochs, self.min_lr = scheduler, warmup_epochs, min_lr
+        self.step_size, self.gamma, self.head_lr_mult = step_size, gamma, head_lr_mult
+        self.channels_last, self.compile_model = channels_last, compile
+        self.train_means = EpochMeans()
         self.model: nn.Module
 
     def save_hyperparameters(self, *args: Any, **kwargs: Any) -> None:
-        """As Lightning's, but keeps only this task's own arguments: LightningCLI also records
-        the data facts linked to targets the task lacks (e.g. ``in_features`` of a classifier),
-        which ``load_from_checkpoint`` would then pass back and fail on."""
-        super().save_hyperparameters(*args, frame=inspect.currentframe().f_back, **kwargs)
-        accepted = set()
-        for cls in type(self).__mro__:
-            if issubclass(cls, ZooTask):
-                accepted |= set(inspect.signature(cls.__init__).parameters)
-        for hparams in (self._hparams, self._hparams_initial):
-            for key in [k for k in hparams if k not in accepted and not k.startswith("_")]:
-                del hparams[key]
+        """As Lightning's, without the data facts this task does not take: LightningCLI records
+        every linked fact among the hyperparameters, even one the task's class lacks, and
+        ``load_from_checkpoint`` would pass it back and fail."""
+        accepted = {name for cls in type(self).__mro__ if issubclass(cls, ZooTask)
+                    for name in inspect.signature(cls.__init__).parameters}  # fmt: skip
+        ignore = [fact for fact in DATA_FACTS if fact not in accepted]
+        super().save_hyperparameters(*args, ignore=ignore, frame=inspect.currentframe().f_back, **kwargs)
 
     def build_model(self, arch: str, init: Init = "default", **kwargs: Any) -> nn.Module:
         model = create_model(arch, **kwargs)
         if init != "default" and getattr(model, "keeps_weights", False):
             raise ValueError(f"init={init!r} overwrites the loaded weights of {arch!r}; use init: default")
         init_weights(model, init)
-        if self._channels_last:
+        if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
             model.register_forward_pre_hook(_images_channels_last)
-        if self._compile:
+        if self.compile_model:
             model.compile()  # in place, unlike torch.compile(model): state_dict keys do not change
         return model
 
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        return self.model(*args, **kwargs)
+
+    # -- steps ---------------------------------------------------------------------------------
     def _step(self, batch: Any, stage: str) -> torch.Tensor | None:
         """One batch of ``stage`` (train, val or test): loss and metrics, logged as ``stage/...``."""
         raise NotImplementedError(f"{type(self).__name__} defines no _step")
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         loss = self._step(batch, "train")
-        self.log_step_metrics({"train/loss_step": loss.detach()})
-        if self._trainer is not None and batch_idx + 1 == self._trainer.num_training_batches:
-            self._log_train_epoch()
+        self.log("train/loss_step", loss.detach(), on_step=True, on_epoch=False, prog_bar=True)
         return loss
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
@@ -141,128 +176,65 @@ class ZooTask(L.LightningModule):
     def test_step(self, batch: Any, batch_idx: int) -> None:
         self._step(batch, "test")
 
-    def forward(self, *args: Any, **kwargs: Any) -> Any:
-        return self.model(*args, **kwargs)
-
-    # -- the epoch's training figures: per-batch tensors, summed once at the epoch's end -------
-    # Rather than a torchmetrics metric or a self.log on every step: on a model as small as
-    # LeNet those cost a measurable share of each CPU step (the foundation's target is Lightning
-    # within 5% of a hand-written loop, scripts/recipe_bench.py).
-
-    #: training batches whose figures are listed before they are folded into the epoch's sums
-    fold_every = 1024
-
+    # -- the epoch's training figures ----------------------------------------------------------
     def on_train_epoch_start(self) -> None:
-        self._reset_train_figures()
+        self.train_means = EpochMeans()
 
-    def _reset_train_figures(self) -> None:
-        self._train_means: dict[str, list[torch.Tensor]] = {}
-        self._train_sizes: list[int] = []
-        self._train_sums: torch.Tensor | None = None  # size-weighted sums of each mean, then the size
-        self._train_logged = False
-
-    def record_train_batch(self, size: int, **means: torch.Tensor) -> None:
-        """One training batch's means (``loss=...``, ``acc=...``), kept as tensors, so there is
-        no device sync per step. At the epoch's end their size-weighted means, summed over
-        every process, are logged as ``train/<name>`` (see ``train_epoch_metrics``)."""
-        for name, value in means.items():
-            self._train_means.setdefault(name, []).append(value.detach())
-        self._train_sizes.append(size)
-        if len(self._train_sizes) == self.fold_every:
-            self._fold_train_batches()
-
-    def _fold_train_batches(self) -> torch.Tensor | None:
-        """Adds the listed batches into the running sums (so long epochs do not pile up small
-        tensors); returns the sums: one per recorded name, then the total size."""
-        if self._train_sizes:
-            first = next(iter(self._train_means.values()))[0]
-            sizes = torch.tensor(self._train_sizes, dtype=torch.float32, device=first.device)
-            part = torch.stack([*(torch.stack(v).float() @ sizes for v in self._train_means.values()), sizes.sum()])
-            self._train_sums = part if self._train_sums is None else self._train_sums + part
-            for values in self._train_means.values():
-                values.clear()
-            self._train_sizes.clear()
-        return self._train_sums
-
-    def _log_train_epoch(self) -> None:
-        """Logs the epoch's training figures, from its last step, so that they are in place
-        before any epoch-end hook (checkpoints, the run report) reads them."""
-        sums = self._fold_train_batches()
-        if sums is None or self._train_logged:
-            return
-        sums = self.trainer.strategy.reduce(sums.clone(), reduce_op="sum")
-        means = dict(zip(self._train_means, sums[:-1] / sums[-1]))
-        for name, value in self.train_epoch_metrics(means).items():
-            self.log(name, value, on_step=False, on_epoch=True, prog_bar=True)
-        self._train_logged = True
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        # logged from the epoch's last batch, so that they are in place before the epoch-end
+        # hooks of callbacks (the run report, checkpoints) read them
+        if batch_idx + 1 == self.trainer.num_training_batches:
+            self._log_train_means()
 
     def on_train_epoch_end(self) -> None:
-        self._log_train_epoch()  # a loader without a length: the last step was not known
+        self._log_train_means()  # a loader without a length: its last batch was not known
+
+    def _log_train_means(self) -> None:
+        if self.train_means.sums is None:
+            return
+        means = self.train_means.compute(self.trainer.strategy)
+        self.train_means = EpochMeans()  # logged once, whichever hook comes first
+        for name, value in self.train_epoch_metrics(means).items():
+            self.log(name, value, on_step=False, on_epoch=True, prog_bar=True)
 
     def train_epoch_metrics(self, means: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """What the epoch's mean training figures are logged as; a task may add derived ones."""
         return {f"train/{name}": value for name, value in means.items()}
 
-    def log_step_metrics(self, metrics: dict[str, torch.Tensor | float]) -> None:
-        """Step-level training scalars, on the steps the loggers write (every
-        ``--trainer.log_every_n_steps``): straight to the loggers, and kept in ``step_metrics``
-        for zoo.fit's progress bar. Through ``self.log`` Lightning would rebuild its logged-metric
-        dicts after every batch once a step metric exists, a measurable share of a LeNet step on
-        a CPU (scripts/recipe_bench.py). Epoch metrics still go through ``self.log``."""
-        trainer = self._trainer  # None when the step is called outside a Trainer
-        if trainer is None or (trainer.global_step + 1) % trainer.log_every_n_steps:
-            return
-        self.step_metrics = {k: float(v) for k, v in metrics.items()}
-        for logger in trainer.loggers:
-            logger.log_metrics({**self.step_metrics, "epoch": trainer.current_epoch}, step=trainer.global_step)
-
-    # -- per-step fast paths: Lightning's bookkeeping around each training step costs a few
-    # -- percent of a small model's step on a CPU (scripts/recipe_bench.py measures it) -------
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        _cache_step_signature(cls)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        # Lightning sets _current_fx_name around every hook call, ~45 times a training step;
-        # nn.Module.__setattr__ first checks it against parameters, buffers and submodules,
-        # which it never is.
-        if name == "_current_fx_name":
-            object.__setattr__(self, name, value)
-        else:
-            super().__setattr__(name, value)
-
-    def configure_gradient_clipping(
-        self, optimizer: Any, gradient_clip_val: float | None = None, gradient_clip_algorithm: str | None = None
-    ) -> None:
-        """Lightning's behaviour (clip when ``--trainer.gradient_clip_val`` is set), without
-        its argument checks on every step when clipping is off."""
-        if gradient_clip_val:
-            self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
-
+    # -- optimizer and schedule ----------------------------------------------------------------
     def configure_optimizers(self):
-        # a task built in Python records only the arguments it was given: fill in the defaults
-        hp = SimpleNamespace(**{**_DEFAULTS, **self.hparams})
-        groups = param_groups(self.model, hp.lr, hp.weight_decay, hp.head_lr_mult)
-        if hp.optimizer == "sgd":
-            opt = torch.optim.SGD(groups, lr=hp.lr, momentum=hp.momentum)
-        elif hp.optimizer == "adam":
-            opt = torch.optim.Adam(groups, lr=hp.lr)
-        elif hp.optimizer == "adamw":
-            opt = torch.optim.AdamW(groups, lr=hp.lr)
+        groups = param_groups(self.model, self.lr, self.weight_decay, self.head_lr_mult)
+        if self.optimizer_name == "sgd":
+            opt = torch.optim.SGD(groups, lr=self.lr, momentum=self.momentum)
+        elif self.optimizer_name == "adam":
+            opt = torch.optim.Adam(groups, lr=self.lr)
         else:
-            raise ValueError(f"optimizer must be sgd, adam or adamw, got {hp.optimizer!r}")
-        if hp.scheduler == "none":
+            opt = torch.optim.AdamW(groups, lr=self.lr)
+        if self.scheduler_name == "none":
             return opt
-        total = self.trainer.estimated_stepping_batches
-        if hp.scheduler == "onecycle":
-            sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["lr"] for g in groups], total_steps=int(total))
+        total = int(self.trainer.estimated_stepping_batches)
+        if self.scheduler_name == "onecycle":
+            sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["lr"] for g in groups], total_steps=total)
         else:
-            steps_per_epoch = max(1, int(total) // max(1, self.trainer.max_epochs or 1))
-            warmup = int(hp.warmup_epochs * steps_per_epoch)
-            sched = torch.optim.lr_scheduler.LambdaLR(
-                opt, _schedule(hp.scheduler, warmup, int(total), steps_per_epoch, hp)
-            )
+            steps_per_epoch = max(1, total // max(1, self.trainer.max_epochs or 1))
+            sched = torch.optim.lr_scheduler.LambdaLR(opt, self._lr_factor(total, steps_per_epoch))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def _lr_factor(self, total: int, steps_per_epoch: int):
+        """A per-step LR factor: linear warm-up, then cosine decay to ``min_lr`` or step decay."""
+        warmup = int(self.warmup_epochs * steps_per_epoch)
+        floor = self.min_lr / self.lr if self.lr > 0 else 0.0
+        kind, gamma, every = self.scheduler_name, self.gamma, steps_per_epoch * self.step_size
+
+        def factor(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            if kind == "cosine":
+                t = (step - warmup) / max(1, total - warmup)
+                return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+            return gamma ** (step // every)
+
+        return factor
 
 
 def _images_channels_last(module: nn.Module, args: tuple) -> tuple:
@@ -271,32 +243,3 @@ def _images_channels_last(module: nn.Module, args: tuple) -> tuple:
     override beside a data module without a warning on every run.)"""
     return tuple(a.contiguous(memory_format=torch.channels_last) if torch.is_tensor(a) and a.ndim == 4 else a
                  for a in args)  # fmt: skip
-
-
-def _cache_step_signature(cls: type) -> None:
-    """Lightning inspects ``training_step``'s signature on every step (does it take
-    ``batch_idx``?), which rebuilds it each time; a function's ``__signature__``, when set, is
-    what ``inspect`` returns at once."""
-    step = cls.__dict__.get("training_step")
-    if inspect.isfunction(step) and "__signature__" not in step.__dict__:
-        step.__signature__ = inspect.signature(step)
-
-
-_cache_step_signature(ZooTask)
-_PARAMS = inspect.signature(ZooTask.__init__).parameters
-_DEFAULTS = {k: p.default for k, p in _PARAMS.items() if p.default is not p.empty}
-
-
-def _schedule(kind: str, warmup: int, total: int, steps_per_epoch: int, hp: Any):
-    """A per-step LR factor: linear warm-up, then cosine decay to ``min_lr`` or step decay."""
-    floor = hp.min_lr / hp.lr if hp.lr > 0 else 0.0
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        if kind == "cosine":
-            t = (step - warmup) / max(1, total - warmup)
-            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
-        return hp.gamma ** (step // (steps_per_epoch * hp.step_size))
-
-    return factor

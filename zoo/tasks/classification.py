@@ -52,7 +52,7 @@ class Classification(ZooTask):
         logits = self.model(x)  # (B, num_classes)
         loss = F.cross_entropy(logits, y, label_smoothing=self.hparams.label_smoothing)
         if stage == "train":
-            self.record_train_batch(len(y), loss=loss, acc=(logits.argmax(-1) == y).float().mean())
+            self.train_means.add(len(y), loss=loss, acc=(logits.argmax(-1) == y).float().mean())
         else:
             acc = self.val_acc if stage == "val" else self.test_acc
             acc.update(logits, y)

@@ -88,7 +88,7 @@ class LanguageModel(ZooTask):
         self._states[stage] = detach_state(state)
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), Y.reshape(-1))
         if stage == "train":  # the epoch's perplexity is exp of its mean loss per token
-            self.record_train_batch(Y.numel(), loss=loss)
+            self.train_means.add(Y.numel(), loss=loss)
             return loss
         ppl: Perplexity = getattr(self, f"{stage}_ppl")
         ppl.update(logits.detach(), Y)

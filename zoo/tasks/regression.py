@@ -47,7 +47,7 @@ class Regression(ZooTask):
         pred = self.model(x).reshape(y.shape)
         loss = F.mse_loss(pred, y)
         if stage == "train":
-            self.record_train_batch(len(y), loss=loss)
+            self.train_means.add(len(y), loss=loss)
         else:
             self.log(f"{stage}/loss", loss, on_epoch=True, prog_bar=True, sync_dist=True)
             # the root of the epoch's mean squared error, not a mean of per-batch roots

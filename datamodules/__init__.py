@@ -4,6 +4,7 @@ from datamodules.base import ZooDataModule
 from datamodules.cifar10 import CIFAR10
 from datamodules.fashion_mnist import FashionMNIST
 from datamodules.house_prices import HousePrices
+from datamodules.kaggle_images import DogBreeds, KaggleCIFAR10, Leaves
 from datamodules.language_model import LanguageModelData, PennTreebank, TimeMachine, WikiText2
 from datamodules.sine import NoisySine
 from datamodules.synthetic import SyntheticRegression
@@ -11,4 +12,4 @@ from datamodules.translation import FraEng as FraEng
 
 __all__ = ["ZooDataModule", "FashionMNIST", "SyntheticRegression",
            "LanguageModelData", "TimeMachine", "PennTreebank", "WikiText2", "NoisySine", "HousePrices",
-           "CIFAR10"]
+           "CIFAR10", "Leaves", "DogBreeds", "KaggleCIFAR10"]

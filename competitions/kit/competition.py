@@ -62,8 +62,11 @@ class Competition:
         raise NotImplementedError
 
     def fold_args(self, work_dir: Path, fold: int) -> list[str]:
-        """The ``zoo.fit`` arguments that point the recipe's data module at ``fold``."""
-        return ["--data.init_args.index_dir", str(work_dir.resolve()), "--data.init_args.fold", str(fold)]
+        """The ``zoo.fit`` arguments that point the recipe's data module (which reads the raw
+        files itself) at the prepared data folder and ``fold`` of the saved folds."""
+        folds = str((work_dir / "folds.csv").resolve())
+        return ["--data.init_args.data_dir", load_prepared(work_dir)["data_dir"],
+                "--data.init_args.folds_file", folds, "--data.init_args.fold", str(fold)]  # fmt: skip
 
     def submission(
         self, ids: list[str], preds: np.ndarray, classes: list[str] | None, header: list[str]

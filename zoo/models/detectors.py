@@ -28,7 +28,6 @@ from pathlib import Path
 from torch import nn
 
 from zoo.registry import register_model
-from zoo.run.checkpoint import CheckpointError, load_checkpoint
 
 # a zoo.fit checkpoint keeps the task's weights under "state_dict", the model's under this prefix
 _TASK_PREFIX = "model."
@@ -54,6 +53,9 @@ def load_detector_weights(model: nn.Module, path: str | Path) -> list[str]:
     Any other missing, unexpected or misshapen tensor raises ``CheckpointError``: the file is
     another architecture's.
     """
+    # imported here: zoo.run.checkpoint loads Lightning, which no model may need to be built
+    from zoo.run.checkpoint import CheckpointError, load_checkpoint
+
     obj = load_checkpoint(path)
     state = obj
     if isinstance(obj.get("state_dict"), dict):  # a zoo.fit checkpoint

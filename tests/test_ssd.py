@@ -73,9 +73,10 @@ def test_detector_weights_from_a_local_file(tmp_path):
     source = create_model("fasterrcnn_mobilenet_v3_large_fpn", num_classes=2, **SMALL)
     # as torchvision's own download stores them: no BatchNorm step counters
     state = {k: v for k, v in source.state_dict().items() if not k.endswith("num_batches_tracked")}
-    torch.save(state, tmp_path / "coco.pth")
+    path = str(tmp_path / "coco.pth")
+    torch.save(state, path)
     with pytest.warns(UserWarning, match="4 head tensors keep their initial values"):
-        model = create_model("fasterrcnn_mobilenet_v3_large_fpn", num_classes=3, weights=tmp_path / "coco.pth", **SMALL)
+        model = create_model("fasterrcnn_mobilenet_v3_large_fpn", num_classes=3, weights=path, **SMALL)
     assert model.keeps_weights
     assert any(isinstance(m, FrozenBatchNorm2d) for m in model.backbone.modules())
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.backbone.modules())

@@ -22,6 +22,8 @@ import torch
 from torch import nn
 
 from datamodules.sine import NoisySine
+from zoo.run.checkpoint import load_datamodule, load_task
+from zoo.run.errors import run_command
 from zoo.run.io import atomic_write
 from zoo.tasks.regression import Regression
 
@@ -90,17 +92,12 @@ def main(argv: list[str] | None = None) -> Path:
         raise FileNotFoundError(f"--ckpt_path {args.ckpt_path}: no such checkpoint file")
     if min(args.steps) < 1:
         raise ValueError(f"--steps must be positive, got {args.steps}")
-    ckpt = torch.load(args.ckpt_path, map_location="cpu", weights_only=False)
-    if "datamodule_hyper_parameters" not in ckpt:
-        raise ValueError(f"{args.ckpt_path} was not trained on datamodules.NoisySine (no data settings in it)")
-    # LightningCLI adds its own keys (``_class_path``) beside the data module's arguments
-    settings = {k: v for k, v in ckpt["datamodule_hyper_parameters"].items() if not k.startswith("_")}
-    data = NoisySine(**settings)
-    task = Regression.load_from_checkpoint(args.ckpt_path, map_location="cpu")
+    task = load_task(args.ckpt_path, Regression)
+    data = load_datamodule(args.ckpt_path, NoisySine)  # the series it was trained on
     out = plot(task.model, data, args.out, args.steps)
     print(f"wrote {out}")
     return out
 
 
 if __name__ == "__main__":
-    main()
+    run_command(main)

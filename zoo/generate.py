@@ -12,11 +12,14 @@ hidden state, then append one token at a time, each fed back as the next input. 
 from __future__ import annotations
 
 import argparse
+import warnings
 from pathlib import Path
 
 import torch
 
 from datamodules.text import Tokenizer, Vocab
+from zoo.run.checkpoint import CheckpointError, load_task
+from zoo.run.errors import run_command
 from zoo.tasks.language_model import LanguageModel
 
 
@@ -33,9 +36,18 @@ def generate(
     """``prefix`` followed by ``num_tokens`` generated tokens, as text."""
     if temperature < 0:
         raise ValueError(f"temperature must be >= 0 (0: greedy), got {temperature}")
+    if num_tokens < 0:
+        raise ValueError(f"num_tokens must be >= 0, got {num_tokens}")
     tokens = tokenizer(prefix)
     if not tokens:
         raise ValueError(f"the prefix {prefix!r} has no tokens after {tokenizer} normalisation")
+    unknown = sorted({t for t in tokens if t not in vocab})
+    if len(unknown) == len(set(tokens)):  # the model would start from <unk> alone
+        raise ValueError(f"the prefix {prefix!r} holds no token of the model's vocabulary (unknown: "
+                         f"{', '.join(map(repr, unknown))}; known: {_sample(vocab)})")  # fmt: skip
+    if unknown:
+        warnings.warn(f"prefix tokens outside the vocabulary, read as {vocab.unk_token}: "
+                      f"{', '.join(map(repr, unknown))}", stacklevel=2)  # fmt: skip
     device = next(model.parameters()).device
     model.eval()
     indices = vocab[tokens]
@@ -53,14 +65,19 @@ def generate(
     return tokenizer.detokenize([*tokens, *vocab.to_tokens(out)])
 
 
+def _sample(vocab: Vocab, n: int = 12) -> str:
+    shown = ", ".join(repr(t) for t in vocab.idx_to_token[:n])
+    return f"{shown}, ... ({len(vocab)} tokens)" if len(vocab) > n else shown
+
+
 def load(ckpt_path: str | Path, device: str = "cpu") -> LanguageModel:
     """A ``LanguageModel`` with the vocabulary and tokenizer its checkpoint was trained with."""
     if not Path(ckpt_path).is_file():
         raise FileNotFoundError(f"--ckpt_path {ckpt_path}: no such checkpoint file")
-    task = LanguageModel.load_from_checkpoint(ckpt_path, map_location=device)
+    task = load_task(ckpt_path, LanguageModel).to(device)
     if task.vocab is None or task.tokenizer is None:
-        raise ValueError(f"{ckpt_path} holds no vocabulary/tokenizer: was it trained by "
-                         "zoo.tasks.LanguageModel on a datamodules.language_model data module?")  # fmt: skip
+        raise CheckpointError(f"{ckpt_path} holds no vocabulary/tokenizer: was it trained by "
+                              "zoo.tasks.LanguageModel on a datamodules.language_model data module?")  # fmt: skip
     return task
 
 
@@ -81,4 +98,4 @@ def main(argv: list[str] | None = None) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    run_command(main)

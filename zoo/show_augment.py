@@ -17,20 +17,23 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 from torchvision.utils import make_grid, save_image
 
-from zoo.run.io import atomic_write
+from zoo.run.errors import run_command
+from zoo.run.io import atomic_write, read_yaml
 
 
 def data_module(config: str | Path, overrides: dict[str, Any]):
     """The data module of a recipe, with ``overrides`` on its ``init_args``."""
-    cfg = yaml.safe_load(Path(config).read_text())
-    data = (cfg or {}).get("data")
+    cfg = read_yaml(config)
+    data = cfg.get("data") if isinstance(cfg, dict) else None
     if not isinstance(data, dict) or "class_path" not in data:
         raise ValueError(f"{config}: no data.class_path section (expected a zoo.fit recipe)")
     module, _, name = data["class_path"].rpartition(".")
-    cls = getattr(importlib.import_module(module), name)
+    try:
+        cls = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError):
+        raise ValueError(f"{config}: data.class_path {data['class_path']!r} names no class") from None
     return cls(**{**(data.get("init_args") or {}), **overrides})
 
 
@@ -71,4 +74,4 @@ def main(argv: list[str] | None = None) -> Path:
 
 
 if __name__ == "__main__":
-    main()
+    run_command(main)

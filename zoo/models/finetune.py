@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from zoo.registry import TIMM_PREFIX, register_model
+from zoo.run.checkpoint import load_checkpoint
 
 # where checkpoints keep the weights, and the prefixes the backbone's keys may carry there
 _NESTED = ("state_dict", "model", "state_dict_ema")
@@ -58,13 +59,7 @@ def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
         from safetensors.torch import load_file
 
         return load_file(path)
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)  # no code from the file runs
-    except Exception as e:
-        raise ValueError(
-            f"weights={str(path)!r}: not a state_dict or checkpoint torch.load can read safely ({e}); "
-            "save one with torch.save(model.state_dict(), path)"
-        ) from e
+    obj = load_checkpoint(path)  # weights_only: no code from the file runs
     for key in _NESTED:
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]

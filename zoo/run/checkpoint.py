@@ -3,18 +3,34 @@
 ``torch.load(..., weights_only=True)`` always: a ``.ckpt`` or ``.pth`` a user hands in is a
 pickle, and with ``weights_only=False`` unpickling it may run any code. Failures name the file
 and what was expected instead of torch's own message (``KeyError: 101``, ``Invalid argument``).
+
+``load_task`` and ``load_datamodule`` rebuild what ``zoo.fit`` saved, in place of Lightning's
+``load_from_checkpoint`` (which leaves ``weights_only`` to torch's default, unsafe before
+torch 2.6): the class the checkpoint names (``_class_path``, recorded by LightningCLI) is
+imported only from the zoo's own packages and must be the one the command expects; it is
+built from the saved hyper-parameters, then given its saved state (a task's
+``on_load_checkpoint``, e.g. a vocabulary, and its weights; a data module's ``load_state_dict``,
+e.g. class names).
 """
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import os
 import pickle
 import re
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
+
+#: the zoo's own packages: the only ones a checkpoint's ``_class_path`` may import from
+#: (importing a module runs it)
+ZOO_PACKAGES = ("zoo", "datamodules", "competitions")
+
+T = TypeVar("T")
 
 
 class CheckpointError(ValueError):
@@ -29,21 +45,83 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu", require:
         raise CheckpointError(f"{path}: is a folder, expected a checkpoint file")
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
-    # "from None": the one-line error boundary reports the innermost cause, which is torch's
-    # long advice to set weights_only=False; the file and the reason are what a user needs
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        found = re.search(r"unsupported global:?\s*(?:GLOBAL\s+)?([\w.]+)", str(e), re.IGNORECASE)
-        if not found:
-            raise CheckpointError(f"{path}: not a readable PyTorch checkpoint (truncated or another format)") from None
-        raise CheckpointError(f"{path}: refused to load, it holds more than tensors and plain values "
-                              f"(it names {found.group(1)}); loading it could run code") from None  # fmt: skip
-    except (RuntimeError, EOFError, KeyError, OSError, zipfile.BadZipFile, ValueError):
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint (truncated or another format)") from None
+        found = re.search(r"GLOBAL ([\w.]+)", str(e))  # the callable the pickle asked for
+        what = f"it asks for {found.group(1)}" if found else "it holds objects"
+        raise CheckpointError(f"{path}: refused to load: {what}, but a checkpoint holds only tensors "
+                              "and plain values (nothing in it was run)") from e  # fmt: skip
+    except (RuntimeError, EOFError, KeyError, OSError, zipfile.BadZipFile, ValueError) as e:
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint (truncated or another format)") from e
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path}: expected a dict of tensors, found a {type(obj).__name__}")
     missing = [k for k in require if k not in obj]
     if missing:
         raise CheckpointError(f"{path}: not a zoo.fit checkpoint (no {', '.join(missing)})")
     return obj
+
+
+def load_task(path: str | os.PathLike, expected: type[T] | None = None) -> T:
+    """The task of a ``zoo.fit`` checkpoint, on the CPU: an ``expected`` (or a subclass;
+    default: any LightningModule of the zoo's packages)."""
+    import lightning as L  # here, not above: zoo.models read weights files through this module
+
+    ckpt = load_checkpoint(path, require=("state_dict", "hyper_parameters"))
+    task = _build(path, ckpt["hyper_parameters"], expected or L.LightningModule, "task")
+    task.on_load_checkpoint(ckpt)  # e.g. a language model's vocabulary
+    try:
+        task.load_state_dict(ckpt["state_dict"], strict=task.strict_loading)
+    except RuntimeError as e:
+        detail = " ".join(str(e).split())[:300]
+        raise CheckpointError(f"{path}: its weights do not fit the {_describe(ckpt['hyper_parameters'])} "
+                              f"its hyper-parameters describe ({detail})") from e  # fmt: skip
+    return task
+
+
+def load_datamodule(path: str | os.PathLike, expected: type[T] | None = None) -> T:
+    """The data module of a ``zoo.fit`` checkpoint, with its saved state (not set up): an
+    ``expected`` (or a subclass; default: any LightningDataModule of the zoo's packages)."""
+    import lightning as L
+
+    ckpt = load_checkpoint(path, require=("datamodule_hyper_parameters",))
+    data = _build(path, ckpt["datamodule_hyper_parameters"], expected or L.LightningDataModule, "data module")
+    name = type(data).__qualname__  # where Lightning saves a data module's state_dict
+    if name in ckpt:
+        data.load_state_dict(ckpt[name])
+    return data
+
+
+def _describe(hparams: dict[str, Any]) -> str:
+    """``zoo.tasks.Regression (arch mlp_regressor)``: what a checkpoint holds, for messages."""
+    arch = f" (arch {hparams['arch']})" if "arch" in hparams else ""
+    return f"{hparams.get('_class_path', 'unnamed class')}{arch}"
+
+
+def _build(path: str | os.PathLike, hparams: dict[str, Any], expected: type, what: str) -> Any:
+    """An ``expected`` built from ``hparams``: of the class their ``_class_path`` names, which
+    must be ``expected`` or a subclass, from ``ZOO_PACKAGES``."""
+    class_path = hparams.get("_class_path")
+    if class_path is None:  # built in Python rather than by zoo.fit: only a named class will do
+        if expected.__module__.split(".")[0] not in ZOO_PACKAGES:
+            raise CheckpointError(f"{path}: names no {what} class (not saved by zoo.fit)")
+        cls = expected
+    else:
+        module, _, name = str(class_path).rpartition(".")
+        if module.split(".")[0] not in ZOO_PACKAGES:
+            raise CheckpointError(f"{path}: its {what} is {class_path}, outside the zoo's packages "
+                                  f"{', '.join(ZOO_PACKAGES)}; refused to import it")  # fmt: skip
+        try:
+            cls = getattr(importlib.import_module(module), name, None)
+        except ImportError:
+            cls = None
+        if not (isinstance(cls, type) and issubclass(cls, expected)):
+            found = "a class this zoo does not have" if cls is None else f"expected a {expected.__name__}"
+            raise CheckpointError(f"{path}: holds a {_describe(hparams)} {what}, {found}")
+    params = inspect.signature(cls).parameters
+    any_key = any(p.kind is p.VAR_KEYWORD for p in params.values())
+    kwargs = {k: v for k, v in hparams.items() if not k.startswith("_") and (any_key or k in params)}
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: cannot rebuild its {_describe(hparams)} {what}: {e}") from e

@@ -1,4 +1,7 @@
-"""Mistakes in a command line, a recipe or the data, reported as one line instead of a traceback.
+"""Mistakes in a command line, a recipe, the data or a checkpoint, reported as one line
+instead of a traceback, by every command: ``python -m zoo.fit`` through ``user_errors_as_one_line``,
+the others (``zoo.generate``, ``zoo.forecast``, ``zoo.show_augment``, ``competitions``, ...)
+through ``run_command(main)``. An exception outside ``USER_ERRORS`` is a bug and keeps its traceback.
 
 jsonargparse wraps an error raised in a constructor (``unknown model 'lenet6'``) in several
 layers of "does not validate against any of the Union subtypes"; the line a user needs is the
@@ -11,11 +14,12 @@ import contextlib
 import os
 import pickle
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from jsonargparse import ArgumentError
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 
+from zoo.run.checkpoint import ZOO_PACKAGES
 from zoo.run.faults import NonFiniteLossError
 
 # what a wrong option, a missing or damaged file, a refused checkpoint or a diverged run raises;
@@ -30,12 +34,15 @@ def one_line(exc: BaseException) -> str:
     chain, keys = [], []
     while exc is not None and exc not in chain and len(chain) < 50:
         chain.append(exc)
+        if type(exc).__module__.split(".")[0] in ZOO_PACKAGES:
+            break  # the zoo's own errors are written for the user; their causes are for ZOO_DEBUG
         exc = exc.__cause__  # "raise ... from": jsonargparse wraps the constructor's error this way
     for e in chain:
         m = re.match(r'Parser key "([^"]+)"', str(e))
         if m and m.group(1) not in keys:
             keys.append(m.group(1))
-    message = " ".join(str(chain[-1]).split()) or type(chain[-1]).__name__
+    text = re.sub(r":?\s*\n\s*- ", lambda m: ": " if m.group().startswith(":") else "; ", str(chain[-1]))
+    message = " ".join(text.split()) or type(chain[-1]).__name__  # a listed problem per line: "a; b"
     message = re.sub(r"<class '([\w.]+)'>", r"\1", message)
     message = re.sub(r"^Expected a (.+?)\. Got value: (.*)$", r"expected \1, got \2", message)
     return f"--{'.init_args.'.join(keys)}: {message}" if keys else message
@@ -51,3 +58,10 @@ def user_errors_as_one_line(enabled: bool = True) -> Iterator[None]:
         if not enabled or os.environ.get("ZOO_DEBUG"):
             raise
         raise SystemExit(f"error: {one_line(e)} (ZOO_DEBUG=1 shows the traceback)") from None
+
+
+def run_command(main: Callable[[], object]) -> None:
+    """What ``if __name__ == "__main__":`` of every command calls: ``main()`` with the user's
+    mistakes as one line (exit status 1), bugs with their traceback."""
+    with user_errors_as_one_line():
+        main()

@@ -1,23 +1,33 @@
 """Files a user keeps (metrics, configs, submissions, checkpoints) are written atomically:
 to a temporary file in the same folder, flushed, then renamed over the target, so a crash
-leaves either the old file or the new one, never half of one."""
+leaves either the old file or the new one, never half of one. The file gets the permissions a
+plain ``open(path, "w")`` would give it (``0o666`` less the umask), so a teammate or a
+container user can read what a run wrote. Recipes are read as plain YAML values, naming the
+file and the place when it is not UTF-8 or not YAML."""
 
 from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
+
+import yaml
 
 
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "w", **kwargs) -> Iterator[IO]:
     """``with atomic_write(p) as f: f.write(...)``: ``p`` changes only if the block succeeds."""
     path = Path(path)
+    if path.is_dir():  # os.replace would fail only after the whole file was written
+        raise IsADirectoryError(f"{path} is a folder; expected a file name")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    # O_EXCL: a new file of our own; mode 0o666 lets the OS apply the umask, as open() does
+    # (tempfile.mkstemp would make it 0o600, unreadable to anyone else)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, mode, **kwargs) as f:
             yield f
@@ -28,3 +38,16 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", **kwargs) -> Iterator
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def read_yaml(path: str | os.PathLike) -> Any:
+    """The plain values of a YAML file (``yaml.safe_load``: never Python objects)."""
+    try:
+        with open(path, "rb") as f:  # bytes, so that yaml names the file in its errors
+            return yaml.safe_load(f)
+    except yaml.reader.ReaderError as e:
+        raise ValueError(f"{path}: not UTF-8 text (offset {e.position}: {e.reason}); save it as UTF-8") from None
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ValueError(f"{path}{where}: not valid YAML ({e.problem or e.context})") from None

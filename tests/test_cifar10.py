@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import os
 import pickle
+import struct
 import tarfile
 from pathlib import Path
 
@@ -101,6 +103,81 @@ def test_bad_batch_names_the_file(tmp_path) -> None:
     path.write_bytes(b"not a pickle")
     with pytest.raises(CIFARFormatError, match="not a readable CIFAR pickle"):
         read_batch(path)
+
+
+def _py2_batch(path: Path, images: np.ndarray, labels: list[int]) -> None:
+    """A batch exactly as Python 2's cPickle wrote CIFAR's (protocol 2): ``str`` keys and the
+    pixel bytes as BINSTRING opcodes, numpy's ``numpy.core.multiarray._reconstruct``."""
+
+    def s(text: str | bytes) -> bytes:  # a Python 2 str
+        raw = text.encode("latin1") if isinstance(text, str) else text
+        return (b"U" + bytes([len(raw)]) if len(raw) < 256 else b"T" + struct.pack("<I", len(raw))) + raw
+
+    rows = images.transpose(0, 3, 1, 2).reshape(len(images), -1)
+    minus1 = b"J" + struct.pack("<i", -1)
+    dtype = b"cnumpy\ndtype\n" + s("u1") + b"K\x00K\x01\x87R(K\x03" + s("|") + b"NNN" + minus1 * 2 + b"K\x00tb"
+    shape = b"J" + struct.pack("<i", len(rows)) + b"M\x00\x0c\x86"  # (N, 3072)
+    array = (b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85" + s("b") + b"\x87R"
+             + b"(K\x01" + shape + dtype + b"\x89" + s(rows.tobytes()) + b"tb")  # fmt: skip
+    label_list = b"](" + b"".join(b"K" + bytes([y]) for y in labels) + b"e"
+    path.write_bytes(b"\x80\x02}(" + s("data") + array + s("labels") + label_list + s("batch_label") + s("x") + b"u.")
+
+
+def test_python2_batch_in_the_real_format_loads(tmp_path) -> None:
+    images = _images(3)
+    _py2_batch(tmp_path / "data_batch_1", images, [9, 0, 4])
+    got, labels = read_batch(tmp_path / "data_batch_1")
+    assert np.array_equal(got, images) and labels.tolist() == [9, 0, 4]
+    # and as Python 3 writes protocol 2: bytes keys, the bytes through _codecs.encode
+    rows = images.transpose(0, 3, 1, 2).reshape(3, -1)
+    with open(tmp_path / "data_batch_2", "wb") as f:
+        pickle.dump({b"data": rows, b"labels": [1, 2, 3], b"batch_label": b"x"}, f, protocol=2)
+    got, labels = read_batch(tmp_path / "data_batch_2")
+    assert np.array_equal(got, images) and labels.tolist() == [1, 2, 3]
+
+
+class _Payload:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.mkdir, (str(self.marker),))  # runs if the unpickler builds it
+
+
+@pytest.mark.parametrize("protocol", [2, 5])
+def test_a_crafted_batch_cannot_run_code(tmp_path, protocol) -> None:
+    marker = tmp_path / "pwned"
+    folder = tmp_path / "cifar-10-batches-py"
+    _write_pickles(tmp_path)
+    with open(folder / "data_batch_3", "wb") as f:
+        pickle.dump({b"data": _Payload(marker), b"labels": [0]}, f, protocol=protocol)
+    with pytest.raises(CIFARFormatError, match=r"data_batch_3: .*refused to load posix.mkdir") as e:
+        CIFAR10(str(tmp_path), download=False, val_size=1).setup("fit")
+    assert not marker.exists() and "\n" not in str(e.value)
+    with open(folder / "data_batch_3", "wb") as f:  # a codec other than latin-1 is refused too
+        f.write(b"\x80\x02c_codecs\nencode\nX\x01\x00\x00\x00xX\x06\x00\x00\x00base64\x86R.")
+    with pytest.raises(CIFARFormatError, match="data_batch_3: .*refused codec 'base64'"):
+        read_batch(folder / "data_batch_3")
+
+
+def test_label_outside_the_classes_names_file_and_value(tmp_path) -> None:
+    _py2_batch(tmp_path / "test_batch", _images(3), [1, 12, 3])
+    with pytest.raises(CIFARFormatError, match=r"test_batch: labels outside 0..9: 12 at item 1"):
+        read_batch(tmp_path / "test_batch")
+
+
+def test_part_of_the_batches_is_refused_naming_the_missing(tmp_path) -> None:
+    _write_pickles(tmp_path)
+    (tmp_path / "cifar-10-batches-py" / "data_batch_4").unlink()
+    with pytest.raises(FileNotFoundError, match="cifar-10-batches-py holds only part .*missing data_batch_4"):
+        CIFAR10(str(tmp_path), val_size=1).prepare_data()  # not downloaded over it either
+
+
+def test_non_utf8_labels_csv_names_the_file(tmp_path) -> None:
+    _write_kaggle(tmp_path, [1, 2], "png", range(1, 3), test_ids=None)
+    (tmp_path / "trainLabels.csv").write_bytes(b"id,label\n1,cat\n2,d\xe9er\n")
+    with pytest.raises(ValueError, match=r"trainLabels.csv: not UTF-8 text \(byte 0xe9 at offset 18\)"):
+        CIFAR10(str(tmp_path), val_size=1, download=False).setup("fit")
 
 
 def _write_kaggle(root: Path, ids: list[int], ext: str, csv_ids: range, test_ids: list[int] | None) -> None:

@@ -16,10 +16,9 @@ import sys
 import time
 from pathlib import Path
 
-import yaml
-
 import competitions
-from competitions.kit import DataError
+from zoo.run.errors import run_command
+from zoo.run.io import read_yaml
 
 STAGES = ("prepare", "fit", "predict", "all")
 
@@ -56,7 +55,9 @@ def main(argv: list[str] | None = None) -> object:
     args, extra = parse(sys.argv[1:] if argv is None else argv)
     comp = importlib.import_module(f"competitions.{args.competition}").COMPETITION
     config_path = args.config or str(Path(competitions.__file__).parent / args.competition / "config.yaml")
-    config = yaml.safe_load(Path(config_path).read_text())
+    config = read_yaml(config_path)
+    if not isinstance(config, dict) or not isinstance(config.get("fit"), dict):
+        raise ValueError(f"{config_path}: expected a competition config, a mapping with a fit section (the recipe)")
     if args.train_folds is not None:
         config.setdefault("cv", {})["train_folds"] = args.train_folds
     work_dir = Path(args.work_dir or f"runs/competitions/{args.competition}")
@@ -83,7 +84,4 @@ def main(argv: list[str] | None = None) -> object:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (DataError, FileNotFoundError) as e:
-        sys.exit(f"error: {e}")
+    run_command(main)

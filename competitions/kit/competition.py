@@ -118,16 +118,20 @@ class Competition:
         recipe = work_dir / "recipe.yaml"
         with atomic_write(recipe) as f:
             yaml.safe_dump(config["fit"], f, sort_keys=False)
-        cv = config.get("cv", {})
-        folds = cv.get("train_folds") or list(range(cv.get("folds", 5)))
+        saved = sorted(set(pd.read_csv(work_dir / "folds.csv")["fold"].tolist()))
+        folds = config.get("cv", {}).get("train_folds") or saved
+        unknown = [k for k in folds if k not in saved]
+        if unknown:  # before any training: the data module would train on every row of it
+            raise ValueError(f"--train_folds (cv.train_folds): no fold {', '.join(map(str, unknown))} in "
+                             f"{work_dir / 'folds.csv'}, which holds folds {', '.join(map(str, saved))}")  # fmt: skip
         results = []
         for k in folds:
             args = ["--config", str(recipe), *self.fold_args(work_dir, k),
                     "--trainer.default_root_dir", str(work_dir), "--name", f"fold{k}", *overrides]  # fmt: skip
-            summary = zoo_fit(args)
+            summary = zoo_fit(args, one_line_errors=True)
             ckpt = summary.get("best_checkpoint") or _last_checkpoint(summary)
             if not ckpt:
-                raise RuntimeError(f"fold {k} saved no checkpoint (a fast_dev_run?); predict needs one per fold")
+                raise ValueError(f"fold {k} saved no checkpoint (a fast_dev_run?); predict needs one per fold")
             results.append({"fold": k, "checkpoint": ckpt, "score": summary["test"][self.score_key]})
         scores = [r["score"] for r in results]
         cv_result = {"competition": self.slug, "metric": self.metric, "score_key": self.score_key,
@@ -147,6 +151,8 @@ class Competition:
         from competitions.kit.predict import predict_folds
 
         work_dir = Path(work_dir)
+        if output is not None and Path(output).is_dir():  # found out now, not after predicting
+            raise IsADirectoryError(f"--output {output}: is a folder; expected the submission's file name")
         info = load_prepared(work_dir)
         cv_file = work_dir / "cv.json"
         if not cv_file.is_file():
@@ -157,7 +163,7 @@ class Competition:
         ids, preds, classes = predict_folds([f["checkpoint"] for f in cv_result["folds"]], tta)
         test_ids = pd.read_csv(work_dir / "test_index.csv", dtype={"id": str})["id"].tolist()
         if ids != test_ids:
-            raise RuntimeError("the data module predicted other rows than prepare's test index; rerun prepare")
+            raise ValueError("the data module predicted other rows than prepare's test index; rerun prepare")
         header, expected_ids = info["header"], test_ids
         if info["sample"]:
             header, expected_ids = read_sample(info["sample"])

@@ -1,15 +1,18 @@
-"""Predicting the test rows with every fold's best checkpoint, with optional flip TTA."""
+"""Predicting the test rows with every fold's checkpoint, with optional flip TTA, and
+averaging the folds."""
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import numpy as np
 import torch
-import yaml
+
+from datamodules.base import ZooDataModule
+from zoo.run.checkpoint import CheckpointError, load_datamodule, load_task
+from zoo.tasks.base import ZooTask
 
 
 class FlipTTA(L.LightningModule):
@@ -32,19 +35,10 @@ class FlipTTA(L.LightningModule):
         return out
 
 
-def import_class(path: str) -> type:
-    module, _, name = path.rpartition(".")
-    return getattr(importlib.import_module(module), name)
-
-
-def load_fold(checkpoint: str | Path) -> tuple[L.LightningModule, L.LightningDataModule]:
-    """The task and the data module of one fold, rebuilt from the checkpoint alone (the run's
-    ``config.yaml`` names their classes; their arguments and fitted state are in the file)."""
-    run_dir = Path(checkpoint).parent.parent
-    cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
-    task = import_class(cfg["model"]["class_path"]).load_from_checkpoint(checkpoint, map_location="cpu")
-    data = import_class(cfg["data"]["class_path"]).load_from_checkpoint(checkpoint)
-    return task, data
+def load_fold(checkpoint: str | Path) -> tuple[ZooTask, ZooDataModule]:
+    """The task and the data module of one fold, rebuilt from the checkpoint alone (classes,
+    arguments and fitted state, e.g. class names or house-price preprocessing, are in the file)."""
+    return load_task(checkpoint, ZooTask), load_datamodule(checkpoint, ZooDataModule)
 
 
 def predict_folds(checkpoints: list[str], tta: bool) -> tuple[list[str], np.ndarray, list[str] | None]:
@@ -58,16 +52,18 @@ def predict_folds(checkpoints: list[str], tta: bool) -> tuple[list[str], np.ndar
     for ckpt in checkpoints:
         task, data = load_fold(ckpt)
         data.setup("predict")
+        if getattr(data, "predict_ids", None) is None:
+            raise CheckpointError(f"{ckpt}: its data module, {type(data).__name__}, lists no test rows to predict")
         out = trainer.predict(FlipTTA(task, tta), dataloaders=data.predict_dataloader())
         pred = torch.cat(out).float().cpu().numpy()  # (N, classes) or (N, 1)
         fold_classes = getattr(data, "classes", None)
         if ids is None:
             ids, classes = list(data.predict_ids), fold_classes
         elif list(data.predict_ids) != ids:
-            raise RuntimeError(f"{ckpt}: its data module lists other test ids than the first fold's")
+            raise CheckpointError(f"{ckpt}: its data module lists other test ids than the first fold's")
         if classes is not None:
             if sorted(fold_classes) != sorted(classes):
-                raise RuntimeError(f"{ckpt} was trained on other classes than the first fold")
+                raise CheckpointError(f"{ckpt}: trained on other classes than the first fold")
             pred = pred[:, [fold_classes.index(c) for c in classes]]
         total = pred if total is None else total + pred
     assert ids is not None and total is not None, "no checkpoints to predict with"

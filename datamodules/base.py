@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import lightning as L
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
@@ -106,6 +107,18 @@ def seeded_split(n: int, val_size: int | float, seed: int) -> tuple[torch.Tensor
     n_train, _ = split_sizes(n, val_size)
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     return perm[:n_train], perm[n_train:]
+
+
+def fold_split(folds_file: str | Path, fold: int, ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Train and validation row indices: the rows whose id is in fold ``fold`` of ``folds_file``
+    (``id,fold``, as the competitions save it) validate, the others train."""
+    folds = read_csv(folds_file, dtype={"id": str}).set_index("id")["fold"]
+    if fold not in set(folds):
+        raise ValueError(f"{folds_file}: no fold {fold}; it holds folds {sorted(set(folds))}")
+    fold_of = np.array([folds.get(str(i), -1) for i in ids])
+    if (fold_of < 0).any():
+        raise ValueError(f"{folds_file}: no fold for ids {[i for i, f in zip(ids, fold_of) if f < 0][:10]}")
+    return np.flatnonzero(fold_of != fold), np.flatnonzero(fold_of == fold)
 
 
 def find_dir(candidates: Sequence[Path], required: Sequence[str]) -> Path | None:

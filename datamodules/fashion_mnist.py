@@ -201,5 +201,5 @@ def _check_labels(labels: torch.Tensor, path: Path) -> None:
         i = int(bad[0])
         raise IDXError(
             f"{path}: label {int(labels[i])} at item {i} is outside 0-{len(CLASSES) - 1} "
-            f"({len(bad)} labels out of range); expected one of the {len(CLASSES)} Fashion-MNIST classes"
+            f"({len(bad)} of {len(labels)} labels out of range); expected a Fashion-MNIST class index"
         )

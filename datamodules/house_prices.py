@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from datamodules.base import TensorDataset, ZooDataModule, read_csv, seeded_split
+from datamodules.base import TensorDataset, ZooDataModule, fold_split, read_csv, seeded_split
 from datamodules.download import find_data
 
 ID, TARGET = "Id", "SalePrice"
@@ -162,13 +162,7 @@ class HousePrices(ZooDataModule):
         if hp.folds_file is None:
             tr, va = seeded_split(len(train), hp.val_size, hp.seed)
             return tr.numpy(), va.numpy()
-        folds = read_csv(hp.folds_file, dtype={"id": str}).set_index("id")["fold"]
-        if hp.fold not in set(folds):
-            raise ValueError(f"{hp.folds_file}: no fold {hp.fold}; it holds folds {sorted(set(folds))}")
-        fold = train[ID].astype(str).map(folds)
-        if fold.isna().any():
-            raise ValueError(f"{hp.folds_file}: no fold for ids {train[ID][fold.isna()].tolist()[:10]}")
-        return np.flatnonzero(fold != hp.fold), np.flatnonzero(fold == hp.fold)
+        return fold_split(hp.folds_file, hp.fold, train[ID].astype(str).tolist())
 
     @staticmethod
     def _features(frame: pd.DataFrame) -> pd.DataFrame:

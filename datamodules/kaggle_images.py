@@ -22,11 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from PIL import Image
 
 from datamodules import augment as augmentations
-from datamodules.base import ZooDataModule, read_csv, seeded_split
+from datamodules.base import ZooDataModule, fold_split, read_csv, seeded_split
 from datamodules.cifar10 import CLASSES as CIFAR_CLASSES
 from datamodules.image_folder import ImageFiles, list_images
 from datamodules.problems import DataError, Problems
@@ -296,18 +297,12 @@ class KaggleImages(ZooDataModule):
             self._predict = ImageFiles(table.test["path"].tolist(), None, self._transform(self.eval_augment))
             self.predict_ids = table.test["id"].tolist()
 
-    def _split(self, ids: pd.Series) -> tuple[Any, Any]:
+    def _split(self, ids: pd.Series) -> tuple[np.ndarray, np.ndarray]:
         hp = self.hparams
         if hp.folds_file is None:
             tr, va = seeded_split(len(ids), hp.val_size, hp.seed)
             return tr.numpy(), va.numpy()
-        folds = read_csv(hp.folds_file, dtype={"id": str}).set_index("id")["fold"]
-        if hp.fold not in set(folds):
-            raise ValueError(f"{hp.folds_file}: no fold {hp.fold}; it holds folds {sorted(set(folds))}")
-        fold = ids.map(folds)
-        if fold.isna().any():
-            raise ValueError(f"{hp.folds_file}: no fold for ids {ids[fold.isna()].tolist()[:10]}")
-        return (fold != hp.fold).to_numpy().nonzero()[0], (fold == hp.fold).to_numpy().nonzero()[0]
+        return fold_split(hp.folds_file, hp.fold, ids.tolist())
 
     def predict_dataloader(self):
         return self.loader(self._predict)

@@ -12,6 +12,7 @@ import yaml
 
 from competitions.__main__ import main
 from competitions.kit import DataError
+from competitions.kit.predict import predict_folds
 
 
 def write_house_csvs(folder, n_train=48, n_test=16, course_names=True, sample=False):
@@ -65,6 +66,10 @@ def test_prepare_fit_predict_writes_a_checked_submission(tmp_path):
     assert list(sub.columns) == ["Id", "SalePrice"]
     assert sub["Id"].tolist() == pd.read_csv(test_csv)["Id"].tolist()
     assert sub["SalePrice"].between(1e3, 1e7).all()
+    # the folds' log prices, each predicted here on its own, then averaged: a geometric mean
+    per_fold = [predict_folds([f["checkpoint"]], tta=False)[1][:, 0] for f in cv["folds"]]
+    assert np.abs(per_fold[0] - per_fold[1]).max() > 1e-3  # two models: averaging them shows
+    assert np.allclose(np.log(sub["SalePrice"]), (per_fold[0] + per_fold[1]) / 2, rtol=0, atol=1e-5)
     log = pd.read_csv(work / "scores.csv")
     assert log["stage"].tolist() == ["fit", "predict"] and log["cv_score"].notna().all()
 

@@ -10,11 +10,13 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 import yaml
 from PIL import Image
 
 from competitions.__main__ import main
 from competitions.kit import DataError
+from competitions.kit.predict import load_fold, predict_folds
 
 TINY_NET = {"arch": "resnet18", "arch_kwargs": {"stem": "cifar", "width": 4}}
 
@@ -88,9 +90,9 @@ def test_cifar10_bad_input_listed_in_one_error(tmp_path):
     assert "images that are missing or do not decode: 3.png" in msg
 
 
-def dog_layout(root):
-    """``labels.csv`` (id,breed), ``train/<id>.jpg``, ``test/<id>.jpg`` and a sample submission
-    whose breed columns are deliberately not sorted."""
+def dog_layout(root, sample=True):
+    """``labels.csv`` (id,breed), ``train/<id>.jpg``, ``test/<id>.jpg`` and (``sample``) a sample
+    submission whose breed columns are deliberately not sorted."""
     breeds = ["whippet", "beagle", "affenpinscher"]
     ids = [f"{i:04x}beef" for i in range(12)]
     pd.DataFrame({"id": ids, "breed": [breeds[i % 3] for i in range(12)]}).to_csv(root / "labels.csv", index=False)
@@ -99,8 +101,28 @@ def dog_layout(root):
     test_ids = ["ffff0001", "aaaa0002", "cccc0003"]
     for i, name in enumerate(test_ids):
         save_image(root / "test" / f"{name}.jpg", 50 + i, size=24)
-    pd.DataFrame({"id": test_ids, **{b: 1 / 3 for b in breeds}}).to_csv(root / "sample_submission.csv", index=False)
+    if sample:
+        write_dog_sample(root, breeds, test_ids)
     return breeds, test_ids
+
+
+def write_dog_sample(root, breeds, test_ids):
+    pd.DataFrame({"id": test_ids, **{b: 1 / 3 for b in breeds}}).to_csv(root / "sample_submission.csv", index=False)
+
+
+def fold_outputs(checkpoint, stage, flip=False):
+    """A fold's model outputs (class probabilities, in its own class order) on its held-out
+    rows (``test``, with their labels) or on the competition's test images (``predict``),
+    computed here from the checkpoint, apart from the competition's predict code."""
+    task, data = load_fold(checkpoint)
+    data.setup(stage)
+    loader = data.test_dataloader() if stage == "test" else data.predict_dataloader()
+    batches = [b if isinstance(b, (list, tuple)) else (b,) for b in loader]
+    x = torch.cat([b[0] for b in batches])
+    with torch.no_grad():
+        probs = task.eval().predict_step((x.flip(-1) if flip else x,), 0)
+    labels = torch.cat([b[1] for b in batches]) if stage == "test" else None
+    return probs.double().numpy(), labels, data.classes
 
 
 def test_dog_breeds_probabilities_in_the_sample_column_order(tmp_path):
@@ -119,6 +141,34 @@ def test_dog_breeds_probabilities_in_the_sample_column_order(tmp_path):
     sub = pd.read_csv(run("dog_breeds", "predict", data, work, config))
     assert list(sub.columns) == ["id", *breeds] and sub["id"].tolist() == test_ids
     assert np.allclose(sub[breeds].sum(axis=1), 1, atol=1e-5) and (sub[breeds] > 0).all().all()
+
+
+def test_dog_breeds_score_is_the_fold_log_loss_and_columns_are_mapped_by_name_with_tta(tmp_path):
+    """The model's classes are the sorted breeds (fit before the sample submission arrived); the
+    sample lists them in another order, so each column must be picked by its breed's name."""
+    data, work = tmp_path / "data", tmp_path / "work"
+    data.mkdir()
+    breeds, test_ids = dog_layout(data, sample=False)
+    config = tiny_config(tmp_path, "dog_breeds")
+    run("dog_breeds", "prepare", data, work, config)
+    cv = run("dog_breeds", "fit", data, work, config)
+    ckpt = cv["folds"][0]["checkpoint"]
+    probs, labels, classes = fold_outputs(ckpt, "test")
+    assert classes == sorted(breeds) != breeds  # the model's order is not the sample's
+    log_loss = -np.log(probs[np.arange(len(labels)), labels.numpy()]).mean()
+    assert cv["folds"][0]["score"] == pytest.approx(log_loss, rel=1e-5)  # last.ckpt on the held-out fold
+
+    write_dog_sample(data, breeds, test_ids)
+    run("dog_breeds", "prepare", data, work, config)  # the same rows: the saved folds stand
+    sub = pd.read_csv(main(["dog_breeds", "predict", "--work_dir", str(work), "--config", config, "--tta"]))
+    assert list(sub.columns) == ["id", *breeds]
+    plain = fold_outputs(ckpt, "predict")[0]
+    flipped = fold_outputs(ckpt, "predict", flip=True)[0]
+    assert np.abs(plain - flipped).max() > 1e-4  # the images are not symmetric: flipping shows
+    expected = (plain + flipped) / 2
+    columns = [classes.index(b) for b in breeds]
+    assert np.allclose(sub[breeds].to_numpy(), expected[:, columns], rtol=1e-4, atol=1e-6)
+    assert not np.allclose(sub[breeds].to_numpy(), expected, rtol=1e-4, atol=1e-6)  # not the identity
 
 
 def test_dog_breeds_unknown_breed(tmp_path):
@@ -159,6 +209,17 @@ def test_leaves_folds_averaged_and_class_names_come_from_the_checkpoint(tmp_path
     sub = pd.read_csv(sub_path)
     assert list(sub.columns) == ["image", "label"] and sub["image"].tolist() == test["image"].tolist()
     assert sub["label"].isin(["quercus_alba", "acer_rubrum", "ulmus_rubra"]).all()
+    # each fold's flip-averaged probabilities, computed here, then the mean over the two folds
+    ckpts = [f["checkpoint"] for f in cv["folds"]]
+    _, mean, classes = predict_folds(ckpts, tta=True)
+    per_fold = []
+    for ckpt in ckpts:
+        plain, _, fold_classes = fold_outputs(ckpt, "predict")
+        both = (plain + fold_outputs(ckpt, "predict", flip=True)[0]) / 2
+        per_fold.append(both[:, [fold_classes.index(c) for c in classes]])
+    assert np.abs(per_fold[0] - per_fold[1]).max() > 1e-4  # two models: averaging them shows
+    assert np.allclose(mean, (per_fold[0] + per_fold[1]) / 2, rtol=1e-4, atol=1e-6)
+    assert sub["label"].tolist() == [classes[i] for i in mean.argmax(1)]
     before = sub_path.read_bytes()
     # a later, reordered class list on disk must not change what the outputs mean
     info = json.loads((work / "prepared.json").read_text())

@@ -16,14 +16,15 @@ model never saw. A line without a tab or with an empty side is an error naming i
 Training rows are ``sentence + <eos>`` cut or padded to ``num_steps`` (the course's
 ``truncate_pad``); validation and test rows are padded to the split's longest sentence, never cut,
 and their batches also carry the untokenised references, for BLEU. A batch is
-``(src, src_len, tgt, tgt_len)``, plus ``references`` (a list of strings) in validation and test.
+``(src, src_len, tgt, tgt_len)``, plus ``references`` (a list of strings) in validation and test,
+cut to its longest source and target (every model masks the padding, so only the time changes).
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -35,6 +36,7 @@ from datamodules.text import Vocab
 log = logging.getLogger(__name__)
 SHARED = Path("../shared/data")  # the project's offline copies, relative to the repository root
 RESERVED = ("<pad>", "<bos>", "<eos>")
+_PUNCTUATION = re.compile(r"[,.!?](?<=\S[,.!?])")  # a mark after a non-space (the mark first: faster)
 Pair = tuple[str, str]
 
 
@@ -42,7 +44,7 @@ def preprocess_nmt(text: str) -> str:
     """The course's ``preprocess_nmt``: no-break spaces to spaces, lower case, and a space before
     ``,.!?`` where none is."""
     text = text.replace("\u202f", " ").replace("\xa0", " ").lower()
-    return re.sub(r"(?<=\S)([,.!?])", r" \1", text)
+    return _PUNCTUATION.sub(r" \g<0>", text)
 
 
 def tokenize_nmt(sentence: str) -> list[str]:
@@ -51,16 +53,15 @@ def tokenize_nmt(sentence: str) -> list[str]:
     return sentence.split()
 
 
-def parse_pairs(lines: Iterable[str], source: str = "fra.txt") -> list[Pair]:
-    """Preprocessed ``(english, french)`` pairs; every bad line (no tab, an empty side) is named
-    by its line number in one ``ValueError``."""
+def parse_pairs(text: str, source: str = "fra.txt") -> list[Pair]:
+    """Preprocessed ``(english, french)`` pairs of a ``fra.txt``'s text; every bad line (no tab,
+    an empty side) is named by its line number in one ``ValueError``."""
     pairs, bad = [], []
-    for number, line in enumerate(lines, 1):
-        line = line.rstrip("\n\r")
+    for number, line in enumerate(preprocess_nmt(text).split("\n"), 1):  # one pass over the whole text
         if not line.strip():
             continue  # a blank line (the file's last) is not a pair
-        parts = line.split("\t")
-        src, tgt = (preprocess_nmt(p).strip() for p in parts[:2]) if len(parts) >= 2 else ("", "")
+        parts = line.rstrip("\r").split("\t")
+        src, tgt = (parts[0].strip(), parts[1].strip()) if len(parts) >= 2 else ("", "")
         if not (src and tgt):
             bad.append(number)
         else:
@@ -98,7 +99,9 @@ class PairDataset(TensorDataset):
         self.references = references
 
     def __getitems__(self, indices: Sequence[int]) -> tuple:
-        batch = super().__getitems__(indices)
+        src, src_len, tgt, tgt_len = super().__getitems__(indices)
+        # cut to the batch's longest rows: the padding past them is masked everywhere anyway
+        batch = (src[:, : int(src_len.max())], src_len, tgt[:, : int(tgt_len.max())], tgt_len)
         if self.references is None:
             return batch
         return (*batch, [self.references[int(i)] for i in indices])
@@ -161,8 +164,11 @@ class FraEng(ZooDataModule):
         """``train``, ``val`` and ``test`` pairs (read once)."""
         if self._splits is None:
             path = self.path()
-            with open(path, encoding="utf-8") as f:
-                pairs = parse_pairs(f, str(path))
+            try:
+                text = path.read_text(encoding="utf-8")
+            except UnicodeDecodeError as e:
+                raise ValueError(f"{path}: not UTF-8 text ({e})") from e
+            pairs = parse_pairs(text, str(path))
             self._splits = split_pairs(pairs, self.num_examples, self.select, self.val_size, self.test_size,
                                        self.seed)  # fmt: skip
             log.info("FraEng: %s from %s", ", ".join(f"{len(v)} {k}" for k, v in self._splits.items()), path)

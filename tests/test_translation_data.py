@@ -39,8 +39,8 @@ def test_course_preprocessing():
 def test_bad_lines_are_reported_with_their_numbers():
     lines = ["Go.\tVa !", "no tab here", "Hi.\t", "\tSalut !", "", "Run!\tCours !\tCC-BY 2.0 (France)"]
     with pytest.raises(ValueError, match=r"3 line\(s\).*line 2, 3, 4$"):
-        parse_pairs(lines, "fra.txt")
-    assert parse_pairs([lines[0], lines[5], ""]) == [("go .", "va !"), ("run !", "cours !")]
+        parse_pairs("\n".join(lines), "fra.txt")
+    assert parse_pairs(f"{lines[0]}\r\n{lines[5]}\n") == [("go .", "va !"), ("run !", "cours !")]
 
 
 def test_encode_truncates_pads_and_counts_valid_tokens():
@@ -63,8 +63,9 @@ def test_fra_eng_reads_the_file_with_the_course_settings(tmp_path):
     assert "go" in src and "run" in src and "hi" not in src  # min_freq 2 over the training pairs
     assert dm.vocab_size == (len(src), len(tgt))
     dm.setup()
+    assert dm._train.tensors[0].shape == dm._train.tensors[2].shape == (10, 5)  # num_steps
     x, x_len, y, y_len = next(iter(dm.train_dataloader()))
-    assert x.shape == y.shape == (4, 5) and x.dtype == torch.long
+    assert x.shape == (4, int(x_len.max())) and y.shape == (4, int(y_len.max())) and x.dtype == torch.long
     assert torch.equal(x_len, (x != src["<pad>"]).sum(1))
     first = next(iter(dm.val_dataloader()))
     assert len(first) == 5 and isinstance(first[4], list) and isinstance(first[4][0], str)
@@ -106,3 +107,6 @@ def test_too_few_pairs_and_missing_file_are_explained(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # so the project's ../shared copy is not found
     with pytest.raises(FileNotFoundError, match=r"fra\.txt in one of: .*nowhere.*fra-eng\.zip"):
         FraEng(data_dir=str(tmp_path / "nowhere")).prepare_data()
+    (tmp_path / "fra.txt").write_bytes(b"Go.\tVa \xff!\n")
+    with pytest.raises(ValueError, match="not UTF-8"):
+        FraEng(data_dir=str(tmp_path)).splits()

@@ -50,7 +50,7 @@ class GRUEncoder(nn.Module):
         return pad_packed_sequence(out, batch_first=True, total_length=X.shape[1])[0], state
 
 
-class Seq2Seq(nn.Module):
+class GRUSeq2Seq(nn.Module):
     """The GRU encoder-decoder; the decoder reads ``[embedding; context]`` at every step."""
 
     def __init__(self, src_vocab_size: int, tgt_vocab_size: int, embed_size: int = 32, num_hiddens: int = 32,
@@ -129,10 +129,10 @@ class BahdanauSeq2Seq(nn.Module):
 
 @register_model
 def seq2seq(vocab_size: int | tuple[int, int] = 100, embed_size: int = 32, num_hiddens: int = 32,
-            num_layers: int = 2, dropout: float = 0.1) -> Seq2Seq:  # fmt: skip
+            num_layers: int = 2, dropout: float = 0.1) -> GRUSeq2Seq:  # fmt: skip
     """The course's GRU encoder-decoder (lecture 62: embed 32, 32 hidden, 2 layers, dropout 0.1).
     ``vocab_size``: source and target vocabulary sizes (one number: both)."""
-    return Seq2Seq(*vocab_sizes(vocab_size), embed_size, num_hiddens, num_layers, dropout)
+    return GRUSeq2Seq(*vocab_sizes(vocab_size), embed_size, num_hiddens, num_layers, dropout)
 
 
 @register_model

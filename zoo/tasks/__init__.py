@@ -4,5 +4,6 @@ from zoo.tasks.base import ZooTask
 from zoo.tasks.classification import Classification
 from zoo.tasks.language_model import LanguageModel
 from zoo.tasks.regression import Regression
+from zoo.tasks.seq2seq import Seq2Seq as Seq2Seq
 
 __all__ = ["ZooTask", "Classification", "Regression", "LanguageModel"]

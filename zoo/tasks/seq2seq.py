@@ -1,0 +1,166 @@
+"""Sequence to sequence: machine translation with teacher forcing and BLEU (the course's
+lectures 62-68).
+
+Training feeds the decoder ``<bos>`` followed by the target shifted right (teacher forcing) and
+takes the cross-entropy over each target's valid tokens (its words and ``<eos>``, not the
+padding), averaged per token. (The course divides each sentence's summed loss by ``num_steps``
+before averaging over tokens, so its printed loss is ours / ``num_steps``.) Gradient clipping is
+the Trainer's: ``trainer.gradient_clip_val`` (the course clips the global norm at 1).
+
+Validation and test also decode the sources, greedily (the test with ``beam_size`` > 1: beam
+search), and score the translations against the untokenised references with corpus sacreBLEU
+(torchmetrics' ``SacreBLEUScore``: its ``13a`` tokenisation, 4-grams, no smoothing), logged 0-100.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.loggers import WandbLogger
+from torch import nn
+from torchmetrics import MeanMetric
+from torchmetrics.text import SacreBLEUScore
+
+from datamodules.text import Vocab
+from zoo.ops.decoding import beam_search, greedy_search
+from zoo.tasks.base import Init, ZooTask
+
+
+def detokenize(ids: list[int], vocab: Vocab) -> str:
+    return " ".join(vocab.to_tokens(ids))
+
+
+class Seq2Seq(ZooTask):
+    """Trains ``arch`` (a model of the zoo's seq2seq interface, ``zoo.ops.decoding``) on
+    ``(src, src_len, tgt, tgt_len[, references])`` batches.
+
+    The source and target vocabularies are stored in every checkpoint (``src_vocab`` and
+    ``tgt_vocab`` entries, plain dicts), so ``zoo.translate`` needs no data files. Logs
+    ``train/loss``, ``{val,test}/loss`` (per target token) and ``{val,test}/bleu``.
+
+    Args:
+        arch: ``seq2seq``, ``bahdanau`` or ``transformer``.
+        vocab_size: source and target vocabulary sizes, linked from the data module.
+        arch_kwargs: further keyword arguments for the builder (``num_hiddens``, ``num_layers``, ...).
+        init: ``xavier`` (the course's, for linear layers and GRU weights), ``default`` or ``normal``.
+        max_len: most tokens decoded per sentence at validation and test (the course: ``num_steps``).
+        beam_size: beam width at test (1: greedy); validation is always greedy.
+        length_penalty: beam search's length normalisation exponent.
+        num_samples: validation translations logged as a table when W&B logs the run.
+        **kwargs: optimizer and schedule settings, see ``ZooTask`` (course: Adam, lr 0.005).
+    """
+
+    monitor = ("val/bleu", "max")
+
+    def __init__(
+        self,
+        arch: str = "seq2seq",
+        vocab_size: tuple[int, int] = (100, 100),
+        arch_kwargs: dict[str, Any] | None = None,
+        init: Init = "xavier",
+        max_len: int = 10,
+        beam_size: int = 1,
+        length_penalty: float = 0.75,
+        num_samples: int = 8,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.save_hyperparameters()
+        self.model = self.build_model(arch, init, vocab_size=tuple(vocab_size), **(arch_kwargs or {}))
+        if init == "xavier":  # the course's xavier_init_weights also covers the GRUs' weight matrices
+            for m in self.model.modules():
+                if isinstance(m, nn.GRU):
+                    for name, p in m.named_parameters():
+                        if name.startswith("weight"):
+                            nn.init.xavier_uniform_(p)
+        self.max_len, self.beam_size, self.length_penalty = max_len, beam_size, length_penalty
+        self.num_samples = num_samples
+        self.val_loss, self.test_loss = MeanMetric(), MeanMetric()
+        self.val_bleu, self.test_bleu = SacreBLEUScore(tokenize="13a"), SacreBLEUScore(tokenize="13a")
+        self.src_vocab: Vocab | None = None
+        self.tgt_vocab: Vocab | None = None
+        self._samples: list[list[str]] = []
+
+    # -- vocabularies: from the data module, then in every checkpoint ---------------------------
+    def setup(self, stage: str) -> None:
+        data = getattr(self.trainer, "datamodule", None)
+        src, tgt = getattr(data, "src_vocab", None), getattr(data, "tgt_vocab", None)
+        if isinstance(src, Vocab) and isinstance(tgt, Vocab):
+            if (len(src), len(tgt)) != tuple(self.hparams.vocab_size):
+                raise ValueError(f"the data's vocabularies have {len(src)} and {len(tgt)} tokens but the model "
+                                 f"was built for vocab_size={list(self.hparams.vocab_size)}")  # fmt: skip
+            self.src_vocab, self.tgt_vocab = src, tgt
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.src_vocab is not None and self.tgt_vocab is not None:
+            checkpoint["src_vocab"], checkpoint["tgt_vocab"] = self.src_vocab.to_dict(), self.tgt_vocab.to_dict()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if "src_vocab" in checkpoint and "tgt_vocab" in checkpoint:
+            self.src_vocab = Vocab.from_dict(checkpoint["src_vocab"])
+            self.tgt_vocab = Vocab.from_dict(checkpoint["tgt_vocab"])
+
+    def special(self, token: str) -> int:
+        """The target vocabulary's index of ``<bos>``, ``<eos>`` or ``<pad>``."""
+        if self.tgt_vocab is None:
+            raise ValueError("Seq2Seq has no target vocabulary: train it on a data module with "
+                             "src_vocab/tgt_vocab (datamodules.FraEng) or load it from a checkpoint")  # fmt: skip
+        return self.tgt_vocab[token]
+
+    # -- steps ---------------------------------------------------------------------------------
+    def translate_ids(self, src: torch.Tensor, src_len: torch.Tensor | None, beam_size: int = 1,
+                      max_len: int | None = None) -> list[list[int]]:  # fmt: skip
+        """Target token ids (without ``<eos>``) for a batch of sources."""
+        bos, eos, max_len = self.special("<bos>"), self.special("<eos>"), max_len or self.max_len
+        if beam_size > 1:
+            return beam_search(self.model, src, src_len, bos, eos, max_len, beam_size, self.length_penalty)
+        return greedy_search(self.model, src, src_len, bos, eos, max_len)
+
+    def _step(self, batch: Any, stage: str) -> torch.Tensor:
+        src, src_len, tgt, tgt_len = batch[:4]  # (B, S), (B,), (B, T), (B,)
+        bos = torch.full_like(tgt[:, :1], self.special("<bos>"))
+        logits = self.model(src, torch.cat([bos, tgt[:, :-1]], 1), src_len)  # (B, T, V): teacher forcing
+        valid = torch.arange(tgt.shape[1], device=tgt.device) < tgt_len[:, None]  # (B, T)
+        per_token = F.cross_entropy(logits.transpose(1, 2), tgt, reduction="none")  # (B, T)
+        n_tokens = valid.sum()
+        loss = (per_token * valid).sum() / n_tokens
+        if stage == "train":  # per sentence, so that the epoch's ratio is per token with no device sync
+            B = tgt.shape[0]
+            self.train_means.add(B, loss_sum=(per_token * valid).sum().detach() / B, tokens=n_tokens / B)
+            return loss
+        mean: MeanMetric = getattr(self, f"{stage}_loss")
+        mean.update(loss.detach(), weight=n_tokens)
+        self.log(f"{stage}/loss", mean, on_epoch=True, prog_bar=True)
+        references = batch[4]
+        beam = self.beam_size if stage == "test" else 1
+        translations = [detokenize(ids, self.tgt_vocab) for ids in self.translate_ids(src, src_len, beam)]
+        getattr(self, f"{stage}_bleu").update(translations, [[r] for r in references])
+        if stage == "val" and len(self._samples) < self.num_samples:
+            sources = [detokenize(row[:n].tolist()[:-1], self.src_vocab) for row, n in zip(src, src_len, strict=True)]
+            self._samples += [list(s) for s in zip(sources, references, translations, strict=True)]
+        return loss
+
+    def _log_bleu(self, stage: str) -> None:
+        bleu: SacreBLEUScore = getattr(self, f"{stage}_bleu")
+        self.log(f"{stage}/bleu", bleu.compute() * 100, prog_bar=True)  # compute() sums every process's counts
+        bleu.reset()
+
+    def on_validation_epoch_start(self) -> None:
+        self._samples = []
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_bleu("val")
+        samples, self._samples = self._samples[: self.num_samples], []
+        if samples and self.trainer.is_global_zero and not self.trainer.sanity_checking:
+            for logger in self.trainer.loggers:
+                if isinstance(logger, WandbLogger):
+                    logger.log_table(key="val/translations", columns=["source", "reference", "translation"],
+                                     data=samples, step=self.global_step)  # fmt: skip
+
+    def on_test_epoch_end(self) -> None:
+        self._log_bleu("test")
+
+    def train_epoch_metrics(self, means: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {"train/loss": means["loss_sum"] / means["tokens"]}  # the epoch's loss per target token

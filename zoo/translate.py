@@ -1,0 +1,141 @@
+"""``python -m zoo.translate``: translate sentences with a trained seq2seq checkpoint.
+
+    python -m zoo.translate --ckpt_path runs/transformer_fra_eng/version_0/checkpoints/last.ckpt \\
+        "go ." "i lost ." "he's calm ." "i'm home ." [--beam 4] \\
+        [--references "va !" "j'ai perdu ." "il est calme ." "je suis chez moi ."] [--attention_png att.png]
+
+Sentences come as arguments or, with ``--file``, one per line; they get the training data's
+preprocessing (lower case, a space before ``,.!?``). Words the source vocabulary lacks are read as
+``<unk>``, with a note. With references (``--references`` or ``--references_file``, one per
+sentence) each line also gets the course's BLEU (k=2); ``--attention_png`` draws, per sentence,
+the decoder's attention over the source (``bahdanau``, ``transformer``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from datamodules.translation import encode, preprocess_nmt, tokenize_nmt
+from zoo.ops.bleu import course_bleu
+from zoo.run.checkpoint import CheckpointError, load_task
+from zoo.run.errors import run_command
+from zoo.run.io import atomic_write
+from zoo.tasks.seq2seq import Seq2Seq, detokenize
+
+
+@dataclass
+class Translation:
+    source: str  # preprocessed
+    translation: str
+    bleu: float | None = None
+    attention: torch.Tensor | None = None  # (len(translation) + 1, len(source) + 1)
+
+
+def load(ckpt_path: str | Path, device: str = "cpu") -> Seq2Seq:
+    task = load_task(ckpt_path, Seq2Seq).to(device).eval()
+    if task.src_vocab is None or task.tgt_vocab is None:
+        raise CheckpointError(f"{ckpt_path} holds no vocabularies: was it trained by zoo.tasks.Seq2Seq "
+                              "on datamodules.FraEng?")  # fmt: skip
+    return task
+
+
+def _read_lines(path: str, what: str) -> list[str]:
+    try:
+        return Path(path).read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{what} {path}: not UTF-8 text") from e
+
+
+def translate(task: Seq2Seq, sentences: list[str], beam: int = 1, max_len: int | None = None,
+              references: list[str] | None = None, attention: bool = False) -> list[Translation]:  # fmt: skip
+    """Translations of ``sentences`` (decoded together as one batch)."""
+    tokens = [tokenize_nmt(preprocess_nmt(s)) for s in sentences]
+    empty = [i + 1 for i, t in enumerate(tokens) if not t]
+    if empty:
+        raise ValueError(f"sentence {', '.join(map(str, empty))} is empty: nothing to translate")
+    if references is not None and len(references) != len(sentences):
+        raise ValueError(f"{len(references)} references for {len(sentences)} sentences: give one per sentence")
+    unknown = sorted({w for t in tokens for w in t if w not in task.src_vocab})
+    if unknown:
+        print(f"note: not in the source vocabulary, read as <unk>: {', '.join(unknown)}", file=sys.stderr)
+    device = next(task.parameters()).device
+    src, src_len = (t.to(device) for t in encode(tokens, task.src_vocab, None))
+    ids = task.translate_ids(src, src_len, beam, max_len)
+    results = [Translation(" ".join(t), detokenize(row, task.tgt_vocab)) for t, row in zip(tokens, ids, strict=True)]
+    if references is not None:
+        for r, ref in zip(results, references, strict=True):
+            r.bleu = course_bleu(r.translation, " ".join(tokenize_nmt(preprocess_nmt(ref))))
+    if attention:
+        _attach_attention(task, src, src_len, ids, results)
+    return results
+
+
+@torch.no_grad()
+def _attach_attention(task: Seq2Seq, src: torch.Tensor, src_len: torch.Tensor, ids: list[list[int]],
+                      results: list[Translation]) -> None:  # fmt: skip
+    """The decoder's attention while it reads back its own translation (teacher forcing on it)."""
+    if "return_attention" not in inspect.signature(task.model.forward).parameters:
+        raise ValueError(f"--attention_png: {task.hparams.arch} has no attention over the source")
+    bos = task.special("<bos>")
+    for i, (row, r) in enumerate(zip(ids, results, strict=True)):
+        n = int(src_len[i])
+        tgt_in = torch.tensor([[bos, *row]], device=src.device)
+        _, weights = task.model(src[i : i + 1, :n], tgt_in, src_len[i : i + 1], return_attention=True)
+        r.attention = weights[0].float().cpu()  # (len(row) + 1, n)
+
+
+def plot_attention(results: list[Translation], path: str | Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(results), figsize=(3.2 * len(results), 3.4), squeeze=False)
+    for ax, r in zip(axes[0], results, strict=True):
+        ax.imshow(r.attention.numpy(), cmap="Reds", vmin=0, vmax=1)
+        ax.set_xticks(range(r.attention.shape[1]), [*r.source.split(), "<eos>"], rotation=90)
+        ax.set_yticks(range(r.attention.shape[0]), [*r.translation.split(), "<eos>"])
+        ax.set_xlabel("source")
+    axes[0][0].set_ylabel("translation")
+    fig.tight_layout()
+    with atomic_write(Path(path), "wb") as f:
+        fig.savefig(f, format="png", dpi=100)
+    plt.close(fig)
+    return Path(path)
+
+
+def main(argv: list[str] | None = None) -> list[Translation]:
+    p = argparse.ArgumentParser(description="Translate sentences with a trained seq2seq model.")
+    p.add_argument("sentences", nargs="*", help="sentences to translate")
+    p.add_argument("--ckpt_path", required=True)
+    p.add_argument("--file", help="a file of sentences, one per line (instead of arguments)")
+    p.add_argument("--beam", type=int, default=1, help="beam width (1: greedy, the default)")
+    p.add_argument("--max_len", type=int, default=None, help="most tokens per translation (default: the task's)")
+    p.add_argument("--references", nargs="*", help="one reference translation per sentence")
+    p.add_argument("--references_file", help="a file of references, one per line")
+    p.add_argument("--attention_png", help="write the attention heat maps here")
+    p.add_argument("--device", default="cpu")
+    args = p.parse_args(argv)
+    if bool(args.file) == bool(args.sentences):
+        raise ValueError("give the sentences as arguments or --file, one of the two")
+    if args.beam < 1:
+        raise ValueError(f"--beam must be at least 1, got {args.beam}")
+    sentences = _read_lines(args.file, "--file") if args.file else args.sentences
+    references = _read_lines(args.references_file, "--references_file") if args.references_file else args.references
+    task = load(args.ckpt_path, args.device)
+    results = translate(task, sentences, args.beam, args.max_len, references, bool(args.attention_png))
+    for r in results:
+        print(f"{r.source} => {r.translation}" + ("" if r.bleu is None else f", bleu {r.bleu:.3f}"))
+    if args.attention_png:
+        print(f"attention: {plot_attention(results, args.attention_png)}", file=sys.stderr)
+    return results
+
+
+if __name__ == "__main__":
+    run_command(main)

@@ -4,10 +4,10 @@ from its checkpoint with ``zoo.generate`` (greedy and sampled)."""
 from pathlib import Path
 
 import pytest
-import torch
 
 from zoo.fit import main as fit
 from zoo.generate import main as generate
+from zoo.run.checkpoint import load_checkpoint
 
 RECIPE = Path(__file__).parents[1] / "configs" / "gru_time_machine.yaml"
 
@@ -29,7 +29,7 @@ def trained(tmp_path_factory):
 
 def test_fit_links_vocab_size_logs_perplexity_and_saves_the_vocab(trained):
     run, summary = trained
-    ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    ckpt = load_checkpoint(run / "checkpoints" / "last.ckpt")  # weights_only: the vocabulary is plain data
     vocab = ckpt["vocab"]["idx_to_token"]
     # vocab_size was linked from the data module into the model
     assert ckpt["hyper_parameters"]["vocab_size"] == len(vocab) == 1 + len(set("the time traveller"))
@@ -65,3 +65,15 @@ def test_bad_arguments_are_explained(trained, tmp_path):
         generate(["--ckpt_path", str(run / "checkpoints" / "last.ckpt"), "--temperature", "-1"])
     with pytest.raises(ValueError, match="no tokens"):
         generate(["--ckpt_path", str(run / "checkpoints" / "last.ckpt"), "--prefix", ""])
+    with pytest.raises(ValueError, match="num_tokens must be >= 0, got -5"):
+        generate(["--ckpt_path", str(run / "checkpoints" / "last.ckpt"), "--num_tokens", "-5"])
+
+
+def test_a_prefix_outside_the_vocabulary(trained):
+    ckpt = str(trained[0] / "checkpoints" / "last.ckpt")
+    with pytest.raises(ValueError, match=r"holds no token of the model's vocabulary \(unknown: 'q', 'x', 'z'; known: "):
+        generate(["--ckpt_path", ckpt, "--prefix", "xqz"])
+    # lower-cased, "Quiz" is q, u, i, z, and only i is in "the time traveller": a warning, not an error
+    with pytest.warns(UserWarning, match=r"outside the vocabulary, read as <unk>: 'q', 'u', 'z'"):
+        text = generate(["--ckpt_path", ckpt, "--prefix", "Quiz", "--num_tokens", "5"])
+    assert text.startswith("quiz") and len(text) == 9

@@ -115,15 +115,15 @@ class Competition:
         work_dir = Path(work_dir)
         info = load_prepared(work_dir)
         start = time.perf_counter()
-        recipe = work_dir / "recipe.yaml"
-        with atomic_write(recipe) as f:
-            yaml.safe_dump(config["fit"], f, sort_keys=False)
         saved = sorted(set(pd.read_csv(work_dir / "folds.csv")["fold"].tolist()))
         folds = config.get("cv", {}).get("train_folds") or saved
         unknown = [k for k in folds if k not in saved]
-        if unknown:  # before any training: the data module would train on every row of it
+        if unknown:  # before anything is trained or written
             raise ValueError(f"--train_folds (cv.train_folds): no fold {', '.join(map(str, unknown))} in "
                              f"{work_dir / 'folds.csv'}, which holds folds {', '.join(map(str, saved))}")  # fmt: skip
+        recipe = work_dir / "recipe.yaml"
+        with atomic_write(recipe) as f:
+            yaml.safe_dump(config["fit"], f, sort_keys=False)
         results = []
         for k in folds:
             args = ["--config", str(recipe), *self.fold_args(work_dir, k),

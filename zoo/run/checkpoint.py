@@ -47,12 +47,11 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu", require:
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as e:
-        found = re.search(r"GLOBAL ([\w.]+)", str(e))  # the callable the pickle asked for
-        what = f"it asks for {found.group(1)}" if found else "it holds objects"
-        raise CheckpointError(f"{path}: refused to load: {what}, but a checkpoint holds only tensors "
-                              "and plain values (nothing in it was run)") from e  # fmt: skip
-    except (RuntimeError, EOFError, KeyError, OSError, zipfile.BadZipFile, ValueError) as e:
+    except (pickle.UnpicklingError, RuntimeError, EOFError, KeyError, OSError, zipfile.BadZipFile, ValueError) as e:
+        found = re.search(r"GLOBAL ([\w.]+)", str(e))  # a callable the pickle asked for: refused
+        if isinstance(e, pickle.UnpicklingError) and found:
+            raise CheckpointError(f"{path}: refused to load: it asks for {found.group(1)}, but a checkpoint "
+                                  "holds only tensors and plain values (nothing in it was run)") from e  # fmt: skip
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint (truncated or another format)") from e
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path}: expected a dict of tensors, found a {type(obj).__name__}")

@@ -4,6 +4,8 @@ channels_last."""
 
 from __future__ import annotations
 
+import os
+
 import lightning as L
 import pytest
 import torch
@@ -11,6 +13,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from zoo.models.finetune import finetune
 from zoo.registry import create_model
+from zoo.run.checkpoint import CheckpointError
 from zoo.tasks import Classification
 
 BACKBONE = "test_resnet"  # timm's tiny test network: 0.4M parameters, 96 features
@@ -63,6 +66,22 @@ def test_weights_of_another_architecture_are_refused(tmp_path) -> None:
         finetune(backbone=BACKBONE, weights=str(tmp_path / "missing.pth"))
     with pytest.raises(ValueError, match="not both"):
         finetune(backbone=BACKBONE, pretrained=True, weights=str(tmp_path / "zoo_resnet.pth"))
+
+
+class _Payload:
+    def __init__(self, marker) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.mkdir, (str(self.marker),))  # runs if the file is unpickled without weights_only
+
+
+def test_weights_that_would_run_code_are_refused(tmp_path) -> None:
+    evil = tmp_path / "backbone.pth"
+    torch.save({"conv1.weight": torch.zeros(1), "x": _Payload(tmp_path / "pwned")}, evil)
+    with pytest.raises(CheckpointError, match=f"{evil}: refused to load: it asks for posix.mkdir"):
+        finetune(backbone=BACKBONE, weights=str(evil))
+    assert not (tmp_path / "pwned").exists()
 
 
 def test_offline_pretrained_request_says_how_to_pass_a_file(monkeypatch, tmp_path) -> None:

@@ -4,11 +4,13 @@ stages every competition runs through the same code: ``prepare``, ``fit`` and ``
 ``prepare`` finds (or fetches) the raw files, checks them all and writes a small index into
 the work folder (``prepared.json``, ``train_index.csv``, ``test_index.csv``) plus the saved
 ``folds.csv``. ``fit`` trains one ``zoo.fit`` run per fold from the competition's recipe (same
-Trainer, same recipe; only the fold differs), scores each best checkpoint on its held-out fold
-and appends the CV score to ``scores.csv``. ``predict`` rebuilds each fold's task and data
-module from its checkpoint (the data module's fitted state, e.g. the class names or the house
-prices preprocessing, travels in the checkpoint), predicts the test rows with optional flip
-TTA, averages the folds and writes ``submission.csv`` only after it passed the check.
+Trainer, same recipe; only the fold differs), scores each fold's model on its held-out rows
+(its final ``last.ckpt`` when the recipe does not validate, as every shipped one; else its best
+checkpoint) and appends the CV score to ``scores.csv``. ``predict`` rebuilds each fold's task
+and data module from its checkpoint through ``zoo.run.checkpoint`` (the data module's fitted
+state, e.g. the class names or the house prices preprocessing, travels in the checkpoint),
+predicts the test rows with optional flip TTA, averages the folds and writes
+``submission.csv`` only after it passed the check.
 """
 
 from __future__ import annotations

@@ -30,7 +30,8 @@ from typing import Literal
 
 import torch
 
-from datamodules.base import TensorDataset, ZooDataModule, find_dir
+from datamodules.base import TensorDataset, ZooDataModule
+from datamodules.download import find_data
 from datamodules.text import Vocab
 
 log = logging.getLogger(__name__)
@@ -123,8 +124,9 @@ class FraEng(ZooDataModule):
     """
 
     FILE = "fra.txt"
-    HOW_TO_GET = ("the course's http://d2l-data.s3-accelerate.amazonaws.com/fra-eng.zip (SHA-1 "
-                  "94646ad1522d915e7b0f9296181140edcf86a4f5) holds it as fra-eng/fra.txt")  # fmt: skip
+    HOW_TO_GET = ("The course's http://d2l-data.s3-accelerate.amazonaws.com/fra-eng.zip (SHA-1 "
+                  "94646ad1522d915e7b0f9296181140edcf86a4f5) holds it as fra-eng/fra.txt; put it in "
+                  "--data.init_args.data_dir.")  # fmt: skip
 
     def __init__(
         self,
@@ -152,13 +154,13 @@ class FraEng(ZooDataModule):
         self._vocabs: tuple[Vocab, Vocab] | None = None
 
     def path(self) -> Path:
-        d = self.data_dir
-        candidates = [d, d / "fra-eng", d / "fra_eng" / "fra-eng", SHARED / "fra_eng" / "fra-eng"]
-        folder = find_dir(candidates, [self.FILE])
-        if folder is None:
-            raise FileNotFoundError(f"FraEng: need {self.FILE} in one of: {', '.join(map(str, candidates))}; "
-                                    f"{self.HOW_TO_GET}. Put it there or pass --data.init_args.data_dir.")  # fmt: skip
-        return folder / self.FILE
+        """``fra.txt`` by the data modules' one policy (``find_data``): the ``data_dir``'s layouts,
+        then the project's shared copy. No download: the course's zip has a published SHA-1 only,
+        and the zoo verifies downloads by SHA-256 or MD5."""
+        d, files = self.data_dir, {"pairs": [self.FILE]}
+        found = find_data("FraEng", [(folder, files) for folder in (d, d / "fra-eng", d / "fra_eng" / "fra-eng")],
+                          system=[(SHARED / "fra_eng" / "fra-eng", files)], how=self.HOW_TO_GET)  # fmt: skip
+        return found.paths["pairs"]
 
     def splits(self) -> dict[str, list[Pair]]:
         """``train``, ``val`` and ``test`` pairs (read once)."""

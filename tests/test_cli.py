@@ -128,3 +128,10 @@ def test_run_names_stay_one_folder_under_the_root(fashion_dir, tmp_path, name):
     with pytest.raises(ValueError, match="--name"):
         main(_args(fashion_dir, tmp_path / "root", "--name", name, "--trainer.fast_dev_run", "1"))
     assert not (tmp_path / "escaped").exists()
+
+
+def test_last_checkpoint_is_written_every_epoch_without_validation(fashion_dir, tmp_path):
+    main(_args(fashion_dir, tmp_path, "--trainer.max_epochs", "1", "--name", "v",
+               "--trainer.check_val_every_n_epoch", "3"))  # fmt: skip
+    ckpt = torch.load(tmp_path / "v" / "version_0" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert ckpt["epoch"] == 0 and ckpt["global_step"] == 8

@@ -136,5 +136,5 @@ def test_checkpoint_write_is_atomic(tmp_path):
     assert io.load_checkpoint(path)["epoch"] == 1  # the old checkpoint is whole
     assert torch.equal(io.load_checkpoint(path)["state_dict"]["w"], torch.ones(1000))
     assert sorted(p.name for p in path.parent.iterdir()) == ["last.ckpt"]  # no temporary file left
-    with pytest.raises(FileNotFoundError, match="checkpoint file not found"):
+    with pytest.raises(ValueError, match="missing.ckpt: no such checkpoint file"):
         io.load_checkpoint(tmp_path / "missing.ckpt")

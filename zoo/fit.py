@@ -115,8 +115,11 @@ class ZooCLI(LightningCLI):
         self.trainer_defaults["callbacks"] = [
             ModelCheckpoint(dirpath=ckpt_dir, monitor=metric, mode=mode, filename="best-{epoch:03d}",
                             auto_insert_metric_name=False),
-            # last.ckpt every epoch: Lightning's save_last refreshes it only when a best one is saved
-            ModelCheckpoint(dirpath=ckpt_dir, filename="last", enable_version_counter=False),
+            # last.ckpt at every epoch's end: Lightning's save_last refreshes it only when a best one
+            # is saved, and a checkpoint without a monitor waits for validation when
+            # check_val_every_n_epoch > 1
+            ModelCheckpoint(dirpath=ckpt_dir, filename="last", enable_version_counter=False,
+                            save_on_train_epoch_end=True),
             self.run.report,
             RNGState(),
             FiniteLossGuard(),

@@ -4,8 +4,8 @@
   it, then renames it over the target: a run killed while saving leaves the previous
   ``last.ckpt`` whole. (Lightning's ``TorchCheckpointIO`` goes through an fsspec transaction
   whose temporary file lives in the system temp folder, so the final move may be a copy across
-  file systems, and nothing is fsynced.) It loads with ``weights_only=True`` unless told
-  otherwise, so a checkpoint from elsewhere cannot run code when it is unpickled.
+  file systems, and nothing is fsynced.) It loads through ``zoo.run.checkpoint.load_checkpoint``
+  (``weights_only=True``), so a checkpoint from elsewhere cannot run code when it is unpickled.
 * ``RNGState`` keeps the global random generators (torch, CUDA, numpy, Python) in the
   checkpoint, so the batches and dropout masks after ``--ckpt_path last`` are the ones the
   uninterrupted run would have drawn (with ``--trainer.deterministic true`` the final metrics
@@ -28,11 +28,13 @@ import numpy as np
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
+from zoo.run.checkpoint import load_checkpoint
 from zoo.run.io import atomic_write
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """``torch.save`` through ``zoo.run.io.atomic_write``; ``torch.load`` with ``weights_only=True``."""
+    """``torch.save`` through ``zoo.run.io.atomic_write``; loading through the zoo's one safe
+    loader, ``zoo.run.checkpoint.load_checkpoint`` (``weights_only=True`` whatever the caller asks)."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any = None) -> None:
         if storage_options is not None:
@@ -41,11 +43,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             torch.save(checkpoint, f)
 
     def load_checkpoint(self, path, map_location: Callable | None = None, weights_only: bool | None = None):
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"checkpoint file not found: {path}")
-        # None would mean torch's default, which older torch releases set to False
-        return torch.load(path, map_location=map_location or "cpu",
-                          weights_only=True if weights_only is None else weights_only)  # fmt: skip
+        return load_checkpoint(path, map_location=map_location or "cpu")
 
 
 class RNGState(L.Callback):

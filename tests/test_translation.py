@@ -25,7 +25,9 @@ def write_counting_pairs(folder: Path, n: int = 240, seed: int = 0) -> Path:
         idx = [rng.randrange(10) for _ in range(rng.randint(1, 4))]
         lines.add(" ".join(EN[i] for i in idx).capitalize() + ".\t" + " ".join(FR[i] for i in idx).capitalize() + " !")
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "fra.txt").write_text("\n".join(sorted(lines, key=len)) + "\n", encoding="utf-8")
+    ordered = sorted(lines)
+    rng.shuffle(ordered)  # held-out pairs of every length, not only the longest
+    (folder / "fra.txt").write_text("\n".join(ordered) + "\n", encoding="utf-8")
     return folder
 
 
@@ -41,8 +43,8 @@ def fit_args(recipe: str, data: Path, root: Path, *extra: str) -> list[str]:
 def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("nmt")
     data = write_counting_pairs(root / "data")
-    summary = fit(fit_args("bahdanau_fra_eng", data, root, "--trainer.max_epochs", "6",
-                           "--trainer.check_val_every_n_epoch", "3", "--data.init_args.batch_size", "32",
+    summary = fit(fit_args("bahdanau_fra_eng", data, root, "--trainer.max_epochs", "10",
+                           "--trainer.check_val_every_n_epoch", "5", "--data.init_args.batch_size", "32",
                            "--model.init_args.lr", "0.02", "--model.init_args.arch_kwargs",
                            "{embed_size: 16, num_hiddens: 32, num_layers: 1, dropout: 0.0}",
                            "--name", "tiny"))  # fmt: skip

@@ -47,7 +47,7 @@ def test_two_process_ddp_logs_the_global_loss_and_bleu(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != VERSION_ENV}
     env.update(PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
     run = subprocess.run([sys.executable, "-m", "zoo.fit", *args], cwd=ROOT, env=env, capture_output=True,
-                         text=True, timeout=300)  # fmt: skip
+                         text=True, timeout=180)  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
     metrics = json.loads((tmp_path / "ddp" / "version_0" / "metrics.json").read_text())
 

@@ -89,7 +89,12 @@ def test_two_nodes_on_loopback_with_torchrun(fashion_dir, tmp_path):
     nodes = [subprocess.Popen([*torchrun, *args], cwd=ROOT, env=_env(), stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True) for _ in range(2)]  # fmt: skip
     try:
-        outputs = [node.communicate(timeout=300)[0] for node in nodes]
+        outputs = [node.communicate(timeout=int(os.environ.get("ZOO_TORCHRUN_TIMEOUT", 150)))[0] for node in nodes]
+    except subprocess.TimeoutExpired:
+        for node in nodes:
+            node.kill()
+        tails = [node.communicate()[0][-2000:] for node in nodes]
+        pytest.fail("the two torchrun nodes did not finish:\n" + "\n----\n".join(tails))
     finally:
         for node in nodes:
             node.kill()

@@ -6,33 +6,32 @@ import pytest
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.callbacks import ModelCheckpoint
+from torch.utils.data import DataLoader
 
 from datamodules import SyntheticRegression
 from zoo.tasks import Classification, Regression
 
 
-def test_epoch_means_match_a_direct_count():
-    task = Classification(arch="softmax_regression", num_classes=10, in_channels=1)
-    task.on_train_epoch_start()
+def test_epoch_figures_are_size_weighted_means_of_the_batches():
+    seen = []
+
+    class Batches(L.Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            seen.append(batch)
+
     gen = torch.Generator().manual_seed(0)
-    loss_sum, correct, n = 0.0, 0, 0
-    for size in (7, 5, 3):  # unequal batches: the means are weighted by size
-        x, y = torch.rand(size, 1, 28, 28, generator=gen), torch.randint(0, 10, (size,), generator=gen)
-        loss = task.training_step((x, y), 0)  # outside a Trainer too
-        with torch.no_grad():
-            logits = task.model(x)
-        assert torch.allclose(loss, F.cross_entropy(logits, y))
-        loss_sum += float(loss) * size
-        correct += int((logits.argmax(-1) == y).sum())
-        n += size
-
-    class OneProcess:
-        def reduce(self, t, reduce_op):
-            return t
-
-    means = task.train_means.compute(OneProcess())
-    assert float(means["loss"]) == pytest.approx(loss_sum / n, rel=1e-6)
-    assert float(means["acc"]) == pytest.approx(correct / n, rel=1e-6)
+    batches = [(torch.rand(n, 1, 28, 28, generator=gen), torch.randint(0, 10, (n,), generator=gen)) for n in (7, 5, 3)]
+    task = Classification(arch="softmax_regression", num_classes=10, in_channels=1, lr=0.0)  # weights stay put
+    trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, callbacks=[Batches()])  # fmt: skip
+    trainer.fit(task, train_dataloaders=DataLoader(batches, batch_size=None))
+    with torch.no_grad():
+        logits = [task.model(x) for x, _ in seen]
+    n = sum(len(y) for _, y in seen)
+    loss = sum(float(F.cross_entropy(lg, y, reduction="sum")) for lg, (_, y) in zip(logits, seen)) / n
+    acc = sum(int((lg.argmax(-1) == y).sum()) for lg, (_, y) in zip(logits, seen)) / n
+    assert float(trainer.callback_metrics["train/loss"]) == pytest.approx(loss, rel=1e-5)
+    assert float(trainer.callback_metrics["train/acc"]) == pytest.approx(acc, rel=1e-5)
 
 
 def test_step_loss_reaches_callbacks_and_gradient_clipping_applies(tmp_path):

@@ -1,5 +1,5 @@
-"""What every task shares: model building, the train/val/test step dispatch, the epoch's
-training figures, parameter groups, optimizer and LR schedule.
+"""What every task shares: model building, the train/val/test step dispatch, parameter groups,
+optimizer and LR schedule.
 
 Tasks take plain values (``arch``, ``lr``, ...) and call ``save_hyperparameters()`` so that
 ``load_from_checkpoint`` rebuilds them without the CLI. The optimizer is built here rather
@@ -60,37 +60,12 @@ def param_groups(model: nn.Module, lr: float, weight_decay: float, head_lr_mult:
     ]
 
 
-class EpochMeans:
-    """Size-weighted means of per-batch training figures (``loss``, ``acc``) over an epoch.
-
-    The sums stay tensors on the model's device, so a step never waits for the device, and
-    they are summed over every process once, at the epoch's end. ``self.log(..., on_epoch=True)``
-    does the same job with more bookkeeping per call, which costs several percent of a small
-    model's step on a CPU.
-    """
-
-    def __init__(self) -> None:
-        self.names: tuple[str, ...] = ()
-        self.sums: torch.Tensor | None = None  # the size-weighted sum of each figure, then the size
-
-    def add(self, size: int, **means: torch.Tensor) -> None:
-        row = torch.stack([m.detach().float() for m in means.values()])
-        row = torch.cat([row * size, row.new_tensor([size])])
-        self.sums = row if self.sums is None else self.sums + row
-        self.names = tuple(means)
-
-    def compute(self, strategy: Any) -> dict[str, torch.Tensor]:
-        """The epoch's means over every process (``strategy``: the trainer's)."""
-        sums = strategy.reduce(self.sums.clone(), reduce_op="sum")
-        return dict(zip(self.names, sums[:-1] / sums[-1]))
-
-
 class ZooTask(L.LightningModule):
     """Base of every task. Subclasses build ``self.model`` and define ``_step``.
 
     A subclass's ``_step(batch, stage)`` computes one batch's loss and logs its metrics as
-    ``stage/<name>``; on the training side it adds its figures to ``self.train_means``, which
-    are logged as ``train/<name>`` once an epoch. The step loss is logged as ``train/loss_step``.
+    ``stage/<name>`` (the training side with ``on_step=False, on_epoch=True``: an epoch's
+    size-weighted mean over every process). The step loss is logged here as ``train/loss_step``.
 
     Args:
         optimizer: ``sgd`` (with ``momentum`` for SGD with momentum), ``adam`` or ``adamw``.
@@ -133,7 +108,6 @@ class ZooTask(L.LightningModule):
         self.scheduler_name, self.warmup_epochs, self.min_lr = scheduler, warmup_epochs, min_lr
         self.step_size, self.gamma, self.head_lr_mult = step_size, gamma, head_lr_mult
         self.channels_last, self.compile_model = channels_last, compile
-        self.train_means = EpochMeans()
         self.model: nn.Module
 
     def save_hyperparameters(self, *args: Any, **kwargs: Any) -> None:
@@ -175,31 +149,6 @@ class ZooTask(L.LightningModule):
 
     def test_step(self, batch: Any, batch_idx: int) -> None:
         self._step(batch, "test")
-
-    # -- the epoch's training figures ----------------------------------------------------------
-    def on_train_epoch_start(self) -> None:
-        self.train_means = EpochMeans()
-
-    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        # logged from the epoch's last batch, so that they are in place before the epoch-end
-        # hooks of callbacks (the run report, checkpoints) read them
-        if batch_idx + 1 == self.trainer.num_training_batches:
-            self._log_train_means()
-
-    def on_train_epoch_end(self) -> None:
-        self._log_train_means()  # a loader without a length: its last batch was not known
-
-    def _log_train_means(self) -> None:
-        if self.train_means.sums is None:
-            return
-        means = self.train_means.compute(self.trainer.strategy)
-        self.train_means = EpochMeans()  # logged once, whichever hook comes first
-        for name, value in self.train_epoch_metrics(means).items():
-            self.log(name, value, on_step=False, on_epoch=True, prog_bar=True)
-
-    def train_epoch_metrics(self, means: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """What the epoch's mean training figures are logged as; a task may add derived ones."""
-        return {f"train/{name}": value for name, value in means.items()}
 
     # -- optimizer and schedule ----------------------------------------------------------------
     def configure_optimizers(self):

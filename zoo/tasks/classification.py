@@ -52,7 +52,9 @@ class Classification(ZooTask):
         logits = self.model(x)  # (B, num_classes)
         loss = F.cross_entropy(logits, y, label_smoothing=self.hparams.label_smoothing)
         if stage == "train":
-            self.train_means.add(len(y), loss=loss, acc=(logits.argmax(-1) == y).float().mean())
+            acc = (logits.argmax(-1) == y).float().mean()
+            self.log_dict({"train/loss": loss, "train/acc": acc}, on_step=False, on_epoch=True, batch_size=len(y),
+                          prog_bar=True, sync_dist=True)  # fmt: skip
         else:
             acc = self.val_acc if stage == "val" else self.test_acc
             acc.update(logits, y)

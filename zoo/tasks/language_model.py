@@ -13,11 +13,19 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.utilities import rank_zero_warn
+from torchmetrics import MeanMetric
 from torchmetrics.text import Perplexity
 
 from datamodules.text import Tokenizer, Vocab
 from zoo.models.rnn import detach_state
 from zoo.tasks.base import Init, ZooTask
+
+
+class EpochPerplexity(MeanMetric):
+    """exp of the token-weighted mean of per-batch losses (``update(loss, weight=tokens)``)."""
+
+    def compute(self) -> torch.Tensor:
+        return super().compute().exp()
 
 
 class LanguageModel(ZooTask):
@@ -56,6 +64,7 @@ class LanguageModel(ZooTask):
             rank_zero_warn(f"{arch} is bidirectional: it sees the tokens it predicts, so its perplexity "
                            "means nothing and it cannot generate (see zoo/models/rnn.py)")  # fmt: skip
         self.val_ppl, self.test_ppl = Perplexity(), Perplexity()
+        self.train_ppl = EpochPerplexity()  # from the loss already computed, not again from the logits
         self.vocab: Vocab | None = None
         self.tokenizer: Tokenizer | None = None
         self._states: dict[str, Any] = {}
@@ -88,13 +97,13 @@ class LanguageModel(ZooTask):
         self._states[stage] = detach_state(state)
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), Y.reshape(-1))
         if stage == "train":  # the epoch's perplexity is exp of its mean loss per token
-            self.train_means.add(Y.numel(), loss=loss)
+            self.log("train/loss", loss, on_step=False, on_epoch=True, batch_size=Y.numel(), prog_bar=True,
+                     sync_dist=True)  # fmt: skip
+            self.train_ppl.update(loss.detach(), weight=Y.numel())
+            self.log("train/ppl", self.train_ppl, on_step=False, on_epoch=True, prog_bar=True)
             return loss
         ppl: Perplexity = getattr(self, f"{stage}_ppl")
         ppl.update(logits.detach(), Y)
         self.log(f"{stage}/loss", loss, on_epoch=True, prog_bar=True, sync_dist=True, batch_size=X.shape[0])
         self.log(f"{stage}/ppl", ppl, on_epoch=True, prog_bar=True, batch_size=X.shape[0])
         return loss
-
-    def train_epoch_metrics(self, means: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        return {**super().train_epoch_metrics(means), "train/ppl": means["loss"].exp()}

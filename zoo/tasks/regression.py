@@ -47,7 +47,7 @@ class Regression(ZooTask):
         pred = self.model(x).reshape(y.shape)
         loss = F.mse_loss(pred, y)
         if stage == "train":
-            self.train_means.add(len(y), loss=loss)
+            self.log("train/loss", loss, on_step=False, on_epoch=True, batch_size=len(y), prog_bar=True, sync_dist=True)
         else:
             self.log(f"{stage}/loss", loss, on_epoch=True, prog_bar=True, sync_dist=True)
             # the root of the epoch's mean squared error, not a mean of per-batch roots

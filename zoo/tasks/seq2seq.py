@@ -77,7 +77,7 @@ class Seq2Seq(ZooTask):
                             nn.init.xavier_uniform_(p)
         self.max_len, self.beam_size, self.length_penalty = max_len, beam_size, length_penalty
         self.num_samples = num_samples
-        self.val_loss, self.test_loss = MeanMetric(), MeanMetric()
+        self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
         self.val_bleu, self.test_bleu = SacreBLEUScore(tokenize="13a"), SacreBLEUScore(tokenize="13a")
         self.src_vocab: Vocab | None = None
         self.tgt_vocab: Vocab | None = None
@@ -126,13 +126,11 @@ class Seq2Seq(ZooTask):
         per_token = F.cross_entropy(logits.transpose(1, 2), tgt, reduction="none")  # (B, T)
         n_tokens = valid.sum()
         loss = (per_token * valid).sum() / n_tokens
-        if stage == "train":  # per sentence, so that the epoch's ratio is per token with no device sync
-            B = tgt.shape[0]
-            self.train_means.add(B, loss_sum=(per_token * valid).sum().detach() / B, tokens=n_tokens / B)
-            return loss
-        mean: MeanMetric = getattr(self, f"{stage}_loss")
+        mean: MeanMetric = getattr(self, f"{stage}_loss")  # the epoch's loss per target token
         mean.update(loss.detach(), weight=n_tokens)
-        self.log(f"{stage}/loss", mean, on_epoch=True, prog_bar=True)
+        self.log(f"{stage}/loss", mean, on_step=False, on_epoch=True, prog_bar=True)
+        if stage == "train":
+            return loss
         references = batch[4]
         beam = self.beam_size if stage == "test" else 1
         translations = [detokenize(ids, self.tgt_vocab) for ids in self.translate_ids(src, src_len, beam)]
@@ -161,6 +159,3 @@ class Seq2Seq(ZooTask):
 
     def on_test_epoch_end(self) -> None:
         self._log_bleu("test")
-
-    def train_epoch_metrics(self, means: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        return {"train/loss": means["loss_sum"] / means["tokens"]}  # the epoch's loss per target token

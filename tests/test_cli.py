@@ -135,3 +135,12 @@ def test_last_checkpoint_is_written_every_epoch_without_validation(fashion_dir, 
                "--trainer.check_val_every_n_epoch", "3"))  # fmt: skip
     ckpt = torch.load(tmp_path / "v" / "version_0" / "checkpoints" / "last.ckpt", weights_only=True)
     assert ckpt["epoch"] == 0 and ckpt["global_step"] == 8
+
+
+def test_metrics_json_counts_the_whole_run_when_the_best_epoch_is_earlier(fashion_dir, tmp_path):
+    # of 3 epochs only the second is validated: the best checkpoint is not the last epoch
+    summary = main(_args(fashion_dir, tmp_path, "--trainer.max_epochs", "3", "--name", "b",
+                         "--trainer.check_val_every_n_epoch", "2"))  # fmt: skip
+    assert Path(summary["best_checkpoint"]).name == "best-001.ckpt"
+    examples = summary["train_examples_per_second"] * summary["train_seconds"]
+    assert examples == pytest.approx(3 * 240, rel=0.01)  # every epoch, not the best checkpoint's two

@@ -225,7 +225,11 @@ def _fit(args: list[str] | None, exit_on_error: bool = True) -> dict[str, Any] |
             _discard_if_unresumable(run.dir)
         raise
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    # testing a checkpoint restores the callbacks' states from it too: the report's figures of
+    # the whole run would become those of the best epoch
+    trained = run.report.state_dict()
     results = trainer.test(model, datamodule=data, ckpt_path="best" if best else None, verbose=False)
+    run.report.load_state_dict(trained)
     test_metrics = {k: float(v) for k, v in (results[0] if results else {}).items()}
     summary = run.report.summary(trainer, test_metrics, model.monitor[0])
     if trainer.is_global_zero:

@@ -121,14 +121,6 @@ def fold_split(folds_file: str | Path, fold: int, ids: Sequence[str]) -> tuple[n
     return np.flatnonzero(fold_of != fold), np.flatnonzero(fold_of == fold)
 
 
-def find_dir(candidates: Sequence[Path], required: Sequence[str]) -> Path | None:
-    """The first candidate folder that holds every file in ``required``."""
-    for folder in candidates:
-        if all((folder / name).is_file() for name in required):
-            return folder
-    return None
-
-
 def read_text(path: str | Path) -> str:
     """A UTF-8 text file; one in another encoding is an error that names the file and the byte."""
     try:

@@ -178,7 +178,7 @@ def keep_allocations_on_heap() -> bool:
     """Ask glibc to serve large blocks (up to 32 MiB) from the heap and not to give the heap
     back to the system after every free. By default it maps each large activation tensor fresh
     with mmap and unmaps it on free, so every CPU training step page-faults its activations in
-    again; on LeNet that made epochs ~10% slower and far noisier (scripts/recipe_bench.py).
+    again; on LeNet that made epochs ~10% slower and far noisier.
     A no-op where the C library is not glibc. Returns whether both settings took."""
     if not sys.platform.startswith("linux"):
         return False

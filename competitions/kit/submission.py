@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from competitions.kit.problems import Problems
+from datamodules.problems import Problems
 from zoo.run.io import atomic_write
 
 

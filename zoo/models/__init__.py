@@ -6,6 +6,7 @@ As torchvision's ``models/__init__.py`` does, this package imports every family,
 
 from zoo.models import (  # noqa: F401
     alexnet,
+    decomposable_attention,
     densenet,
     detectors,
     finetune,
@@ -19,4 +20,5 @@ from zoo.models import (  # noqa: F401
     ssd,
     transformer,
     vgg,
+    word2vec,
 )

@@ -1,6 +1,5 @@
 """LightningDataModules, one per data set; each exposes the facts ``zoo.fit`` links to the task."""
 
-from datamodules.airfoil import Airfoil as Airfoil
 from datamodules.base import ZooDataModule
 from datamodules.cifar10 import CIFAR10
 from datamodules.detection import Bananas as Bananas
@@ -13,21 +12,7 @@ from datamodules.language_model import LanguageModelData, PennTreebank, TimeMach
 from datamodules.sine import NoisySine
 from datamodules.synthetic import SyntheticRegression
 from datamodules.translation import FraEng as FraEng
-from datamodules.word2vec import PTBWord2Vec as PTBWord2Vec
-from datamodules.wikitext_bert import WikiText2BERT as WikiText2BERT
 
-__all__ = [
-    "ZooDataModule",
-    "FashionMNIST",
-    "SyntheticRegression",
-    "LanguageModelData",
-    "TimeMachine",
-    "PennTreebank",
-    "WikiText2",
-    "NoisySine",
-    "HousePrices",
-    "CIFAR10",
-    "Leaves",
-    "DogBreeds",
-    "KaggleCIFAR10",
-]
+__all__ = ["ZooDataModule", "FashionMNIST", "SyntheticRegression",
+           "LanguageModelData", "TimeMachine", "PennTreebank", "WikiText2", "NoisySine", "HousePrices",
+           "CIFAR10", "Leaves", "DogBreeds", "KaggleCIFAR10"]

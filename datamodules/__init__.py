@@ -1,5 +1,6 @@
 """LightningDataModules, one per data set; each exposes the facts ``zoo.fit`` links to the task."""
 
+from datamodules.airfoil import Airfoil as Airfoil
 from datamodules.base import ZooDataModule
 from datamodules.cifar10 import CIFAR10
 from datamodules.detection import Bananas as Bananas
@@ -12,6 +13,10 @@ from datamodules.language_model import LanguageModelData, PennTreebank, TimeMach
 from datamodules.sine import NoisySine
 from datamodules.synthetic import SyntheticRegression
 from datamodules.translation import FraEng as FraEng
+from datamodules.voc import SegmentationFolder as SegmentationFolder
+from datamodules.voc import VOCSegmentation as VOCSegmentation
+from datamodules.word2vec import PTBWord2Vec as PTBWord2Vec
+from datamodules.wikitext_bert import WikiText2BERT as WikiText2BERT
 
 __all__ = ["ZooDataModule", "FashionMNIST", "SyntheticRegression",
            "LanguageModelData", "TimeMachine", "PennTreebank", "WikiText2", "NoisySine", "HousePrices",

@@ -5,22 +5,36 @@ Tasks take plain values (``arch``, ``lr``, ...) and call ``save_hyperparameters(
 ``load_from_checkpoint`` rebuilds them without the CLI. The optimizer is built here rather
 than by LightningCLI's ``--optimizer`` because weight decay applies to weights only (the
 course's lecture 12), which needs parameter groups.
+
+Optimizers (lecture 72): torch.optim's SGD (with ``momentum``, or ``nesterov``), Adagrad, RMSprop,
+Adadelta, Adam, AdamW, and ``zoo.ops.optimizers.Yogi`` (torch.optim has none); further settings of
+each (``alpha``, ``rho``, ``betas``, ``eps``) through ``optimizer_kwargs``. Schedules, all per
+step and measured in epochs (fractional where it matters): step, multi-step, cosine (to ``min_lr``
+at ``decay_epochs`` or the end), square root, one-cycle, and a linear warm-up before any of them.
 """
 
 from __future__ import annotations
 
 import inspect
 import math
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import lightning as L
 import torch
 from torch import nn
 
+from zoo.ops.optimizers import Yogi
 from zoo.registry import create_model
 
-Optimizer = Literal["sgd", "adam", "adamw"]
-Scheduler = Literal["none", "cosine", "step", "onecycle"]
+Optimizer = Literal["sgd", "nesterov", "adagrad", "rmsprop", "adadelta", "adam", "adamw", "yogi"]
+Scheduler = Literal["none", "step", "multistep", "cosine", "sqrt", "onecycle"]
+
+#: the optimizer classes by name; ``sgd`` with ``momentum`` > 0 is SGD with momentum
+OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
+    "sgd": torch.optim.SGD, "nesterov": torch.optim.SGD, "adagrad": torch.optim.Adagrad,
+    "rmsprop": torch.optim.RMSprop, "adadelta": torch.optim.Adadelta, "adam": torch.optim.Adam,
+    "adamw": torch.optim.AdamW, "yogi": Yogi,
+}  # fmt: skip
 Init = Literal["default", "xavier", "normal"]
 
 #: facts a data module exposes, which zoo.fit links to the task's argument of the same name
@@ -68,13 +82,20 @@ class ZooTask(L.LightningModule):
     size-weighted mean over every process). The step loss is logged here as ``train/loss_step``.
 
     Args:
-        optimizer: ``sgd`` (with ``momentum`` for SGD with momentum), ``adam`` or ``adamw``.
+        optimizer: ``sgd`` (with ``momentum`` for SGD with momentum), ``nesterov`` (SGD with
+            Nesterov momentum; needs ``momentum`` > 0), ``adagrad``, ``rmsprop``, ``adadelta``,
+            ``adam``, ``adamw`` or ``yogi``.
         lr: base learning rate.
         momentum: SGD momentum (0 for plain SGD).
         weight_decay: L2 penalty on weights only (biases and norm parameters are exempt).
-        scheduler: ``none``, ``cosine`` (per step, to ``min_lr``), ``step`` (x``gamma`` every
-            ``step_size`` epochs) or ``onecycle``.
-        warmup_epochs: linear warm-up (in epochs, may be fractional) before ``cosine``/``step``.
+        optimizer_kwargs: further arguments of the optimizer's class, e.g. ``{alpha: 0.9}`` for
+            RMSprop's leaky average, ``{rho: 0.9}`` for Adadelta, ``{betas: [0.9, 0.999], eps: 1e-6}``.
+        scheduler: ``none`` (constant), ``step`` (x``gamma`` every ``step_size`` epochs),
+            ``multistep`` (x``gamma`` at each epoch in ``milestones``), ``cosine`` (to ``min_lr``
+            at ``decay_epochs``, or at the end, then flat), ``sqrt`` (``lr / sqrt(1 + epoch)``)
+            or ``onecycle``. All but ``onecycle`` change the rate every step.
+        warmup_epochs: linear warm-up (in epochs, may be fractional) before any schedule but
+            ``onecycle`` (which has its own).
         head_lr_mult: learning-rate factor for ``model.head`` when the model has one.
         channels_last: keep weights and image batches in the NHWC memory layout (faster
             convolutions on recent GPUs and with oneDNN on CPUs; see docs/training_options.md).
@@ -90,23 +111,32 @@ class ZooTask(L.LightningModule):
         lr: float = 0.1,
         momentum: float = 0.0,
         weight_decay: float = 0.0,
+        optimizer_kwargs: dict[str, Any] | None = None,
         scheduler: Scheduler = "none",
         warmup_epochs: float = 0.0,
         min_lr: float = 0.0,
         step_size: int = 10,
         gamma: float = 0.1,
+        milestones: list[int] | None = None,
+        decay_epochs: float | None = None,
         head_lr_mult: float = 1.0,
         channels_last: bool = False,
         compile: bool = False,
     ) -> None:
         super().__init__()
-        if optimizer not in ("sgd", "adam", "adamw"):
-            raise ValueError(f"optimizer must be sgd, adam or adamw, got {optimizer!r}")
-        if scheduler not in ("none", "cosine", "step", "onecycle"):
-            raise ValueError(f"scheduler must be none, cosine, step or onecycle, got {scheduler!r}")
+        if optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
+        if scheduler not in get_args(Scheduler):
+            raise ValueError(f"scheduler must be one of {', '.join(get_args(Scheduler))}, got {scheduler!r}")
+        if optimizer == "nesterov" and momentum <= 0:
+            raise ValueError("optimizer nesterov needs momentum > 0 (e.g. --model.init_args.momentum 0.9)")
+        if scheduler == "multistep" and not milestones:
+            raise ValueError("scheduler multistep needs milestones (epochs, e.g. [15, 30])")
         self.optimizer_name, self.lr, self.momentum, self.weight_decay = optimizer, lr, momentum, weight_decay
+        self.optimizer_kwargs = dict(optimizer_kwargs or {})
         self.scheduler_name, self.warmup_epochs, self.min_lr = scheduler, warmup_epochs, min_lr
         self.step_size, self.gamma, self.head_lr_mult = step_size, gamma, head_lr_mult
+        self.milestones, self.decay_epochs = sorted(milestones or []), decay_epochs
         self.channels_last, self.compile_model = channels_last, compile
         self.model: nn.Module
 
@@ -153,35 +183,42 @@ class ZooTask(L.LightningModule):
     # -- optimizer and schedule ----------------------------------------------------------------
     def configure_optimizers(self):
         groups = param_groups(self.model, self.lr, self.weight_decay, self.head_lr_mult)
-        if self.optimizer_name == "sgd":
-            opt = torch.optim.SGD(groups, lr=self.lr, momentum=self.momentum)
-        elif self.optimizer_name == "adam":
-            opt = torch.optim.Adam(groups, lr=self.lr)
-        else:
-            opt = torch.optim.AdamW(groups, lr=self.lr)
-        if self.scheduler_name == "none":
+        kwargs = dict(self.optimizer_kwargs)
+        if self.optimizer_name in ("sgd", "nesterov"):
+            kwargs.update(momentum=self.momentum, nesterov=self.optimizer_name == "nesterov")
+        opt = OPTIMIZERS[self.optimizer_name](groups, lr=self.lr, **kwargs)
+        if self.scheduler_name == "none" and self.warmup_epochs <= 0:
             return opt
         total = int(self.trainer.estimated_stepping_batches)
         if self.scheduler_name == "onecycle":
             sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["lr"] for g in groups], total_steps=total)
         else:
             steps_per_epoch = max(1, total // max(1, self.trainer.max_epochs or 1))
-            sched = torch.optim.lr_scheduler.LambdaLR(opt, self._lr_factor(total, steps_per_epoch))
+            sched = torch.optim.lr_scheduler.LambdaLR(opt, self.lr_factor(total, steps_per_epoch))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
-    def _lr_factor(self, total: int, steps_per_epoch: int):
-        """A per-step LR factor: linear warm-up, then cosine decay to ``min_lr`` or step decay."""
+    def lr_factor(self, total: int, steps_per_epoch: int):
+        """The schedule as a factor of the base rate at each optimizer step (``LambdaLR``'s
+        argument): ``total`` steps in all, ``steps_per_epoch`` to an epoch."""
         warmup = int(self.warmup_epochs * steps_per_epoch)
         floor = self.min_lr / self.lr if self.lr > 0 else 0.0
         kind, gamma, every = self.scheduler_name, self.gamma, steps_per_epoch * self.step_size
+        horizon = int(self.decay_epochs * steps_per_epoch) if self.decay_epochs else total
+        milestones = [m * steps_per_epoch for m in self.milestones]
 
         def factor(step: int) -> float:
             if step < warmup:
                 return (step + 1) / warmup
             if kind == "cosine":
-                t = (step - warmup) / max(1, total - warmup)
+                t = (step - warmup) / max(1, horizon - warmup)
                 return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
-            return gamma ** (step // every)
+            if kind == "step":
+                return gamma ** (step // every)
+            if kind == "multistep":
+                return gamma ** sum(step >= m for m in milestones)
+            if kind == "sqrt":
+                return (1 + step / steps_per_epoch) ** -0.5
+            return 1.0
 
         return factor
 

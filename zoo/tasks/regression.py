@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -12,7 +12,7 @@ from zoo.tasks.base import Init, ZooTask
 
 
 class Regression(ZooTask):
-    """Trains ``arch`` to predict ``y`` (shape ``(B, out_features)``) with MSE.
+    """Trains ``arch`` to predict ``y`` (shape ``(B, out_features)``) with MSE, or half of it.
 
     Logs ``train/loss``, ``val/loss``, ``val/rmse``, ``test/loss``, ``test/rmse``.
 
@@ -22,6 +22,8 @@ class Regression(ZooTask):
         out_features: number of targets.
         arch_kwargs: further keyword arguments for the model's builder.
         init: ``default``, ``xavier`` or ``normal`` (std 0.01, as the course's linear regression).
+        loss: ``mse``, or ``half_mse`` (the course's squared loss ``(y_hat - y)^2 / 2``, whose
+            numbers its optimisation chapter prints); ``*/rmse`` is the root of the MSE either way.
         **kwargs: optimizer and schedule settings, see ``ZooTask``.
     """
 
@@ -32,10 +34,14 @@ class Regression(ZooTask):
         out_features: int = 1,
         arch_kwargs: dict[str, Any] | None = None,
         init: Init = "default",
+        loss: Literal["mse", "half_mse"] = "mse",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if loss not in ("mse", "half_mse"):
+            raise ValueError(f"loss must be mse or half_mse, got {loss!r}")
         self.save_hyperparameters()
+        self.loss_scale = 0.5 if loss == "half_mse" else 1.0
         self.model = self.build_model(
             arch, init, in_features=in_features, out_features=out_features, **(arch_kwargs or {})
         )
@@ -45,7 +51,7 @@ class Regression(ZooTask):
     def _step(self, batch: Any, stage: str) -> torch.Tensor:
         x, y = batch[0], batch[1]
         pred = self.model(x).reshape(y.shape)
-        loss = F.mse_loss(pred, y)
+        loss = self.loss_scale * F.mse_loss(pred, y)
         if stage == "train":
             self.log("train/loss", loss, on_step=False, on_epoch=True, batch_size=len(y), prog_bar=True, sync_dist=True)
         else:

@@ -13,6 +13,7 @@ from datamodules.language_model import LanguageModelData, PennTreebank, TimeMach
 from datamodules.sine import NoisySine
 from datamodules.synthetic import SyntheticRegression
 from datamodules.translation import FraEng as FraEng
+from datamodules.word2vec import PTBWord2Vec as PTBWord2Vec
 from datamodules.voc import SegmentationFolder as SegmentationFolder
 from datamodules.voc import VOCSegmentation as VOCSegmentation
 from datamodules.word2vec import PTBWord2Vec as PTBWord2Vec

@@ -6,5 +6,6 @@ from zoo.tasks.detection import Detection as Detection
 from zoo.tasks.language_model import LanguageModel
 from zoo.tasks.regression import Regression
 from zoo.tasks.seq2seq import Seq2Seq as Seq2Seq
+from zoo.tasks.word2vec import Word2Vec as Word2Vec
 
 __all__ = ["ZooTask", "Classification", "Regression", "LanguageModel"]

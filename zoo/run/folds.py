@@ -1,0 +1,61 @@
+"""K-fold splits, stratified by class for classification, saved so reruns use the same folds.
+
+Written here rather than taken from scikit-learn's ``StratifiedKFold``: the zoo does not
+otherwise depend on scikit-learn, and the split is a few lines with a seeded generator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from zoo.run.io import atomic_write
+
+FOLD_COLUMNS = ["id", "fold"]
+
+
+def make_folds(ids: Sequence, k: int, seed: int = 0, labels: Sequence | None = None) -> pd.DataFrame:
+    """``id, fold`` with fold in ``0..k-1``. With ``labels`` each class is shuffled and dealt
+    round-robin, so every fold holds each class in (nearly) its overall proportion."""
+    n = len(ids)
+    if not 2 <= k <= n:
+        raise ValueError(f"folds={k}: need 2 <= folds <= {n} (the number of training rows)")
+    rng = np.random.default_rng(seed)
+    fold = np.empty(n, dtype=np.int64)
+    if labels is None:
+        fold[rng.permutation(n)] = np.arange(n) % k
+    else:
+        labels = np.asarray(labels)
+        start = 0  # continue dealing where the last class stopped, so small classes spread out
+        for cls in sorted(set(labels.tolist()), key=str):
+            rows = rng.permutation(np.flatnonzero(labels == cls))
+            fold[rows] = (start + np.arange(len(rows))) % k
+            start += len(rows)
+    return pd.DataFrame({"id": list(ids), "fold": fold})
+
+
+def load_or_make_folds(
+    path: str | Path, ids: Sequence, k: int, seed: int = 0, labels: Sequence | None = None
+) -> pd.DataFrame:
+    """The folds saved at ``path`` when they cover exactly ``ids`` with ``k`` folds; otherwise
+    an error (the data changed: delete the file to draw new folds). Absent: drawn and saved."""
+    path = Path(path)
+    if path.is_file():
+        folds = pd.read_csv(path, dtype={"id": str})
+        if list(folds.columns) != FOLD_COLUMNS:
+            raise ValueError(f"{path}: expected columns {FOLD_COLUMNS}, found {list(folds.columns)}")
+        saved, now = set(folds["id"]), {str(i) for i in ids}
+        if saved != now or folds["fold"].nunique() != k:
+            raise ValueError(
+                f"{path} holds {len(saved)} ids in {folds['fold'].nunique()} folds, but the data has "
+                f"{len(now)} ids ({len(now - saved)} new, {len(saved - now)} gone) and folds={k}; "
+                "delete the file to draw new folds"
+            )
+        return folds
+    folds = make_folds([str(i) for i in ids], k, seed, labels)
+    with atomic_write(path) as f:
+        folds.to_csv(f, index=False)
+    return folds

@@ -1,0 +1,54 @@
+"""``python -m zoo.similar``: the nearest words of a trained word2vec model, by the cosine
+similarity of their centre vectors (the course's ``get_similar_tokens``, book section 14.4).
+
+    python -m zoo.similar --ckpt_path runs/word2vec_ptb/version_0/checkpoints/last.ckpt chip intel [--k 3]
+
+prints one line per word: ``chip: intel 0.717, microprocessor 0.699, chips 0.680``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import warnings
+from pathlib import Path
+
+from zoo.run.checkpoint import CheckpointError, load_task
+from zoo.run.errors import run_command
+from zoo.tasks.word2vec import Word2Vec, nearest_words
+
+
+def load(ckpt_path: str | Path) -> Word2Vec:
+    """A ``Word2Vec`` task with the vocabulary its checkpoint was trained with."""
+    if not Path(ckpt_path).is_file():
+        raise FileNotFoundError(f"--ckpt_path {ckpt_path}: no such checkpoint file")
+    task = load_task(ckpt_path, Word2Vec).eval()
+    if task.vocab is None:
+        raise CheckpointError(f"{ckpt_path} holds no vocabulary: was it trained by zoo.tasks.Word2Vec "
+                              "on datamodules.PTBWord2Vec?")  # fmt: skip
+    return task
+
+
+def main(argv: list[str] | None = None) -> dict[str, list[tuple[str, float]]]:
+    p = argparse.ArgumentParser(description="The nearest words of a trained word2vec model.")
+    p.add_argument("--ckpt_path", required=True)
+    p.add_argument("words", nargs="+", help="words to look up")
+    p.add_argument("--k", type=int, default=3, help="nearest words per word (default 3)")
+    args = p.parse_args(argv)
+    if args.k < 1:
+        raise ValueError(f"--k must be at least 1, got {args.k}")
+    task = load(args.ckpt_path)
+    known = [w for w in args.words if w in task.vocab]
+    unknown = [w for w in args.words if w not in task.vocab]
+    if not known:
+        raise ValueError(f"none of {', '.join(map(repr, args.words))} is in the model's vocabulary of "
+                         f"{len(task.vocab)} words (e.g. {', '.join(task.vocab.idx_to_token[1:9])})")  # fmt: skip
+    if unknown:
+        warnings.warn(f"not in the model's vocabulary, skipped: {', '.join(map(repr, unknown))}", stacklevel=2)
+    result = dict(zip(known, nearest_words(task.model, task.vocab, known, args.k), strict=True))
+    for word, near in result.items():
+        print(f"{word}: " + ", ".join(f"{n} {c:.3f}" for n, c in near))
+    return result
+
+
+if __name__ == "__main__":
+    run_command(main)

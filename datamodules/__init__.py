@@ -11,13 +11,13 @@ from datamodules.house_prices import HousePrices
 from datamodules.kaggle_images import DogBreeds, KaggleCIFAR10, Leaves
 from datamodules.language_model import LanguageModelData, PennTreebank, TimeMachine, WikiText2
 from datamodules.sine import NoisySine
+from datamodules.snli import SNLI as SNLI
 from datamodules.synthetic import SyntheticRegression
 from datamodules.translation import FraEng as FraEng
-from datamodules.word2vec import PTBWord2Vec as PTBWord2Vec
 from datamodules.voc import SegmentationFolder as SegmentationFolder
 from datamodules.voc import VOCSegmentation as VOCSegmentation
-from datamodules.word2vec import PTBWord2Vec as PTBWord2Vec
 from datamodules.wikitext_bert import WikiText2BERT as WikiText2BERT
+from datamodules.word2vec import PTBWord2Vec as PTBWord2Vec
 
 __all__ = ["ZooDataModule", "FashionMNIST", "SyntheticRegression",
            "LanguageModelData", "TimeMachine", "PennTreebank", "WikiText2", "NoisySine", "HousePrices",

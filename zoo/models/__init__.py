@@ -6,6 +6,7 @@ As torchvision's ``models/__init__.py`` does, this package imports every family,
 
 from zoo.models import (  # noqa: F401
     alexnet,
+    bert,
     decomposable_attention,
     densenet,
     detectors,

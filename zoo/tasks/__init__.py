@@ -1,6 +1,7 @@
 """LightningModules, one per problem type. Each takes ``arch: str`` and builds the model by name."""
 
 from zoo.tasks.base import ZooTask
+from zoo.tasks.bert_pretrain import BERTPretrain as BERTPretrain
 from zoo.tasks.classification import Classification
 from zoo.tasks.detection import Detection as Detection
 from zoo.tasks.language_model import LanguageModel

@@ -32,6 +32,8 @@ from zoo.run.media import MEDIA_SAMPLES, log_images
 from zoo.tasks.base import Init, ZooTask
 
 Batch = tuple[Any, list[dict[str, torch.Tensor]]]
+#: detections scored lower are not drawn on the W&B sample images
+SHOWN_SCORE = 0.3
 
 
 class Detection(ZooTask):
@@ -110,6 +112,8 @@ class Detection(ZooTask):
     # -- the two kinds of model ------------------------------------------------------------------
     def anchor_loss(self, images: torch.Tensor, targets: list[dict]) -> tuple[torch.Tensor, ...]:
         """The course's loss of an anchor model, its class error and bbox MAE, and its outputs."""
+        if not torch.is_tensor(images):
+            raise ValueError(f"{self.hparams.arch} needs images of one size: give the data module an image_size")
         anchors, logits, offsets = self.model(images)  # (A, 4), (B, A, C + 1), (B, A, 4)
         scale = _frame(images)  # pixels -> the anchors' fractions of the image
         gt = multibox_target(anchors, [t["boxes"] / scale for t in targets], [t["labels"] for t in targets],
@@ -217,7 +221,7 @@ def _wandb_boxes(det: dict[str, torch.Tensor], labels: dict[int, str]) -> dict[s
         row = {"position": dict(zip(("minX", "minY", "maxX", "maxY"), box)), "domain": "pixel",
                "class_id": int(label), "box_caption": labels.get(int(label), str(label))}  # fmt: skip
         if scores is not None:
-            if scores[k] < 0.3:
+            if scores[k] < SHOWN_SCORE:
                 continue
             row["scores"] = {"score": float(scores[k])}
             row["box_caption"] += f" {float(scores[k]):.2f}"

@@ -49,7 +49,8 @@ def load_registry(path: Path) -> list[dict]:
         raise ValueError(f"{path}: expected a list of entries, one per course experiment")
     seen = set()
     for i, e in enumerate(entries, 1):
-        where = f"{path}: entry {i} ({e.get('id', 'no id') if isinstance(e, dict) else e!r})"
+        name = e.get("id", "no id") if isinstance(e, dict) else repr(e)
+        where = f"{path}: entry {i} ({name})"
         if not isinstance(e, dict):
             raise ValueError(f"{where}: expected a mapping")
         missing = [k for k in REQUIRED if k not in e]

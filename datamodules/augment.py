@@ -122,3 +122,21 @@ def build(
         raise ValueError("give both mean and std, or neither")
     norm = A.ToFloat(max_value=255) if mean is None else A.Normalize(mean=mean, std=std, max_pixel_value=255)
     return A.Compose([*PIPELINES[name](size), norm, ToTensorV2()], seed=seed)
+
+
+def eval_preprocessing(name: str, size: int | None, mean: Stats, std: Stats, in_channels: int = 3) -> dict:
+    """What a checkpoint records of a data module's evaluation pipeline (plain values), so that
+    ``zoo.predict`` and ``zoo.export`` rebuild it without the data set: ``from_preprocessing``."""
+
+    def plain(v: Stats) -> float | list[float] | None:
+        return None if v is None else float(v) if isinstance(v, (int, float)) else [float(s) for s in v]
+
+    if name not in PIPELINES:
+        raise ValueError(f"unknown augmentation {name!r}; choose one of {sorted(PIPELINES)}")
+    return {"pipeline": name, "image_size": size, "mean": plain(mean), "std": plain(std), "in_channels": in_channels}
+
+
+def from_preprocessing(spec: dict) -> A.Compose:
+    """The evaluation pipeline ``eval_preprocessing`` described, for ``(H, W)`` grey or
+    ``(H, W, 3)`` RGB uint8 images."""
+    return build(spec["pipeline"], spec["image_size"], spec["mean"], spec["std"])

@@ -26,7 +26,7 @@ import numpy as np
 from lightning.pytorch.utilities import rank_zero_warn
 
 from datamodules import augment as augmentations
-from datamodules.base import ZooDataModule, read_text, seeded_split
+from datamodules.base import ZooDataModule, fold_split, read_text, seeded_split
 from datamodules.download import Found, download, extract, find_data
 from datamodules.image_folder import ImageFiles, list_images, read_rgb
 
@@ -121,9 +121,7 @@ def read_label_csv(path: Path) -> dict[str, int]:
         labels = {}
         for line, row in enumerate(rows, start=2):
             if len(row) < 2 or row[1] not in index:
-                raise CIFARFormatError(
-                    f"{path}, line {line}: {row} is not 'id,<one of {', '.join(CLASSES)}>'"
-                )
+                raise CIFARFormatError(f"{path}, line {line}: {row} is not 'id,<one of {', '.join(CLASSES)}>'")
             labels[row[0].strip()] = index[row[1]]
     return labels
 
@@ -136,9 +134,7 @@ def read_kaggle_folder(folder: Path, labels_csv: Path) -> tuple[list[Path], list
         raise FileNotFoundError(f"{folder}: no image files (expected <id>.png or <id>.jpg)")
     missing = [p.name for p in files if p.stem not in labels]
     if missing:
-        raise CIFARFormatError(
-            f"{labels_csv} has no row for {len(missing)} images of {folder}, e.g. {missing[:3]}"
-        )
+        raise CIFARFormatError(f"{labels_csv} has no row for {len(missing)} images of {folder}, e.g. {missing[:3]}")
     return files, [labels[p.stem] for p in files]
 
 
@@ -156,6 +152,8 @@ class CIFAR10(ZooDataModule):
         val_size: validation images split from the training set (count or fraction), by a
             generator seeded with ``seed``; 0 validates on the test set.
         seed: seed of the validation split and of the augmentation stream.
+        fold, folds_file: validate on fold ``fold`` of ``folds_file`` (``id,fold``; the ids are the
+            training images' positions, as ``zoo.fit --folds`` saves them) instead of ``val_size``.
         download: fetch the pickles from Toronto when no layout is on disk.
         cache: decode Kaggle-layout images once, up front, instead of every epoch.
         num_workers: DataLoader worker processes.
@@ -179,13 +177,16 @@ class CIFAR10(ZooDataModule):
         cache: bool = True,
         num_workers: int = 0,
         pin_memory: bool = False,
+        fold: int | None = None,
+        folds_file: str | None = None,
     ) -> None:
         super().__init__(batch_size, num_workers, pin_memory)
+        if (fold is None) != (folds_file is None):
+            raise ValueError("give both fold and folds_file, or neither")
+        self.fold, self.folds_file = fold, folds_file
         for name in (augment, eval_augment):  # fail at parse time, not after loading the data
             if name not in augmentations.PIPELINES:
-                raise ValueError(
-                    f"unknown augmentation {name!r}; choose one of {sorted(augmentations.PIPELINES)}"
-                )
+                raise ValueError(f"unknown augmentation {name!r}; choose one of {sorted(augmentations.PIPELINES)}")
         self.data_dir = Path(data_dir).expanduser()
         self.image_size = image_size
         self.train_augment, self.eval_augment = augment, eval_augment
@@ -194,6 +195,17 @@ class CIFAR10(ZooDataModule):
         self.seed = seed
         self.download = download
         self.cache = cache
+
+    @property
+    def eval_preprocessing(self) -> dict:
+        """Recorded in checkpoints by the classification task, for ``zoo.predict`` on image files."""
+        return augmentations.eval_preprocessing(self.eval_augment, self.image_size, self.mean, self.std)
+
+    def fold_rows(self) -> tuple[list[str], list[int]]:
+        """The ids (positions) and labels of the training images, for ``zoo.fit --folds``."""
+        self.prepare_data()
+        (_, labels), _ = self._load(self._find(fetch=False), decode=False)
+        return [str(i) for i in range(len(labels))], list(labels)
 
     def _find(self, fetch: bool) -> Found:
         d = self.data_dir
@@ -228,7 +240,10 @@ class CIFAR10(ZooDataModule):
             return ImageFiles([images[i] for i in idx], [labels[i] for i in idx], tf)
 
         test_set = None if test is None else ImageFiles(*test, self._eval_tf())
-        if self.val_size:
+        if self.folds_file is not None:
+            tr, va = fold_split(self.folds_file, self.fold, [str(i) for i in range(len(images))])
+            self._train, self._val = subset(tr.tolist(), train_tf), subset(va.tolist(), self._eval_tf())
+        elif self.val_size:
             tr, va = seeded_split(len(images), self.val_size, seed)
             self._train, self._val = subset(tr.tolist(), train_tf), subset(va.tolist(), self._eval_tf())
         elif test_set is None:
@@ -242,9 +257,9 @@ class CIFAR10(ZooDataModule):
     def _eval_tf(self):
         return augmentations.build(self.eval_augment, self.image_size, self.mean, self.std, seed=self.seed)
 
-    def _load(self, found: Found) -> tuple[tuple[list, list], tuple[list, list] | None]:
+    def _load(self, found: Found, decode: bool = True) -> tuple[tuple[list, list], tuple[list, list] | None]:
         """``((train images, labels), (test images, labels) or None)``; images are arrays
-        or, for the Kaggle layout without ``cache``, file paths."""
+        or, for the Kaggle layout without ``cache`` (or ``decode``), file paths."""
         folder = found.folder
         if TEST_BATCH in found.paths:
             train = [read_batch(folder / name) for name in TRAIN_BATCHES]
@@ -255,7 +270,7 @@ class CIFAR10(ZooDataModule):
         test = None
         if (folder / "testLabels.csv").is_file() and (folder / "test").is_dir():
             test = read_kaggle_folder(folder / "test", folder / "testLabels.csv")
-        if self.cache:
+        if self.cache and decode:
             train = ([read_rgb(p) for p in train[0]], train[1])
             test = test and ([read_rgb(p) for p in test[0]], test[1])
         return train, test

@@ -16,7 +16,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from datamodules.base import TensorDataset, ZooDataModule, seeded_split
+from datamodules.augment import eval_preprocessing
+from datamodules.base import TensorDataset, ZooDataModule, fold_split, seeded_split
 from datamodules.download import Found, download, find_data
 
 FILES = {
@@ -95,6 +96,8 @@ class FashionMNIST(ZooDataModule):
         val_size: validation examples taken from the training set (a count or a fraction),
             by a generator seeded with ``seed``; 0 validates on the test set, as the course does.
         seed: seed of the validation split.
+        fold, folds_file: validate on fold ``fold`` of ``folds_file`` (``id,fold``; the ids are the
+            training images' positions, as ``zoo.fit --folds`` saves them) instead of ``val_size``.
         download: fetch the files when they are nowhere on disk.
         num_workers: DataLoader worker processes.
     """
@@ -114,8 +117,13 @@ class FashionMNIST(ZooDataModule):
         download: bool = True,
         num_workers: int = 0,
         pin_memory: bool = False,
+        fold: int | None = None,
+        folds_file: str | None = None,
     ) -> None:
         super().__init__(batch_size, num_workers, pin_memory)
+        if (fold is None) != (folds_file is None):
+            raise ValueError("give both fold and folds_file, or neither")
+        self.fold, self.folds_file = fold, folds_file
         self.data_dir = Path(data_dir).expanduser()
         self.resize = resize
         self.normalize = normalize
@@ -126,6 +134,21 @@ class FashionMNIST(ZooDataModule):
     @property
     def image_size(self) -> int:
         return self.resize or 28
+
+    @property
+    def eval_preprocessing(self) -> dict:
+        """Recorded in checkpoints by the classification task, for ``zoo.predict`` on image files:
+        grey pixels scaled to [0, 1], resized (cv2's bilinear for files, torch's here) and
+        standardised as here."""
+        mean, std = (MEAN, STD) if self.normalize else (None, None)
+        return eval_preprocessing("none", self.image_size, mean, std, in_channels=1)
+
+    def fold_rows(self) -> tuple[list[str], list[int]]:
+        """The ids (positions) and labels of the training images, for ``zoo.fit --folds``."""
+        self.prepare_data()
+        found = self._find(fetch=False)
+        labels = self._read(found, FILES["train_labels"])
+        return [str(i) for i in range(len(labels))], labels.tolist()
 
     def _find(self, fetch: bool) -> Found:
         d = self.data_dir
@@ -165,7 +188,13 @@ class FashionMNIST(ZooDataModule):
         labels = arrays["train_labels"].long()
         test = TensorDataset(arrays["test_images"].unsqueeze(1), arrays["test_labels"].long(),
                              transform=self._to_float)  # fmt: skip
-        if self.val_size:
+        if self.folds_file is not None:
+            tr, va = (
+                torch.as_tensor(i) for i in fold_split(self.folds_file, self.fold, [str(i) for i in range(len(images))])
+            )
+            self._train = TensorDataset(images[tr], labels[tr], transform=self._to_float)
+            self._val = TensorDataset(images[va], labels[va], transform=self._to_float)
+        elif self.val_size:
             tr, va = seeded_split(len(images), self.val_size, self.seed)
             self._train = TensorDataset(images[tr], labels[tr], transform=self._to_float)
             self._val = TensorDataset(images[va], labels[va], transform=self._to_float)
@@ -192,7 +221,6 @@ class FashionMNIST(ZooDataModule):
         if self.normalize:
             x = (x - MEAN) / STD
         return x, y
-
 
 
 def _check_labels(labels: torch.Tensor, path: Path) -> None:

@@ -48,8 +48,9 @@ class Preprocessor:
     reads text as ``str``, so ``dtype != object`` no longer finds the text columns).
     """
 
-    def __init__(self, log_skewed: float | None = None, clip_quantile: float = 0.0) -> None:
-        self.log_skewed, self.clip_quantile = log_skewed, clip_quantile
+    def __init__(self, log_skewed: float | None = None, clip_quantile: float = 0.0,
+                 max_categories: int | None = None) -> None:  # fmt: skip
+        self.log_skewed, self.clip_quantile, self.max_categories = log_skewed, clip_quantile, max_categories
         self.state: dict[str, Any] = {}
 
     def fit(self, features: pd.DataFrame) -> Preprocessor:
@@ -70,9 +71,18 @@ class Preprocessor:
         self.state = {
             "numeric": numeric, "logged": logged, "categorical": categorical,
             "bounds": bounds, "mean": x.mean().fillna(0.0).tolist(), "std": std.tolist(),
-            "categories": {c: sorted(features[c].dropna().astype(str).unique()) for c in categorical},
+            "categories": {c: self._categories(features[c]) for c in categorical},
         }  # fmt: skip
         return self
+
+    def _categories(self, values: pd.Series) -> list[str]:
+        """The column's categories, sorted; with ``max_categories`` only the most frequent
+        ones (ties by name): rarer values, like unseen ones, get no indicator of their own."""
+        counts = values.dropna().astype(str).value_counts()
+        if self.max_categories is not None and len(counts) > self.max_categories:
+            ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+            return sorted(c for c, _ in ranked[: self.max_categories])
+        return sorted(counts.index)
 
     @property
     def width(self) -> int:
@@ -104,12 +114,13 @@ class Preprocessor:
         return np.concatenate(blocks, axis=1)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"log_skewed": self.log_skewed, "clip_quantile": self.clip_quantile, **self.state}
+        return {"log_skewed": self.log_skewed, "clip_quantile": self.clip_quantile,
+                "max_categories": self.max_categories, **self.state}  # fmt: skip
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> Preprocessor:
         state = dict(state)
-        pre = cls(state.pop("log_skewed"), state.pop("clip_quantile"))
+        pre = cls(state.pop("log_skewed"), state.pop("clip_quantile"), state.pop("max_categories", None))
         pre.state = state
         return pre
 
@@ -131,6 +142,8 @@ class HousePrices(ZooDataModule):
         clip_quantile: clip numeric columns to these training quantiles (0: off, as the course).
     """
 
+    id_col, target = ID, TARGET
+
     def __init__(
         self,
         data_dir: str = "data/kaggle_house",
@@ -151,28 +164,41 @@ class HousePrices(ZooDataModule):
         self.preprocess: Preprocessor | None = None
         self._frames: tuple[pd.DataFrame, pd.DataFrame] | None = None
 
+    def find_files(self) -> tuple[Path, Path]:
+        """The train and test CSVs."""
+        return find_house_files(self.data_dir)
+
+    def make_preprocessor(self) -> Preprocessor:
+        """The (unfitted) feature preprocessing of this competition."""
+        return Preprocessor(self.hparams.log_skewed, self.hparams.clip_quantile)
+
     def _read(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         if self._frames is None:
-            train_csv, test_csv = find_house_files(self.data_dir)
-            self._frames = read_csv(train_csv), read_csv(test_csv)
+            train_csv, test_csv = self.find_files()
+            # low_memory=False: a column's type is decided on all its rows, not per chunk
+            self._frames = read_csv(train_csv, low_memory=False), read_csv(test_csv, low_memory=False)
         return self._frames
+
+    def fold_rows(self) -> tuple[list[str], None]:
+        """The training rows' ids (no labels to stratify by), for ``zoo.fit --folds``."""
+        train, _ = self._read()
+        return train[self.id_col].astype(str).tolist(), None
 
     def _split(self, train: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         hp = self.hparams
         if hp.folds_file is None:
             tr, va = seeded_split(len(train), hp.val_size, hp.seed)
             return tr.numpy(), va.numpy()
-        return fold_split(hp.folds_file, hp.fold, train[ID].astype(str).tolist())
+        return fold_split(hp.folds_file, hp.fold, train[self.id_col].astype(str).tolist())
 
-    @staticmethod
-    def _features(frame: pd.DataFrame) -> pd.DataFrame:
-        return frame.drop(columns=[c for c in (ID, TARGET) if c in frame.columns])
+    def _features(self, frame: pd.DataFrame) -> pd.DataFrame:
+        return frame.drop(columns=[c for c in (self.id_col, self.target) if c in frame.columns])
 
     def _fitted(self) -> Preprocessor:
         if self.preprocess is None:
             train, _ = self._read()
             rows, _ = self._split(train)
-            self.preprocess = Preprocessor(self.hparams.log_skewed, self.hparams.clip_quantile)
+            self.preprocess = self.make_preprocessor()
             self.preprocess.fit(self._features(train.iloc[rows]))
         return self.preprocess
 
@@ -182,8 +208,8 @@ class HousePrices(ZooDataModule):
 
     def _tensors(self, frame: pd.DataFrame) -> list[torch.Tensor]:
         x = [torch.from_numpy(self._fitted().transform(self._features(frame)))]
-        if TARGET in frame.columns:
-            x.append(torch.from_numpy(np.log(frame[TARGET].to_numpy(np.float32))).unsqueeze(1))
+        if self.target in frame.columns:
+            x.append(torch.from_numpy(np.log(frame[self.target].to_numpy(np.float32))).unsqueeze(1))
         return x
 
     def setup(self, stage: str | None = None) -> None:
@@ -195,7 +221,7 @@ class HousePrices(ZooDataModule):
             self._test = self._val  # the held-out fold: Kaggle's test rows have no prices
         if stage in (None, "predict"):
             self._predict = TensorDataset(*self._tensors(test))
-            self.predict_ids = test[ID].astype(str).tolist()
+            self.predict_ids = test[self.id_col].astype(str).tolist()
 
     def predict_dataloader(self):
         return self.loader(self._predict)
@@ -205,4 +231,4 @@ class HousePrices(ZooDataModule):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if "preprocess" in state:
-            self.preprocess = Preprocessor.from_state(state["preprocess"])
+            self.preprocess = type(self.make_preprocessor()).from_state(state["preprocess"])

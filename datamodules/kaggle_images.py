@@ -274,6 +274,16 @@ class KaggleImages(ZooDataModule):
         self.table()
         return len(self.classes)
 
+    @property
+    def eval_preprocessing(self) -> dict:
+        """Recorded in checkpoints by the classification task, for ``zoo.predict`` on image files."""
+        return augmentations.eval_preprocessing(self.eval_augment, self.image_size, self.mean, self.std)
+
+    def fold_rows(self) -> tuple[list[str], list[str]]:
+        """The training rows' ids and labels, for ``zoo.fit --folds``."""
+        table = self.table()
+        return table.train["id"].tolist(), table.train["label"].tolist()
+
     def _transform(self, name: str) -> Any:
         return augmentations.build(name, self.image_size, self.mean, self.std, seed=self.hparams.seed)
 

@@ -5,12 +5,15 @@ A LightningCLI over ``zoo.tasks`` and ``datamodules``. Every constructor argumen
 ``--print_config`` prints the resolved config. Each run gets a folder
 ``<trainer.default_root_dir>/<name>/version_N`` with the CSV log, checkpoints (best and
 last), ``config.yaml``, ``curves.png`` and ``metrics.json``. ``--ckpt_path last`` resumes the
-latest run of the same name in its own folder.
+latest run of the same name in its own folder (with ``--wandb true``, the same W&B run: its id
+is kept in the folder's ``wandb_id``). ``--folds K`` trains one run per fold of the training
+split instead (``zoo.run.folds``) and writes the mean and standard deviation of every metric.
 """
 
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 import re
 import shutil
@@ -21,6 +24,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from jsonargparse import Namespace
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import Logger
@@ -32,11 +36,13 @@ from zoo.run.callbacks import RunReport
 from zoo.run.checkpoint import CheckpointError, load_checkpoint
 from zoo.run.errors import user_errors_as_one_line
 from zoo.run.faults import FiniteLossGuard, RNGState, fault_plugins
+from zoo.run.folds import cv_summary, fit_folds, load_or_make_folds
 from zoo.run.io import atomic_write
-from zoo.run.loggers import ResumableCSVLogger
+from zoo.run.loggers import ResumableCSVLogger, quiet_console
 from zoo.tasks.base import DATA_FACTS, ZooTask
 
 VERSION_ENV = "ZOO_RUN_VERSION"  # passes rank 0's run folder to the other DDP processes
+WANDB_ID_FILE = "wandb_id"  # in the run folder: the W&B run a resumed run continues
 
 
 @dataclass
@@ -101,11 +107,23 @@ class ZooCLI(LightningCLI):
         parser.add_argument("--wandb", type=bool, default=False,
                             help="also log to Weights & Biases (offline when no API key is set)")  # fmt: skip
         parser.add_argument("--wandb_project", type=str, default="d2l-zoo")
+        parser.add_argument("--folds", type=int, default=0,
+                            help="k-fold cross-validation: a run per fold of the training split (0: off)")  # fmt: skip
         for fact in DATA_FACTS:
             parser.link_arguments(f"data.{fact}", f"model.init_args.{fact}", apply_on="instantiate")
 
-    def instantiate_trainer(self, **kwargs: Any) -> L.Trainer:
+    def parse_arguments(self, parser, args) -> None:
+        # as LightningCLI's, without its warning when both ``args`` and ``sys.argv`` are given:
+        # competitions and --folds call main(args) from their own command line on purpose
+        if isinstance(args, (dict, Namespace)):
+            self.config = parser.parse_object(args)
+        else:
+            self.config = parser.parse_args(args)
+
+    def instantiate_trainer(self, **kwargs: Any) -> L.Trainer | None:
         cfg = self.config
+        if cfg.folds:
+            return None  # each fold's run builds its own trainer
         self.run, csv = plan_run(cfg, self.model)
         loggers: list[Logger] = [csv]
         if cfg.wandb:
@@ -159,11 +177,23 @@ def _resolve_resume(ckpt_path: str | None, experiment: Path) -> tuple[str | None
 
 
 def _wandb_logger(project: str, name: str, run_dir: Path) -> Logger:
+    """The run's W&B logger. Its run id is kept in ``run_dir/wandb_id``: a resumed run (the
+    same folder) and a DDP process other than rank 0 find it there and continue that W&B run,
+    online or offline; a new folder draws a new id."""
+    import wandb
     from lightning.pytorch.loggers import WandbLogger
 
+    id_file = run_dir / WANDB_ID_FILE
+    if id_file.is_file():
+        run_id = id_file.read_text().strip()
+    else:
+        run_id = wandb.util.generate_id()
+        if int(os.environ.get("LOCAL_RANK", 0)) == 0 and int(os.environ.get("NODE_RANK", 0)) == 0:
+            with atomic_write(id_file) as f:
+                f.write(run_id + "\n")
     offline = not wandb_key_available()
-    return WandbLogger(project=project, name=f"{name}/{run_dir.name}", save_dir=str(run_dir),
-                       offline=offline, log_model=False)  # fmt: skip
+    return WandbLogger(project=project, name=f"{name}/{run_dir.name}", save_dir=str(run_dir), id=run_id,
+                       resume="allow", offline=offline, log_model=False)  # fmt: skip
 
 
 def wandb_key_available() -> bool:
@@ -194,6 +224,7 @@ def main(args: list[str] | None = None, one_line_errors: bool = False) -> dict[s
     """Fit, test, write ``metrics.json``; returns the summary. With ``one_line_errors`` (the
     command line) a configuration or data error, or a diverged loss, exits with one line."""
     keep_allocations_on_heap()
+    quiet_console()
     with user_errors_as_one_line(one_line_errors):
         return _fit(args, exit_on_error=not one_line_errors)
 
@@ -217,6 +248,8 @@ def make_cli(args: list[str] | None = None, exit_on_error: bool = True) -> ZooCL
 
 def _fit(args: list[str] | None, exit_on_error: bool = True) -> dict[str, Any] | None:
     cli = make_cli(args, exit_on_error)
+    if cli.config.folds:
+        return _fit_folds(cli, args, exit_on_error)
     trainer, model, data, run = cli.trainer, cli.model, cli.datamodule, cli.run
     try:
         trainer.fit(model, datamodule=data, ckpt_path=run.resume_from)
@@ -228,7 +261,8 @@ def _fit(args: list[str] | None, exit_on_error: bool = True) -> dict[str, Any] |
     # testing a checkpoint restores the callbacks' states from it too: the report's figures of
     # the whole run would become those of the best epoch
     trained = run.report.state_dict()
-    results = trainer.test(model, datamodule=data, ckpt_path="best" if best else None, verbose=False)
+    # the best checkpoint by its path: "best" would warn that there are two ModelCheckpoints
+    results = trainer.test(model, datamodule=data, ckpt_path=best or None, verbose=False)
     run.report.load_state_dict(trained)
     test_metrics = {k: float(v) for k, v in (results[0] if results else {}).items()}
     summary = run.report.summary(trainer, test_metrics, model.monitor[0])
@@ -239,8 +273,54 @@ def _fit(args: list[str] | None, exit_on_error: bool = True) -> dict[str, Any] |
     return summary
 
 
+def _fit_folds(cli: ZooCLI, args: list[str] | None, exit_on_error: bool) -> dict[str, Any]:
+    """``--folds K``: the data module's training rows in K folds (stratified by label when it
+    gives labels), saved in ``<root>/<name>_cv<K>/folds.csv`` (a rerun uses the same folds),
+    then one run per fold (``<root>/<name>_cv<K>/fold<k>/version_N``) validating on that fold
+    and testing on the test set; ``cv.json`` holds each fold's metrics, their mean and std."""
+    cfg, data = cli.config, cli.datamodule
+    k = cfg.folds
+    if not (hasattr(data, "fold_rows") and hasattr(data, "folds_file")):
+        raise ValueError(f"--folds: {type(data).__name__} cannot hold out folds (it has no fold_rows and "
+                         "fold/folds_file arguments)")  # fmt: skip
+    if cfg.ckpt_path:
+        raise ValueError("--folds with --ckpt_path: resume one fold's run instead (--trainer.default_root_dir "
+                         "<root>/<name>_cv<K> --name fold<k> --ckpt_path last, its data options)")  # fmt: skip
+    name = cfg.name or _default_name(cfg)
+    cv_dir = Path(cfg.trainer.default_root_dir or "runs") / f"{name}_cv{k}"
+    ids, labels = data.fold_rows()
+    folds_file = (cv_dir / "folds.csv").resolve()
+    load_or_make_folds(folds_file, ids, k, seed=getattr(data, "seed", 0), labels=labels)
+    argv = _without_folds(list(sys.argv[1:] if args is None else args))
+
+    def args_of_fold(fold: int) -> list[str]:
+        return [*argv, "--folds", "0", "--trainer.default_root_dir", str(cv_dir), "--name", f"fold{fold}",
+                "--data.init_args.folds_file", str(folds_file), "--data.init_args.fold", str(fold)]  # fmt: skip
+
+    summaries = fit_folds(lambda a: _fit(a, exit_on_error), args_of_fold, range(k))
+    result = {"name": name, "folds_file": str(folds_file), **cv_summary(summaries)}
+    with atomic_write(cv_dir / "cv.json") as f:
+        json.dump(result, f, indent=2, allow_nan=True)
+        f.write("\n")
+    result["cv_file"] = str(cv_dir / "cv.json")
+    _print_cv_table(f"{name}: {k}-fold cross-validation", result)
+    return result
+
+
+def _without_folds(argv: list[str]) -> list[str]:
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--folds":
+            skip = True
+        elif not a.startswith("--folds="):
+            out.append(a)
+    return out
+
+
 #: what a new run writes before its first checkpoint
-_EARLY_FILES = {"config.yaml", "hparams.yaml", "metrics.csv"}
+_EARLY_FILES = {"config.yaml", "hparams.yaml", "metrics.csv", WANDB_ID_FILE}
 
 
 def _discard_if_unresumable(run_dir: Path) -> None:
@@ -268,6 +348,21 @@ def _print_table(name: str, summary: dict[str, Any]) -> None:
         rows[key] = summary[key]
     for k, v in rows.items():
         table.add_row(k, f"{v:.4f}" if isinstance(v, float) else str(v))
+    Console(file=sys.stdout).print(table)
+
+
+def _print_cv_table(title: str, result: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    table.add_column("metric")
+    for f in result["folds"]:
+        table.add_column(f"fold {f['fold']}", justify="right")
+    table.add_column("mean", justify="right")
+    table.add_column("std", justify="right")
+    for key, mean in result["mean"].items():
+        table.add_row(key, *(f"{f[key]:.4f}" for f in result["folds"]), f"{mean:.4f}", f"{result['std'][key]:.4f}")
     Console(file=sys.stdout).print(table)
 
 

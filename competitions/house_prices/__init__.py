@@ -24,16 +24,21 @@ class HousePrices(Competition):
     score_key = "test/rmse"  # the RMSE of log prices on the held-out fold
     stratify = False
     files = {"train": tuple(n[0] for n in NAMINGS), "test": tuple(n[1] for n in NAMINGS)}
+    id_col, target = ID, TARGET
     header = [ID, TARGET]
 
     def read(self, data_dir: Path, found: dict[str, Path], sample: Path | None) -> Prepared:
-        train, test = read_csv(found["train"]), read_csv(found["test"])  # names the file: no rows, not UTF-8
+        # names the file when it has no rows or is not UTF-8; types decided on all rows, not per chunk
+        train, test = read_csv(found["train"], low_memory=False), read_csv(found["test"], low_memory=False)
+        id_col, target = self.id_col, self.target
         problems = Problems()
-        for frame, path, required in ((train, found["train"], (ID, TARGET)), (test, found["test"], (ID,))):
+        for frame, path, required in ((train, found["train"], (id_col, target)), (test, found["test"], (id_col,))):
             problems.add_each(f"{path.name}: missing column", [c for c in required if c not in frame.columns])
-            if ID in frame.columns:
-                problems.add_each(f"{path.name}: duplicate {ID}", frame[ID][frame[ID].duplicated()].unique())
-        features = [c for c in train.columns if c not in (ID, TARGET)]
+            if id_col in frame.columns:
+                problems.add_each(
+                    f"{path.name}: duplicate {id_col}", frame[id_col][frame[id_col].duplicated()].unique()
+                )
+        features = [c for c in train.columns if c not in (id_col, target)]
         problems.add_each(f"{found['test'].name}: missing column (present in {found['train'].name})",
                           [c for c in features if c not in test.columns])  # fmt: skip
         numeric = train[features].select_dtypes("number").columns
@@ -41,13 +46,13 @@ class HousePrices(Competition):
             f"{found['test'].name}: text in a numeric column",
             [c for c in numeric if c in test.columns and not pd.api.types.is_numeric_dtype(test[c])],
         )
-        if TARGET in train.columns:
-            price = pd.to_numeric(train[TARGET], errors="coerce")
-            bad = train[ID][~(price > 0)] if ID in train.columns else train.index[~(price > 0)]
-            problems.add_each(f"{found['train'].name}: {TARGET} not a positive number, rows with {ID}", bad)
+        if target in train.columns:
+            price = pd.to_numeric(train[target], errors="coerce")
+            bad = train[id_col][~(price > 0)] if id_col in train.columns else train.index[~(price > 0)]
+            problems.add_each(f"{found['train'].name}: {target} not a positive number, rows with {id_col}", bad)
         problems.raise_if_any(str(data_dir))
-        return Prepared(train=pd.DataFrame({"id": train[ID].astype(str), "label": train[TARGET]}),
-                        test=pd.DataFrame({"id": test[ID].astype(str)}), header=self.header)  # fmt: skip
+        return Prepared(train=pd.DataFrame({"id": train[id_col].astype(str), "label": train[target]}),
+                        test=pd.DataFrame({"id": test[id_col].astype(str)}), header=self.header)  # fmt: skip
 
     def fold_args(self, work_dir: Path, fold: int) -> list[str]:
         data_dir = load_prepared(work_dir)["data_dir"]

@@ -27,9 +27,9 @@ import pandas as pd
 import yaml
 
 from competitions.kit.fetch import fetch
-from competitions.kit.folds import load_or_make_folds
 from competitions.kit.scorelog import append_score
 from competitions.kit.submission import read_sample, write_submission
+from zoo.run.folds import cv_summary, fit_folds, load_or_make_folds
 from zoo.run.io import atomic_write
 
 
@@ -126,18 +126,25 @@ class Competition:
         recipe = work_dir / "recipe.yaml"
         with atomic_write(recipe) as f:
             yaml.safe_dump(config["fit"], f, sort_keys=False)
-        results = []
-        for k in folds:
-            args = ["--config", str(recipe), *self.fold_args(work_dir, k),
+
+        def args_of_fold(k: int) -> list[str]:
+            return ["--config", str(recipe), *self.fold_args(work_dir, k),
                     "--trainer.default_root_dir", str(work_dir), "--name", f"fold{k}", *overrides]  # fmt: skip
-            summary = zoo_fit(args, one_line_errors=True)
+
+        results = []
+        summaries = fit_folds(lambda args: zoo_fit(args, one_line_errors=True), args_of_fold, folds)
+        for summary in summaries:
             ckpt = summary.get("best_checkpoint") or _last_checkpoint(summary)
             if not ckpt:
-                raise ValueError(f"fold {k} saved no checkpoint (a fast_dev_run?); predict needs one per fold")
-            results.append({"fold": k, "checkpoint": ckpt, "score": summary["test"][self.score_key]})
+                raise ValueError(
+                    f"fold {summary['fold']} saved no checkpoint (a fast_dev_run?); predict needs one per fold"
+                )
+            results.append({"fold": summary["fold"], "checkpoint": ckpt, "score": summary["test"][self.score_key]})
         scores = [r["score"] for r in results]
+        stats = cv_summary(summaries)
         cv_result = {"competition": self.slug, "metric": self.metric, "score_key": self.score_key,
-                     "cv_score": float(np.mean(scores)), "folds": results, "data_dir": info["data_dir"],
+                     "cv_score": float(np.mean(scores)), "cv_std": stats["std"].get(self.score_key),
+                     "folds": results, "mean": stats["mean"], "std": stats["std"], "data_dir": info["data_dir"],
                      "wall_seconds": round(time.perf_counter() - start, 1)}  # fmt: skip
         with atomic_write(work_dir / "cv.json") as f:
             json.dump(cv_result, f, indent=1)

@@ -62,6 +62,10 @@ def user_errors_as_one_line(enabled: bool = True) -> Iterator[None]:
 
 def run_command(main: Callable[[], object]) -> None:
     """What ``if __name__ == "__main__":`` of every command calls: ``main()`` with the user's
-    mistakes as one line (exit status 1), bugs with their traceback."""
+    mistakes as one line (exit status 1), bugs with their traceback; third-party console lines
+    a user cannot act on are dropped (``zoo.run.loggers.quiet_console``)."""
+    from zoo.run.loggers import quiet_console  # here: Lightning's loggers module is slow to import
+
+    quiet_console()
     with user_errors_as_one_line():
         main()

@@ -1,4 +1,7 @@
-"""K-fold splits, stratified by class for classification, saved so reruns use the same folds.
+"""K-fold cross-validation: splits, stratified by class for classification, saved so reruns
+use the same folds, one ``zoo.fit`` run per fold, and the mean and standard deviation of each
+metric over the folds. ``zoo.fit --folds K`` and the competitions (``competitions.kit``) both
+run their folds through this module.
 
 Written here rather than taken from scikit-learn's ``StratifiedKFold``: the zoo does not
 otherwise depend on scikit-learn, and the split is a few lines with a seeded generator.
@@ -6,8 +9,11 @@ otherwise depend on scikit-learn, and the split is a few lines with a seeded gen
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+import statistics
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -59,3 +65,31 @@ def load_or_make_folds(
     with atomic_write(path) as f:
         folds.to_csv(f, index=False)
     return folds
+
+
+def fit_folds(fit: Callable[[list[str]], dict[str, Any] | None], args_of_fold: Callable[[int], list[str]],
+              folds: Iterable[int]) -> list[dict[str, Any]]:  # fmt: skip
+    """One run per fold: ``fit(args_of_fold(k))`` (``zoo.fit``'s main) for each ``k``, in order;
+    returns their summaries with ``fold`` added."""
+    summaries = []
+    for k in folds:
+        summary = fit(args_of_fold(k))
+        if summary is None:
+            raise ValueError(f"fold {k}: the run returned no summary")
+        summaries.append({"fold": k, **summary})
+    return summaries
+
+
+def cv_summary(summaries: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """``{"mean": {metric: m}, "std": {metric: s}, "folds": [...]}`` over the folds' test
+    metrics, best validation metrics and wall seconds. ``std`` is the sample standard deviation
+    (n - 1); with one fold it is NaN."""
+    per_fold = [{**s.get("test", {}), **s.get("best_val", {}), "wall_seconds": s.get("wall_seconds")}
+                for s in summaries]  # fmt: skip
+    names = [k for k in per_fold[0] if all(isinstance(f.get(k), (int, float)) for f in per_fold)] if per_fold else []
+    values = {k: [float(f[k]) for f in per_fold] for k in names}
+    return {
+        "mean": {k: statistics.fmean(v) for k, v in values.items()},
+        "std": {k: statistics.stdev(v) if len(v) > 1 else math.nan for k, v in values.items()},
+        "folds": [{"fold": s["fold"], **f} for s, f in zip(summaries, per_fold)],
+    }

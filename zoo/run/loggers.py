@@ -3,12 +3,16 @@
 Lightning's CSV writer deletes an existing ``metrics.csv`` when it opens a run folder; a run
 resumed with ``--ckpt_path last`` writes into its own folder again, so that would erase the
 log of the epochs before the interruption. This writer continues the file instead.
+
+``quiet_console`` keeps third-party lines a user cannot act on off the console.
 """
 
 from __future__ import annotations
 
 import csv
+import logging
 import os
+import warnings
 
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
@@ -30,3 +34,35 @@ class ResumableCSVLogger(CSVLogger):
             os.makedirs(self.root_dir, exist_ok=True)
             self._experiment = _ContinuingWriter(log_dir=self.log_dir)
         return self._experiment
+
+
+#: Lightning's advert for its cloud logger, printed as an info line by every Trainer
+_LIGHTNING_TIPS = ("💡 Tip: For seamless cloud logging",)
+#: where Lightning's rank-zero info lines are logged (lightning.pytorch sets its own, fabric's is kept)
+_RANK_ZERO_LOGGERS = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero")
+
+
+class _DropTips(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(_LIGHTNING_TIPS)
+
+
+def quiet_console() -> None:
+    """Drop the third-party console lines a zoo user cannot act on, each matched where it is
+    raised, so every other warning and log line still shows. Called by every command's entry
+    point (``zoo.fit``'s ``main``, ``zoo.run.errors.run_command``); calling it again is a no-op.
+
+    * Lightning's litlogger tip (an info line of its rank-zero logger, on every Trainer);
+    * torch 2.10's ``LeafSpec`` deprecation, which Lightning's own ``_pytree`` module triggers
+      (a ``FutureWarning`` attributed to that module only).
+
+    Two more are avoided where the zoo caused them rather than filtered: ``zoo.fit`` tests the
+    best checkpoint by its path (not ``"best"``, which warns about several ``ModelCheckpoint``
+    callbacks) and parses its ``args`` without LightningCLI's warning about ``sys.argv``.
+    """
+    for name in _RANK_ZERO_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _DropTips) for f in logger.filters):
+            logger.addFilter(_DropTips())
+    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+                            category=FutureWarning, module=r"lightning\.pytorch\.utilities\._pytree")  # fmt: skip

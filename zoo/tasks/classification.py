@@ -15,6 +15,9 @@ class Classification(ZooTask):
     """Trains ``arch`` (a registry name, or ``timm/<name>``) on ``(x, y)`` batches.
 
     Logs ``train/loss``, ``train/acc``, ``val/loss``, ``val/acc``, ``test/loss``, ``test/acc``.
+    Every checkpoint also records the data module's class names (``classes``) and evaluation
+    preprocessing (``preprocessing``, see ``datamodules.augment.eval_preprocessing``) when it
+    has them, so ``zoo.predict`` and ``zoo.export`` need only the checkpoint.
 
     Args:
         arch: model name in ``zoo.registry``.
@@ -46,6 +49,8 @@ class Classification(ZooTask):
         # labels come from our own data modules: skip torchmetrics' per-step input checks
         self.val_acc = MulticlassAccuracy(num_classes, average="micro", validate_args=False)
         self.test_acc = MulticlassAccuracy(num_classes, average="micro", validate_args=False)
+        self.classes: list[str] | None = None  # from the data module, or from a checkpoint
+        self.preprocessing: dict | None = None
 
     def _step(self, batch: Any, stage: str) -> torch.Tensor:
         x, y = batch[0], batch[1]
@@ -61,6 +66,26 @@ class Classification(ZooTask):
             self.log(f"{stage}/loss", loss, on_epoch=True, prog_bar=True, sync_dist=True)
             self.log(f"{stage}/acc", acc, on_epoch=True, prog_bar=True)
         return loss
+
+    def on_fit_start(self) -> None:
+        data = self.trainer.datamodule
+        classes, prep = getattr(data, "classes", None), getattr(data, "eval_preprocessing", None)
+        if classes is not None and len(classes) != self.hparams.num_classes:
+            raise ValueError(
+                f"{type(data).__name__} names {len(classes)} classes, the model has {self.hparams.num_classes} outputs"
+            )
+        self.classes = list(classes) if classes is not None else self.classes
+        self.preprocessing = dict(prep) if prep is not None else self.preprocessing
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.classes is not None:
+            checkpoint["classes"] = list(self.classes)
+        if self.preprocessing is not None:
+            checkpoint["preprocessing"] = dict(self.preprocessing)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.classes = checkpoint.get("classes", self.classes)
+        self.preprocessing = checkpoint.get("preprocessing", self.preprocessing)
 
     def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         x = batch[0] if isinstance(batch, (list, tuple)) else batch

@@ -1,0 +1,124 @@
+"""``python -m zoo.export``: an image classifier's checkpoint as an ONNX or TorchScript file.
+
+    python -m zoo.export --ckpt_path runs/cifar10_cpu/version_0/checkpoints/last.ckpt --format onnx --out cifar10.onnx
+
+The exported graph takes ``images``, a float batch ``(B, C, H, W)`` of any size ``B``, already
+preprocessed as the checkpoint's data module did (``zoo.predict`` does it for files; the recipe
+is in the file's metadata), and returns ``logits`` ``(B, classes)`` (softmax them for
+probabilities). ONNX goes through ``torch.onnx.export(dynamo=True)``, PyTorch's maintained
+exporter, and needs the ``export`` extra (``pip install -e ".[export]"``); the class names and
+preprocessing are kept in its ``metadata_props``. TorchScript (``torch.jit.trace``, which
+PyTorch deprecates in favour of ``torch.export``) keeps them as the extra files
+``classes.json`` and ``preprocessing.json``. After writing, the file is loaded back (with
+onnxruntime for ONNX) and its outputs are compared with the checkpoint's on a batch of 3.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from zoo.predict import load_classifier
+from zoo.run.errors import run_command
+from zoo.run.io import atomic_write
+
+FORMATS = ("onnx", "torchscript")
+
+
+def example_input(preprocessing: dict[str, Any], batch: int = 2, image_size: int | None = None) -> torch.Tensor:
+    """A random batch of the shape the model takes, ``(batch, C, H, W)``."""
+    size = image_size or preprocessing.get("image_size")
+    if not size:
+        raise ValueError("the checkpoint records no image size; pass --image_size")
+    return torch.rand(batch, preprocessing.get("in_channels", 3), size, size)
+
+
+def export_onnx(model: nn.Module, x: torch.Tensor, out: str | Path, metadata: dict[str, str]) -> Path:
+    try:
+        import onnx  # noqa: F401  (torch.onnx needs onnx and onnxscript)
+        import onnxscript  # noqa: F401
+    except ImportError as e:
+        raise ValueError(f"--format onnx needs the export extra: pip install -e '.[export]' ({e})") from None
+    program = torch.onnx.export(model, (x,), dynamo=True, input_names=["images"], output_names=["logits"],
+                                dynamic_shapes=({0: torch.export.Dim("batch")},), verbose=False)  # fmt: skip
+    proto = program.model_proto
+    for key, value in metadata.items():
+        proto.metadata_props.add(key=key, value=value)
+    with atomic_write(out, "wb") as f:
+        f.write(proto.SerializeToString())
+    return Path(out)
+
+
+@contextlib.contextmanager
+def _torchscript_deprecation_said() -> Iterator[None]:
+    """torch warns that TorchScript is deprecated at every trace, save and load; the module
+    docstring and docs/using_models.md say it once."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"`torch\.jit\.\w+` is deprecated", category=FutureWarning)
+        yield
+
+
+def export_torchscript(model: nn.Module, x: torch.Tensor, out: str | Path, metadata: dict[str, str]) -> Path:
+    with _torchscript_deprecation_said():
+        traced = torch.jit.trace(model, (x,))
+        with atomic_write(out, "wb") as f:
+            torch.jit.save(traced, f, _extra_files={f"{k}.json": v for k, v in metadata.items()})
+    return Path(out)
+
+
+def run_exported(path: str | Path, fmt: str, x: torch.Tensor) -> torch.Tensor:
+    """The exported file's logits for ``x``: onnxruntime for ONNX, ``torch.jit.load`` for TorchScript
+    (a file this command wrote: TorchScript runs its own graph, so load only files you trust)."""
+    if fmt == "onnx":
+        import onnxruntime as ort
+
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        return torch.from_numpy(session.run(["logits"], {"images": x.numpy()})[0])
+    with torch.inference_mode(), _torchscript_deprecation_said():
+        return torch.jit.load(str(path), map_location="cpu")(x)
+
+
+def export(ckpt_path: str | Path, fmt: str, out: str | Path, image_size: int | None = None) -> tuple[Path, float]:
+    """Write the checkpoint's model as ``fmt`` to ``out``; returns the path and the largest
+    difference from the checkpoint's logits on a random batch of 3 (a batch size other than
+    the traced one, so the batch dimension is checked to be dynamic)."""
+    if fmt not in FORMATS:
+        raise ValueError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
+    if Path(out).is_dir():
+        raise IsADirectoryError(f"--out {out}: is a folder; expected a file name")
+    task = load_classifier(ckpt_path)
+    model = task.model.eval()
+    metadata = {"classes": json.dumps(task.classes), "preprocessing": json.dumps(task.preprocessing),
+                "arch": str(task.hparams.arch), "source_checkpoint": str(ckpt_path)}  # fmt: skip
+    x = example_input(task.preprocessing, 2, image_size)
+    path = (export_onnx if fmt == "onnx" else export_torchscript)(model, x, out, metadata)
+    check = example_input(task.preprocessing, 3, image_size)
+    with torch.inference_mode():
+        expected = model(check)
+    return path, float((run_exported(path, fmt, check) - expected).abs().max())
+
+
+def main(argv: list[str] | None = None) -> Path:
+    p = argparse.ArgumentParser(prog="python -m zoo.export", description="Export an image classifier's "
+                                "checkpoint as ONNX or TorchScript (dynamic batch size).")  # fmt: skip
+    p.add_argument("--ckpt_path", required=True)
+    p.add_argument("--format", choices=FORMATS, default="onnx")
+    p.add_argument("--out", required=True, help="file to write, e.g. model.onnx or model.pt")
+    p.add_argument("--image_size", type=int, help="input side length (default: the checkpoint's)")
+    args = p.parse_args(argv)
+    path, diff = export(args.ckpt_path, args.format, args.out, args.image_size)
+    print(f"wrote {path} ({args.format}); largest difference from the checkpoint's logits: {diff:.2e}", file=sys.stderr)
+    return path
+
+
+if __name__ == "__main__":
+    run_command(main)

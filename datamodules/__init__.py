@@ -2,6 +2,7 @@
 
 from datamodules.airfoil import Airfoil as Airfoil
 from datamodules.base import ZooDataModule
+from datamodules.california_house_prices import CaliforniaHousePrices as CaliforniaHousePrices
 from datamodules.cifar10 import CIFAR10
 from datamodules.detection import Bananas as Bananas
 from datamodules.detection import CocoDetection as CocoDetection

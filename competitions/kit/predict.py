@@ -68,3 +68,42 @@ def predict_folds(checkpoints: list[str], tta: bool) -> tuple[list[str], np.ndar
         total = pred if total is None else total + pred
     assert ids is not None and total is not None, "no checkpoints to predict with"
     return ids, total / len(checkpoints), classes
+
+
+def predict_detection_folds(checkpoints: list[str], nms_threshold: float = 0.5, max_detections: int = 100
+                            ) -> tuple[list, list[dict[str, torch.Tensor]], list[int]]:  # fmt: skip
+    """Test ids, per test image the detections of every fold's model together (in the image's
+    pixels; with several folds, merged by per-class NMS at ``nms_threshold``, best
+    ``max_detections`` kept), and the category ids of the labels (the first fold's data module;
+    every fold must have the same)."""
+    from torchvision.ops import batched_nms
+
+    trainer = L.Trainer(accelerator="auto", devices=1, logger=False, enable_progress_bar=False,
+                        enable_checkpointing=False, enable_model_summary=False)  # fmt: skip
+    ids, categories, merged = None, None, None
+    for ckpt in checkpoints:
+        task, data = load_fold(ckpt)
+        data.setup("predict")
+        fold_categories = getattr(data, "category_ids", None)
+        if getattr(data, "predict_ids", None) is None or fold_categories is None:
+            raise CheckpointError(f"{ckpt}: its data module, {type(data).__name__}, lists no test images "
+                                  "and categories")  # fmt: skip
+        dets = [d for batch in trainer.predict(task, dataloaders=data.predict_dataloader()) for d in batch]
+        if ids is None:
+            ids, categories, merged = list(data.predict_ids), list(fold_categories), [[d] for d in dets]
+        elif list(data.predict_ids) != ids or list(fold_categories) != categories:
+            raise CheckpointError(f"{ckpt}: its data module lists other test images or categories than the "
+                                  "first fold's")  # fmt: skip
+        else:
+            for kept, d in zip(merged, dets, strict=True):
+                kept.append(d)
+    assert ids is not None and merged is not None, "no checkpoints to predict with"
+    out = []
+    for parts in merged:
+        d = {k: torch.cat([p[k] for p in parts]) for k in ("boxes", "scores", "labels")}
+        if len(parts) > 1:  # sorted best first, as NMS returns them
+            keep = batched_nms(d["boxes"].float(), d["scores"].float(), d["labels"], nms_threshold)
+        else:
+            keep = torch.argsort(d["scores"], descending=True)
+        out.append({k: v[keep[:max_detections]] for k, v in d.items()})
+    return ids, out, categories

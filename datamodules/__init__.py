@@ -4,6 +4,7 @@ from datamodules.airfoil import Airfoil as Airfoil
 from datamodules.base import ZooDataModule
 from datamodules.california_house_prices import CaliforniaHousePrices as CaliforniaHousePrices
 from datamodules.cifar10 import CIFAR10
+from datamodules.cowboy import CowboyOutfits as CowboyOutfits
 from datamodules.detection import Bananas as Bananas
 from datamodules.detection import CocoDetection as CocoDetection
 from datamodules.detection import YoloDetection as YoloDetection

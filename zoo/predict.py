@@ -23,6 +23,7 @@ import io
 import sys
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from importlib.util import find_spec
 from pathlib import Path
 
 import cv2
@@ -36,9 +37,10 @@ from zoo.run.errors import run_command
 from zoo.run.io import atomic_write
 from zoo.tasks.classification import Classification
 
-#: a word of the task's class name -> the command that predicts with it
-OTHER_COMMANDS = {"languagemodel": "zoo.generate", "seq2seq": "zoo.translate", "detect": "zoo.detect",
-                  "segment": "zoo.segment", "regression": "zoo.forecast (or a competition's predict)"}  # fmt: skip
+#: a word of a task's class name -> the command that predicts with it
+OTHER_COMMANDS = {"languagemodel": "zoo.generate", "seq2seq": "zoo.translate", "detection": "zoo.detect",
+                  "segmentation": "zoo.segment", "nli": "zoo.nli", "word2vec": "zoo.similar",
+                  "regression": "zoo.forecast"}  # fmt: skip
 
 
 def expand_inputs(inputs: Sequence[str]) -> list[Path]:
@@ -65,10 +67,11 @@ def load_classifier(ckpt_path: str | Path) -> Classification:
     """The classification task of a checkpoint, with its class names and preprocessing."""
     hparams = load_checkpoint(ckpt_path, require=("state_dict", "hyper_parameters"))["hyper_parameters"]
     name = str(hparams.get("_class_path", "")).rsplit(".", 1)[-1]
-    for word, command in OTHER_COMMANDS.items():
-        if word in name.lower():
-            raise CheckpointError(f"{ckpt_path}: holds a {name} model, not an image classifier; "
-                                  f"predict with python -m {command} --ckpt_path {ckpt_path}")  # fmt: skip
+    if name and name != "Classification":
+        command = next((c for word, c in OTHER_COMMANDS.items() if word in name.lower()), None)
+        hint = (f"predict with python -m {command} --ckpt_path {ckpt_path}" if command and find_spec(command)
+                else "zoo.predict classifies images")  # fmt: skip
+        raise CheckpointError(f"{ckpt_path}: holds a {name} model, not an image classifier; {hint}")
     task = load_task(ckpt_path, Classification)
     if task.classes is None or task.preprocessing is None:
         raise CheckpointError(f"{ckpt_path}: records no class names or preprocessing (trained without an image "
@@ -163,8 +166,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
         raise ValueError(f"--top_k and --batch_size must be >= 1, got {args.top_k} and {args.batch_size}")
     if args.out and Path(args.out).is_dir():
         raise IsADirectoryError(f"--out {args.out}: is a folder; expected a CSV file name")
-    files = expand_inputs(args.inputs)
     task = load_classifier(args.ckpt_path)
+    files = expand_inputs(args.inputs)
     rows, skipped = predict(task, files, args.batch_size, args.top_k, args.skip_bad, args.device,
                             progress=not args.no_progress and sys.stderr.isatty())  # fmt: skip
     for item in skipped:

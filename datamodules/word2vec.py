@@ -100,20 +100,23 @@ def negatives(contexts: torch.Tensor, n_context: torch.Tensor, weights: torch.Te
     ``K * n_context[i]`` are used), drawn by ``weights`` and redrawn where one is a context word
     of its row (the course's ``get_negatives``)."""
     n, width = contexts.shape[0], contexts.shape[1] * K
-    need = K * n_context
     out = torch.zeros(n, width, dtype=torch.long)
-    todo = torch.arange(n)
-    while len(todo):
-        missed = []
-        for rows in todo.split(chunk):
-            cand = torch.multinomial(weights, len(rows) * (width + 8), replacement=True, generator=generator)
-            cand = cand.view(len(rows), width + 8)  # (r, C): a few spare draws for the rejected ones
-            ok = ~(cand[:, :, None] == contexts[rows, None, :]).any(-1)  # (r, C): not a context word
-            short = ok.sum(1) < need[rows]
-            order = torch.sort((~ok).to(torch.int8), dim=1, stable=True).indices[:, :width]
-            out[rows] = cand.gather(1, order)
-            missed.append(rows[short])
-        todo = torch.cat(missed)  # rows whose draws held too many context words: draw them again
+    missed = []
+    for rows in torch.arange(n).split(chunk):
+        cand = torch.multinomial(weights, len(rows) * (width + 8), replacement=True, generator=generator)
+        cand = cand.view(len(rows), width + 8)  # (r, C): a few spare draws for the rejected ones
+        ok = ~(cand[:, :, None] == contexts[rows, None, :]).any(-1)  # (r, C): not a context word
+        order = torch.sort((~ok).to(torch.int8), dim=1, stable=True).indices[:, :width]
+        out[rows] = cand.gather(1, order)
+        missed.append(rows[ok.sum(1) < K * n_context[rows]])
+    # rows whose draws held too many context words: drawn from the weights without their contexts,
+    # which is what rejecting and redrawing samples from
+    for rows in torch.cat(missed).split(1024):
+        banned = torch.zeros(len(rows), len(weights) + 1, dtype=torch.bool).scatter_(1, contexts[rows] + 1, True)
+        w = weights.expand(len(rows), -1).masked_fill(banned[:, 1:], 0)  # (r, V); column 0 of banned: the pads
+        if (w.sum(1) == 0).any():
+            raise ValueError("a centre's context words are all the words noise can be drawn from; use a larger corpus")
+        out[rows] = torch.multinomial(w, width, replacement=True, generator=generator)
     return out
 
 

@@ -155,12 +155,14 @@ def test_fit_tiny_ssd_logs_map_and_course_figures_and_saves_classes(tmp_path):
 def test_fit_a_torchvision_detector_on_coco_files(tmp_path):
     data, _ = write_coco(tmp_path / "coco", n=6, size=(96, 80))
     args = ["--model.class_path", "zoo.tasks.Detection", "--model.init_args.arch", "fasterrcnn_mobilenet_v3_large_fpn",
-            "--model.init_args.arch_kwargs", "{min_size: 64, max_size: 96}", "--model.init_args.lr", "0.01",
+            "--model.init_args.arch_kwargs",
+            "{min_size: 64, max_size: 96, rpn_pre_nms_top_n_test: 100, rpn_post_nms_top_n_test: 50}",
+            "--model.init_args.lr", "0.01",
             "--data.class_path", "datamodules.CocoDetection", "--data.init_args.data_dir", str(data),
             "--data.init_args.image_size", "null", "--data.init_args.val_size", "2",
             "--data.init_args.batch_size", "2", "--data.init_args.augment", "flip",
             "--trainer.default_root_dir", str(tmp_path / "runs"), "--trainer.max_epochs", "1",
-            "--trainer.limit_train_batches", "2", "--trainer.enable_progress_bar", "false",
+            "--trainer.limit_train_batches", "1", "--trainer.enable_progress_bar", "false",
             "--trainer.enable_model_summary", "false", "--name", "frcnn"]  # fmt: skip
     summary = fit(args)
     assert {"test/map", "test/map_50", "test/ap_belt", "test/ap_hat"} <= set(summary["test"])

@@ -10,10 +10,21 @@ from zoo.registry import _MODELS, create_model, list_models
 
 IMAGE_SIZES = (12, 16, 28, 32, 64, 96, 128, 224)
 
+#: models called with several inputs: builder arguments, the inputs, the output's shape
+MULTI_INPUT = {
+    "word2vec": ({"vocab_size": 7, "embed_size": 4},
+                 lambda: (torch.randint(7, (2, 1)), torch.randint(7, (2, 5))), (2, 5)),
+    "decomposable_attention": ({"vocab_size": 7, "embed_size": 4, "num_hiddens": 8},
+                               lambda: (torch.randint(7, (2, 5)), torch.randint(7, (2, 4))), (2, 3)),
+}  # fmt: skip
+
 
 def _example(name: str):
     """A model and its smallest valid input: image models are tried at growing sizes."""
     params = inspect.signature(_MODELS[name]).parameters
+    if name in MULTI_INPUT:
+        kwargs, inputs, shape = MULTI_INPUT[name]
+        return create_model(name, **kwargs), inputs(), shape
     if "vocab_size" in params:  # a language model: token ids in, (B, T, vocab) logits out
         model = create_model(name, vocab_size=7, num_hiddens=8)
         return model, torch.randint(0, 7, (2, 5)), (2, 5, 7)

@@ -84,7 +84,7 @@ def plan(entry: dict, args: argparse.Namespace, has_gpu: bool) -> tuple[list[str
     fit += [str(a) for a in entry.get("args", [])]
     if not recipe.is_file():
         return fit, [], f"recipe {entry['recipe']} is missing"
-    if entry["data"] and not (Path(args.data_root) / entry["data"]).is_dir():
+    if entry["data"] and not (ROOT / args.data_root / entry["data"]).is_dir():
         return fit, [], f"needs data: {entry['data']} under --data_root {args.data_root}"
     trainer = (yaml.safe_load(recipe.read_text(encoding="utf-8")) or {}).get("trainer") or {}
     short, epochs = [], int(trainer.get("max_epochs") or 1000)
@@ -102,10 +102,11 @@ def plan(entry: dict, args: argparse.Namespace, has_gpu: bool) -> tuple[list[str
     return fit, short, None
 
 
-def fingerprint(entry: dict, fit: list[str]) -> str:
+def fingerprint(entry: dict) -> str:
+    """Changes when the row's entry or its recipe's text does (not with the machine's paths)."""
     recipe = ROOT / entry["recipe"]
     text = recipe.read_text(encoding="utf-8") if recipe.is_file() else ""
-    return hashlib.sha256(json.dumps([entry, fit, text], sort_keys=True).encode()).hexdigest()[:16]
+    return hashlib.sha256(json.dumps([entry, text], sort_keys=True).encode()).hexdigest()[:16]
 
 
 def read_ours(run_dir: Path, metric: str) -> float:
@@ -149,7 +150,8 @@ def fmt(x: float | None) -> str:
     return f"{x:.2e}" if 0 < abs(x) < 1e-3 else f"{x:.4g}" if abs(x) >= 100 else f"{x:.3f}"
 
 
-def render(entries: list[dict], cache: dict, command: str, here: str) -> str:
+def render(entries: list[dict], cache: dict, commands: dict[str, str], command: str, here: str) -> str:
+    """The page: one row per entry, from its cached result (or why it has none)."""
     lines = [
         "# Reproducing the course's experiments",
         "",
@@ -166,10 +168,12 @@ def render(entries: list[dict], cache: dict, command: str, here: str) -> str:
     for e in entries:
         r = cache.get(e["id"], {})
         notes = [f"**shortened**: {', '.join(r['shortened'])}"] if r.get("shortened") else []
+        if r and r.get("key") != fingerprint(e):
+            notes.append("**stale**: the entry or recipe changed since this result")
         if r.get("skipped") or r.get("error"):
             notes.append(f"{r.get('skipped') or r.get('error')}; run: `{r['command']}`")
         elif not r:
-            notes.append("not run yet")
+            notes.append(f"not run yet; run: `{commands[e['id']]}`")
         if e.get("note"):
             notes.append(e["note"])
         metric = e["metric"] + (f" x {e['scale']}" if e.get("scale") else "")
@@ -184,11 +188,11 @@ def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description="Run the course's experiments and write docs/REPRODUCTION.md.")
     p.add_argument("--registry", default=str(ROOT / "scripts" / "course_experiments.yaml"))
     p.add_argument("--out", default=str(ROOT / "docs" / "REPRODUCTION.md"))
-    p.add_argument("--data_root", default=str(ROOT.parent / "shared" / "data"), help="folder of the data sets")
+    p.add_argument("--data_root", default="../shared/data", help="folder of the data sets (relative: to the repo)")
     p.add_argument("--runs", default=str(ROOT / "runs" / "reproduce"), help="where the runs' folders go")
     p.add_argument("--budget", type=int, default=None, help="cap every run at this many epochs (marked)")
     p.add_argument("--max_batches", type=int, default=None, help="cap batches per epoch and split (marked)")
-    p.add_argument("--only", default="*", help="run only rows whose id matches this glob (others stay as cached)")
+    p.add_argument("--only", nargs="+", default=["*"], help="run only rows whose id matches one of these globs")
     p.add_argument("--force", action="store_true", help="rerun rows even when their cached result is current")
     args = p.parse_args(argv)
     for name in ("budget", "max_batches"):
@@ -201,12 +205,12 @@ def main(argv: list[str] | None = None) -> dict:
     cache = json.loads(cache_path.read_text()) if cache_path.is_file() else {}
     (here, short_here), has_gpu = machine(), torch.cuda.is_available()
     for e in entries:
-        if not fnmatch.fnmatch(e["id"], args.only):
+        if not any(fnmatch.fnmatch(e["id"], pattern) for pattern in args.only):
             continue
         fit, short, why = plan(e, args, has_gpu)
-        key = fingerprint(e, fit)
+        key, cached = fingerprint(e), cache.get(e["id"], {})
         command = "python -m zoo.fit " + shlex.join(fit)
-        if not args.force and cache.get(e["id"], {}).get("key") == key and "ours" in cache[e["id"]]:
+        if not args.force and cached.get("key") == key and cached.get("shortened") == short and "ours" in cached:
             continue
         if why:
             cache[e["id"]] = {"key": key, "skipped": why, "command": command, "shortened": short}
@@ -220,8 +224,10 @@ def main(argv: list[str] | None = None) -> dict:
             json.dump(cache, f, indent=1, sort_keys=True)
     with atomic_write(cache_path) as f:
         json.dump(cache, f, indent=1, sort_keys=True)
+    commands = {e["id"]: "python -m zoo.fit " + shlex.join(plan(e, args, has_gpu)[0]) for e in entries}
+    invoked = "python scripts/reproduce.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     with atomic_write(out) as f:
-        f.write(render(entries, cache, "python scripts/reproduce.py " + shlex.join(argv or sys.argv[1:]), here))
+        f.write(render(entries, cache, commands, invoked, here))
     print(f"wrote {out}")
     return cache
 

@@ -10,6 +10,7 @@ from zoo.models import (  # noqa: F401
     decomposable_attention,
     densenet,
     detectors,
+    fcn,
     finetune,
     googlenet,
     lenet,

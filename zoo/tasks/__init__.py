@@ -6,6 +6,7 @@ from zoo.tasks.classification import Classification
 from zoo.tasks.detection import Detection as Detection
 from zoo.tasks.language_model import LanguageModel
 from zoo.tasks.regression import Regression
+from zoo.tasks.segmentation import Segmentation as Segmentation
 from zoo.tasks.seq2seq import Seq2Seq as Seq2Seq
 from zoo.tasks.word2vec import Word2Vec as Word2Vec
 

@@ -202,3 +202,18 @@ def test_class_balanced_sampling_draws_the_rare_class_as_often(tmp_path):
     assert sum(drawn.values()) == 21
     plain = Counter(r.labels[0] if r.labels else -1 for r in records)
     assert plain[1] / 21 < 0.1 and drawn[1] / 21 > 0.25  # 2 of 21 images, drawn about half the time
+
+
+def test_show_augment_draws_the_boxes(tmp_path):
+    from zoo.show_augment import main
+
+    root = write_yolo(tmp_path / "yolo", {"train": 2, "valid": 1})
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(
+        f"data:\n  class_path: datamodules.YoloDetection\n  init_args: {{data_dir: {root}, image_size: 64}}\n"
+    )
+    out = main(
+        ["--config", str(recipe), "--augment", "ssd", "--images", "2", "--draws", "2", "--out", str(tmp_path / "a.png")]
+    )
+    pixels = np.array(Image.open(out).convert("RGB")).reshape(-1, 3).astype(int)
+    assert ((pixels[:, 0] > 240) & (pixels[:, 1] > 240) & (pixels[:, 2] < 30)).sum() > 100  # yellow box edges

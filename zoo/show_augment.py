@@ -6,7 +6,8 @@ them (lecture 36): one row per image, each column another draw of its augmentati
     python -m zoo.show_augment --config configs/cifar10_cpu.yaml --augment course --out course.png
 
 Works with any image data module of a ``zoo.fit`` recipe (only its ``data`` section is used)
-whose training set yields ``(C, H, W)`` tensors.
+whose training set yields ``(C, H, W)`` tensors; a detection data module's boxes are drawn
+where the augmentation moved them (``--augment ssd`` of ``configs/tiny_ssd_banana.yaml``).
 """
 
 from __future__ import annotations
@@ -46,6 +47,18 @@ def to_display(x: torch.Tensor, mean: Any, std: Any) -> torch.Tensor:
     return x.clamp(0, 1)
 
 
+def tile(sample: Any, mean: Any, std: Any) -> torch.Tensor:
+    """One sample for display; a detection sample's boxes (``(image, {"boxes": ...})``) drawn on it."""
+    x = to_display(sample[0], mean, std)
+    target = sample[1] if len(sample) > 1 else None
+    if isinstance(target, dict) and "boxes" in target and len(target["boxes"]):
+        from torchvision.utils import draw_bounding_boxes
+
+        image = (x * 255).round().to(torch.uint8)
+        x = draw_bounding_boxes(image, target["boxes"], colors="yellow", width=2).float() / 255
+    return x
+
+
 def main(argv: list[str] | None = None) -> Path:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--config", required=True, help="a zoo.fit recipe (YAML) with a data section")
@@ -60,11 +73,7 @@ def main(argv: list[str] | None = None) -> Path:
     dm.setup("fit")
     dataset = dm.train_dataloader().dataset
     mean, std = getattr(dm, "mean", None), getattr(dm, "std", None)
-    tiles = [
-        to_display(dataset[i][0], mean, std)
-        for i in range(min(args.images, len(dataset)))
-        for _ in range(args.draws)
-    ]
+    tiles = [tile(dataset[i], mean, std) for i in range(min(args.images, len(dataset))) for _ in range(args.draws)]
     grid = make_grid(torch.stack(tiles), nrow=args.draws, padding=2, pad_value=1.0)
     out = Path(args.out)
     with atomic_write(out, "wb") as f:

@@ -58,8 +58,10 @@ def load_registry(path: Path) -> list[dict]:
             raise ValueError(f"{where}: missing {', '.join(missing)}")
         if e["better"] not in ("higher", "lower"):
             raise ValueError(f"{where}: better must be higher or lower, got {e['better']!r}")
-        if e["course"] is not None and not isinstance(e["course"], (int, float)):
-            raise ValueError(f"{where}: course must be a number or null, got {e['course']!r}")
+        course = e["course"] if isinstance(e["course"], list) else [e["course"]]
+        numbers = 0 < len(course) <= 2 and all(isinstance(c, (int, float)) for c in course)
+        if e["course"] is not None and not numbers:
+            raise ValueError(f"{where}: course must be a number, a [low, high] range or null, got {e['course']!r}")
         if e["id"] in seen:
             raise ValueError(f"{where}: id {e['id']!r} is used twice")
         seen.add(e["id"])
@@ -138,13 +140,19 @@ def run_row(entry: dict, fit: list[str], runs: Path) -> dict:
 
 
 def as_good(entry: dict, ours: float | None) -> str:
+    """Whether ours, to the 3 significant digits the course prints, is at least as good as the
+    course's number (the worse end of a range it printed from two runs)."""
     if ours is None or entry["course"] is None:
         return "-"
-    ok = ours >= entry["course"] if entry["better"] == "higher" else ours <= entry["course"]
+    course = entry["course"] if isinstance(entry["course"], list) else [entry["course"]]
+    ours = float(f"{ours:.3g}")
+    ok = ours >= min(course) if entry["better"] == "higher" else ours <= max(course)
     return "yes" if ok else "no"
 
 
-def fmt(x: float | None) -> str:
+def fmt(x: float | list | None) -> str:
+    if isinstance(x, list):
+        return "-".join(fmt(v) for v in x)
     if x is None:
         return "-"
     return f"{x:.2e}" if 0 < abs(x) < 1e-3 else f"{x:.4g}" if abs(x) >= 100 else f"{x:.3f}"
@@ -171,14 +179,15 @@ def render(entries: list[dict], cache: dict, commands: dict[str, str], command: 
         if r and r.get("key") != fingerprint(e):
             notes.append("**stale**: the entry or recipe changed since this result")
         if r.get("skipped") or r.get("error"):
-            notes.append(f"{r.get('skipped') or r.get('error')}; run: `{r['command']}`")
+            notes.append(f"{r.get('skipped') or r.get('error')}; run: `{commands[e['id']]}`")
         elif not r:
             notes.append(f"not run yet; run: `{commands[e['id']]}`")
         if e.get("note"):
             notes.append(e["note"])
         metric = e["metric"] + (f" x {e['scale']}" if e.get("scale") else "")
+        wall = f"{r['wall_s']:.0f}" if "wall_s" in r else "-"
         cells = [e["lecture"], f"`{Path(e['recipe']).name}`", e["setting"], metric, fmt(e["course"]),
-                 fmt(r.get("ours")), as_good(e, r.get("ours")), fmt(r.get("wall_s")), r.get("machine", "-"),
+                 fmt(r.get("ours")), as_good(e, r.get("ours")), wall, r.get("machine", "-"),
                  r.get("date", "-"), "; ".join(notes)]  # fmt: skip
         lines.append("| " + " | ".join(str(c).replace("|", "/") for c in cells) + " |")
     return "\n".join(lines) + "\n"
@@ -224,7 +233,8 @@ def main(argv: list[str] | None = None) -> dict:
             json.dump(cache, f, indent=1, sort_keys=True)
     with atomic_write(cache_path) as f:
         json.dump(cache, f, indent=1, sort_keys=True)
-    commands = {e["id"]: "python -m zoo.fit " + shlex.join(plan(e, args, has_gpu)[0]) for e in entries}
+    full = argparse.Namespace(**{**vars(args), "budget": None, "max_batches": None})  # the course's setting
+    commands = {e["id"]: "python -m zoo.fit " + shlex.join(plan(e, full, has_gpu)[0]) for e in entries}
     invoked = "python scripts/reproduce.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     with atomic_write(out) as f:
         f.write(render(entries, cache, commands, invoked, here))

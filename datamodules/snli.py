@@ -15,8 +15,10 @@ vectors, and lower-cases for BERT).
 Batches come in two formats:
 
 * ``pair`` (decomposable attention): ``(premises (B, max_len), hypotheses (B, max_len), labels (B,))``,
-  each sentence cut or padded with ``<pad>`` to ``max_len`` (the course's ``truncate_pad``, 50);
-  the vocabulary is the training pairs' (``<unk>``, ``<pad>``, words seen ``min_freq`` times).
+  each sentence cut or padded with ``<pad>`` to ``max_len`` (the course's ``truncate_pad``, 50),
+  then each side cut to the batch's longest sentence (the zoo's model masks ``<pad>``, so only
+  the time changes); the vocabulary is the training pairs' (``<unk>``, ``<pad>``, words seen
+  ``min_freq`` times).
 * ``bert``: ``(tokens (B, T), segments (B, T), valid_lens (B,), labels (B,))`` for
   ``<cls> premise <sep> hypothesis <sep>``, the longer sentence trimmed from its end until the
   pair fits ``max_len`` (the course's ``_truncate_pair_of_tokens``, 128); rows are cut to the
@@ -115,7 +117,7 @@ def read_snli(path: str | Path) -> tuple[list[Example], int]:
             examples.append((premise.lower().split(), hypothesis.lower().split(), LABELS.index(label)))
     for what, numbers in bad.items():
         expected = f"; expected one of {', '.join(LABELS)} or -" if what == "another label" else ""
-        problems.add_each(f"{what}{expected}: line", numbers)
+        problems.add_each(f"{what}{expected}; lines", numbers)
     problems.raise_if_any(str(path))
     return examples, dropped
 
@@ -161,6 +163,18 @@ class BERTPairDataset(TensorDataset):
         tokens, segments, valid_lens, labels = super().__getitems__(indices)
         width = int(valid_lens.max())
         return tokens[:, :width], segments[:, :width], valid_lens, labels
+
+
+class SentencePairDataset(TensorDataset):
+    """``(premises, hypotheses, labels)`` batches, each side cut to its longest sentence."""
+
+    def __init__(self, premises: torch.Tensor, hypotheses: torch.Tensor, labels: torch.Tensor, pad: int) -> None:
+        super().__init__(premises, hypotheses, labels)
+        self.pad = pad
+
+    def __getitems__(self, indices: Sequence[int]) -> tuple[torch.Tensor, ...]:
+        premises, hypotheses, labels = super().__getitems__(indices)
+        return (*(x[:, : max(1, int((x != self.pad).sum(1).max()))] for x in (premises, hypotheses)), labels)
 
 
 class SNLI(ZooDataModule):
@@ -289,7 +303,9 @@ class SNLI(ZooDataModule):
             raise ValueError(f"SNLI: no examples in the {split} split ({self.splits[split]})")
         inputs = self.encode([(p, h) for p, h, _ in examples])
         labels = torch.tensor([y for _, _, y in examples], dtype=torch.long)
-        return (BERTPairDataset if self.input_format == "bert" else TensorDataset)(*inputs, labels)
+        if self.input_format == "bert":
+            return BERTPairDataset(*inputs, labels)
+        return SentencePairDataset(*inputs, labels, self.vocab["<pad>"])
 
     def prepare_data(self) -> None:
         self.paths()

@@ -97,14 +97,6 @@ class BERTModel(nn.Module):
         encoded = self.encoder(tokens, segments, valid_lens)  # (B, T, H)
         return self.mlm(encoded, pred_positions), self.nsp(self.hidden(encoded[:, 0]))  # (B, P, V), (B, 2)
 
-    def example_inputs(self, batch_size: int = 2, num_steps: int = 5) -> tuple[torch.Tensor, ...]:
-        """The smallest valid input that reaches every parameter: tokens, segments, lengths, positions."""
-        vocab = self.encoder.token_embedding.num_embeddings
-        tokens = torch.randint(0, vocab, (batch_size, num_steps))
-        segments = (torch.arange(num_steps) >= num_steps // 2).long().expand(batch_size, -1)
-        valid_lens = torch.full((batch_size,), num_steps)
-        return tokens, segments, valid_lens, torch.tensor([[1, 3]]).expand(batch_size, -1)
-
 
 class BERTClassifier(nn.Module):
     """BERT for a sentence-pair classification: ``(tokens, segments, valid_lens)`` -> logits
@@ -123,11 +115,6 @@ class BERTClassifier(nn.Module):
                 valid_lens: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
         encoded = self.encoder(tokens, segments, valid_lens)  # (B, T, H)
         return self.head(self.hidden(encoded[:, 0]))  # (B, num_classes)
-
-    def example_inputs(self, batch_size: int = 2, num_steps: int = 5) -> tuple[torch.Tensor, ...]:
-        vocab = self.encoder.token_embedding.num_embeddings
-        tokens = torch.randint(0, vocab, (batch_size, num_steps))
-        return tokens, torch.zeros_like(tokens), torch.full((batch_size,), num_steps)
 
 
 @register_model

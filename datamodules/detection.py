@@ -350,20 +350,22 @@ class DetectionData(ZooDataModule):
         class_balanced: class-balanced sampling of training images.
         cache: keep each resized image in memory after its first decode.
         seed: the balanced sampler's (and a seeded validation split's) generator seed.
+        classes: the class names, when a recipe states them (the model is then sized without
+            reading the data, and the data's names must be these); else read from the data.
     """
 
     in_channels = 3
 
     def __init__(self, data_dir: str = "data", image_size: int | None = 256, augment: str = "none",
                  class_balanced: bool = False, cache: bool = False, seed: int = 0, batch_size: int = 32,
-                 num_workers: int = 0, pin_memory: bool = False) -> None:  # fmt: skip
+                 num_workers: int = 0, pin_memory: bool = False, classes: list[str] | None = None) -> None:  # fmt: skip
         super().__init__(batch_size, num_workers, pin_memory)
         self.save_hyperparameters()
         build_augment(augment, image_size)  # fail at parse time, not after reading the data
         self.data_dir = Path(data_dir).expanduser()
         self.image_size, self.augment, self.class_balanced, self.cache = image_size, augment, class_balanced, cache
         self.seed = seed
-        self.classes: list[str] | None = None
+        self.classes: list[str] | None = list(classes) if classes else None
         self._splits: tuple[list, list, list] | None = None
 
     def read_splits(self) -> tuple[list[DetectionRecord], list[DetectionRecord], list[DetectionRecord], list[str]]:
@@ -376,12 +378,14 @@ class DetectionData(ZooDataModule):
             if self.classes is None:
                 self.classes = list(classes)
             elif list(classes) != self.classes:
-                raise DataError(str(self.data_dir), [f"classes {classes} differ from the model's {self.classes}"])
+                why = f"the data's classes {classes} differ from the given ones, {self.classes}"
+                raise DataError(str(self.data_dir), [why])
         return self._splits
 
     @property
     def num_classes(self) -> int:  # read by zoo.fit to size the model, before setup
-        self.splits()
+        if self.classes is None:
+            self.splits()
         return len(self.classes)
 
     def setup(self, stage: str | None = None) -> None:
@@ -481,9 +485,9 @@ class CocoDetection(DetectionData):
                  val_size: int | float = 0.2, seed: int = 0, fold: int | None = None,
                  folds_file: str | None = None, image_size: int | None = 256, augment: str = "none",
                  class_balanced: bool = False, cache: bool = False, batch_size: int = 32,
-                 num_workers: int = 0, pin_memory: bool = False) -> None:  # fmt: skip
+                 num_workers: int = 0, pin_memory: bool = False, classes: list[str] | None = None) -> None:  # fmt: skip
         super().__init__(data_dir, image_size, augment, class_balanced, cache, seed, batch_size, num_workers,
-                         pin_memory)  # fmt: skip
+                         pin_memory, classes)  # fmt: skip
         if (fold is None) != (folds_file is None):
             raise ValueError("give both fold and folds_file, or neither")
         self.annotations, self.images_dir = annotations, images_dir

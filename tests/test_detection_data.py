@@ -191,6 +191,11 @@ def test_bad_coco_annotations_are_named_by_id(tmp_path):
 def test_a_missing_layout_names_what_it_needs(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"YOLO detection set not found: need data.yaml"):
         YoloDetection(str(tmp_path)).setup("fit")
+    root = write_yolo(tmp_path / "yolo", {"train": 2, "valid": 1})
+    given = YoloDetection(str(root), classes=["apple", "pear"])
+    assert given.num_classes == 2  # stated by the recipe: nothing read yet
+    with pytest.raises(DataError, match=r"the data's classes \['banana'\] differ from the given ones"):
+        given.setup("fit")
     with pytest.raises(ValueError, match="unknown detection augmentation 'mixup'"):
         YoloDetection(str(tmp_path), augment="mixup")
 

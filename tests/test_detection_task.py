@@ -28,6 +28,7 @@ def fit_args(data: Path, out: Path, *extra: str) -> list[str]:
     """The TinySSD banana recipe, shrunk to 64-pixel images and a few steps."""
     return ["--config", str(ROOT / "configs/tiny_ssd_banana.yaml"), "--data.init_args.data_dir", str(data),
             "--data.init_args.image_size", "64", "--data.init_args.batch_size", "4",
+            "--data.init_args.classes", "[banana]",
             "--trainer.default_root_dir", str(out), "--trainer.enable_progress_bar", "false",
             "--trainer.enable_model_summary", "false", "--trainer.max_epochs", "2", *extra]  # fmt: skip
 

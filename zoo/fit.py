@@ -16,7 +16,9 @@ import ctypes
 import json
 import os
 import re
+import secrets
 import shutil
+import string
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -180,14 +182,13 @@ def _wandb_logger(project: str, name: str, run_dir: Path) -> Logger:
     """The run's W&B logger. Its run id is kept in ``run_dir/wandb_id``: a resumed run (the
     same folder) and a DDP process other than rank 0 find it there and continue that W&B run,
     online or offline; a new folder draws a new id."""
-    import wandb
     from lightning.pytorch.loggers import WandbLogger
 
     id_file = run_dir / WANDB_ID_FILE
     if id_file.is_file():
         run_id = id_file.read_text().strip()
     else:
-        run_id = wandb.util.generate_id()
+        run_id = "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(8))  # W&B's id form
         if int(os.environ.get("LOCAL_RANK", 0)) == 0 and int(os.environ.get("NODE_RANK", 0)) == 0:
             with atomic_write(id_file) as f:
                 f.write(run_id + "\n")
@@ -270,6 +271,9 @@ def _fit(args: list[str] | None, exit_on_error: bool = True) -> dict[str, Any] |
         if not trainer.fast_dev_run:
             summary["metrics_file"] = str(run.report.write_metrics(summary))
         _print_table(run.name, summary)
+        for logger in trainer.loggers:  # W&B keeps its run open: the next run of this process
+            if type(logger).__name__ == "WandbLogger":  # (a fold, a competition's next fold) needs its own
+                logger.experiment.finish()
     return summary
 
 

@@ -10,7 +10,8 @@ a new lecture adds an entry and a recipe there, not code here. Each row's recipe
 or its last logged value (``metrics.csv``). ``--budget N`` caps every run at N epochs and
 ``--max_batches B`` at B batches per epoch and split: a row so shortened says so in the table.
 Rows whose data is missing under ``--data_root``, or that need a GPU where there is none (unless
-``--max_batches`` shortens them), are not run: the table says why and gives the command.
+``--max_batches`` shortens them or ``--gpu_rows_on_cpu``), are not run: the table says why and gives
+the command.
 Results are kept per row in ``<out>.json``; a rerun runs only rows that are missing there or whose
 entry, recipe or budget changed (``--force`` reruns them all).
 """
@@ -99,8 +100,8 @@ def plan(entry: dict, args: argparse.Namespace, has_gpu: bool) -> tuple[list[str
         for split in ("train", "val", "test"):
             fit += [f"--trainer.limit_{split}_batches", str(args.max_batches)]
         short.append(f"at most {args.max_batches} batches per epoch and split")
-    if entry.get("gpu") and not has_gpu and not args.max_batches:
-        return fit, short, "needs a GPU at the course's setting (or --max_batches to shorten it here)"
+    if entry.get("gpu") and not has_gpu and not (args.max_batches or args.gpu_rows_on_cpu):
+        return fit, short, "needs a GPU at the course's setting (or --gpu_rows_on_cpu, hours each)"
     return fit, short, None
 
 
@@ -203,6 +204,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--max_batches", type=int, default=None, help="cap batches per epoch and split (marked)")
     p.add_argument("--only", nargs="+", default=["*"], help="run only rows whose id matches one of these globs")
     p.add_argument("--force", action="store_true", help="rerun rows even when their cached result is current")
+    p.add_argument("--gpu_rows_on_cpu", action="store_true", help="run rows marked gpu on the CPU too (slow)")
     args = p.parse_args(argv)
     for name in ("budget", "max_batches"):
         if getattr(args, name) is not None and getattr(args, name) < 1:

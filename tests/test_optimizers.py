@@ -34,7 +34,8 @@ CASES = [
 @pytest.mark.parametrize(("name", "step", "hyper", "cls", "torch_kwargs"), CASES, ids=[c[0] for c in CASES])
 def test_scratch_equals_torch_step_for_step(name, step, hyper, cls, torch_kwargs):
     shapes = [(5, 3), (3,)]
-    init = [torch.randn(s, generator=torch.Generator().manual_seed(i), dtype=torch.float64) for i, s in enumerate(shapes)]
+    g = torch.Generator().manual_seed(0)
+    init = [torch.randn(s, generator=g, dtype=torch.float64) for s in shapes]
     ours = [p.clone() for p in init]
     theirs = [torch.nn.Parameter(p.clone()) for p in init]
     opt, states = cls(theirs, **torch_kwargs), []

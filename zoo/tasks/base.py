@@ -8,9 +8,9 @@ course's lecture 12), which needs parameter groups.
 
 Optimizers (lecture 72): torch.optim's SGD (with ``momentum``, or ``nesterov``), Adagrad, RMSprop,
 Adadelta, Adam, AdamW, and ``zoo.ops.optimizers.Yogi`` (torch.optim has none); further settings of
-each (``alpha``, ``rho``, ``betas``, ``eps``) through ``optimizer_kwargs``. Schedules, all per
-step and measured in epochs (fractional where it matters): step, multi-step, cosine (to ``min_lr``
-at ``decay_epochs`` or the end), square root, one-cycle, and a linear warm-up before any of them.
+each (``alpha``, ``rho``, ``betas``, ``eps``) through ``optimizer_kwargs``. Schedules, set per step
+and given in epochs: step, multi-step, cosine (to ``min_lr`` at ``decay_epochs`` or the end), square
+root, one-cycle, and a linear warm-up before any but one-cycle (docs/optimizers.md).
 """
 
 from __future__ import annotations

@@ -139,8 +139,10 @@ def test_faster_coco_eval_map_equals_pycocotools_on_the_same_predictions():
     assert abs(ours["map"].item() - own[0]) < 1e-3 and abs(ours["map_50"].item() - own[1]) < 3e-3
 
 
-def test_fit_tiny_ssd_logs_map_and_course_figures_and_saves_classes(tmp_path):
-    summary = fit_tiny_ssd(tmp_path)
+def test_fit_tiny_ssd_logs_map_and_course_figures_and_saves_classes(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)  # offline: W&B writes its files into the run folder
+    summary = fit_tiny_ssd(tmp_path, "--wandb", "true")
     test, best = summary["test"], summary["best_val"]
     for key in ("test/map", "test/map_50", "test/map_75", "test/ap_banana", "test/class_err", "test/bbox_mae",
                 "test/loss"):  # fmt: skip
@@ -151,6 +153,11 @@ def test_fit_tiny_ssd_logs_map_and_course_figures_and_saves_classes(tmp_path):
     assert task.classes == ["banana"] and task.image_size == 64
     csv = (Path(summary["metrics_file"]).parent / "metrics.csv").read_text().splitlines()[0]
     assert "train/class_err" in csv and "train/bbox_mae" in csv
+    # a few validation images with their predicted and true boxes, as W&B media
+    media = next((tmp_path / "runs").glob("tiny/version_0/wandb/offline-run-*/files/media"))
+    assert list(media.glob("images/val/detections_*.png"))
+    boxes = [json.loads(p.read_text()) for p in media.glob("metadata/boxes2D/val/detections_*.json")]
+    assert any(b["box_data"] for b in boxes) and all(b["class_labels"] == {"0": "banana"} for b in boxes)
 
 
 def test_fit_a_torchvision_detector_on_coco_files(tmp_path):

@@ -1,9 +1,11 @@
 """The Dockerfile installs the project as the README does (no Docker engine here to build it).
 
-What can be checked without an engine is checked: the install commands are the README's,
-the entry point is the README's command, the base image is PyTorch's official CUDA runtime,
-every file the install needs is copied and not excluded by .dockerignore, credentials are
-excluded, and the build context those COPY lines make really is an installable project.
+What can be checked without an engine is checked: the project is installed by the README's
+commands, after torch and torchvision pinned to the versions the tests run with; the base image
+is NVIDIA's CUDA image of the CUDA version that torch wheel is built for; the entry point is the
+README's command; every file the install needs is copied and not excluded by .dockerignore,
+credentials are excluded, and the build context those COPY lines make really is an installable
+project.
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import torch
+import torchvision
 
 ROOT = Path(__file__).parents[1]
 
@@ -41,20 +46,32 @@ def _installs(commands: list[str]) -> list[str]:
     return [c for c in commands if re.match(r"(python3? -m )?pip3? install", c)]
 
 
-def test_install_steps_are_the_readmes():
+def _args() -> dict[str, str]:
+    return dict(arg.split("=", 1) for kind, arg in _instructions() if kind == "ARG" and "=" in arg)
+
+
+def test_install_steps_are_the_readmes_after_the_tested_torch():
     readme = _commands(_readme_block("main-command").replace("\n", " "))
-    docker = [c for kind, arg in _instructions() if kind == "RUN" for c in _commands(arg)]
-    assert _installs(readme) and _installs(docker) == _installs(readme)
+    docker = _installs([c for kind, arg in _instructions() if kind == "RUN" for c in _commands(arg)])
+    assert _installs(readme) and docker[-len(_installs(readme)) :] == _installs(readme)
+    pins = docker[: -len(_installs(readme))]
+    assert pins == ["pip install torch==${TORCH_VERSION} torchvision==${TORCHVISION_VERSION}"]
+    args = _args()
+    assert args["TORCH_VERSION"] == torch.__version__.split("+")[0]  # the torch these tests run on
+    assert args["TORCHVISION_VERSION"] == torchvision.__version__.split("+")[0]
 
 
-def test_entry_point_is_the_readmes_command_and_the_base_is_official():
+def test_entry_point_is_the_readmes_command_and_the_base_matches_torchs_cuda():
     inst = _instructions()
     entry = next(arg for kind, arg in inst if kind == "ENTRYPOINT")
     assert eval(entry) == ["python", "-m", "zoo.fit"]  # exec form, so signals reach Python
     readme = _commands(_readme_block("main-command").replace("\n", " "))
     assert any(c.startswith("python -m zoo.fit --config configs/") for c in readme)
-    base = next(arg for kind, arg in inst if kind == "ARG" and arg.startswith("BASE_IMAGE="))
-    assert re.fullmatch(r"BASE_IMAGE=pytorch/pytorch:[\d.]+-cuda[\d.]+-cudnn\d+-runtime", base)
+    base = re.fullmatch(r"nvidia/cuda:(\d+)\.(\d+)\.\d+-base-ubuntu[\d.]+", _args()["BASE_IMAGE"])
+    assert base, _args()["BASE_IMAGE"]
+    wheel_cuda = torch.__version__.split("+cu")[-1] if "+cu" in torch.__version__ else None
+    if wheel_cuda:  # a CUDA build of torch (e.g. 2.14.1+cu130): the image's CUDA is the wheel's
+        assert base.group(1) + base.group(2) == wheel_cuda
     assert next(arg for kind, arg in inst if kind == "FROM") == "${BASE_IMAGE}"
 
 

@@ -59,7 +59,7 @@ def export_onnx(model: nn.Module, x: torch.Tensor, out: str | Path, metadata: di
 
 
 @contextlib.contextmanager
-def _torchscript_deprecation_said() -> Iterator[None]:
+def quiet_torchscript_deprecation() -> Iterator[None]:
     """torch warns that TorchScript is deprecated at every trace, save and load; the module
     docstring and docs/using_models.md say it once."""
     with warnings.catch_warnings():
@@ -68,7 +68,7 @@ def _torchscript_deprecation_said() -> Iterator[None]:
 
 
 def export_torchscript(model: nn.Module, x: torch.Tensor, out: str | Path, metadata: dict[str, str]) -> Path:
-    with _torchscript_deprecation_said():
+    with quiet_torchscript_deprecation():
         traced = torch.jit.trace(model, (x,))
         with atomic_write(out, "wb") as f:
             torch.jit.save(traced, f, _extra_files={f"{k}.json": v for k, v in metadata.items()})
@@ -83,7 +83,7 @@ def run_exported(path: str | Path, fmt: str, x: torch.Tensor) -> torch.Tensor:
 
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         return torch.from_numpy(session.run(["logits"], {"images": x.numpy()})[0])
-    with torch.inference_mode(), _torchscript_deprecation_said():
+    with torch.inference_mode(), quiet_torchscript_deprecation():
         return torch.jit.load(str(path), map_location="cpu")(x)
 
 

@@ -179,8 +179,8 @@ def yolo_classes(data_yaml: Path) -> list[str]:
 
 @dataclass
 class CocoSet:
-    """A COCO json as read: records in the file's image order, the categories ``[(id, name)]``
-    sorted by id (label ``k`` is the ``k``-th), and every image's file name by id."""
+    """A COCO json as read: records in the file's image order and the categories
+    ``[(id, name)]`` sorted by id (label ``k`` is the ``k``-th)."""
 
     records: list[DetectionRecord]
     categories: list[tuple[int, str]]

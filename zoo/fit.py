@@ -13,6 +13,7 @@ split instead (``zoo.run.folds``) and writes the mean and standard deviation of 
 from __future__ import annotations
 
 import ctypes
+import inspect
 import json
 import os
 import re
@@ -284,7 +285,7 @@ def _fit_folds(cli: ZooCLI, args: list[str] | None, exit_on_error: bool) -> dict
     and testing on the test set; ``cv.json`` holds each fold's metrics, their mean and std."""
     cfg, data = cli.config, cli.datamodule
     k = cfg.folds
-    if not (hasattr(data, "fold_rows") and hasattr(data, "folds_file")):
+    if not (hasattr(data, "fold_rows") and {"fold", "folds_file"} <= set(inspect.signature(type(data)).parameters)):
         raise ValueError(f"--folds: {type(data).__name__} cannot hold out folds (it has no fold_rows and "
                          "fold/folds_file arguments)")  # fmt: skip
     if cfg.ckpt_path:
@@ -294,7 +295,7 @@ def _fit_folds(cli: ZooCLI, args: list[str] | None, exit_on_error: bool) -> dict
     cv_dir = Path(cfg.trainer.default_root_dir or "runs") / f"{name}_cv{k}"
     ids, labels = data.fold_rows()
     folds_file = (cv_dir / "folds.csv").resolve()
-    load_or_make_folds(folds_file, ids, k, seed=getattr(data, "seed", 0), labels=labels)
+    load_or_make_folds(folds_file, ids, k, seed=cfg.data.init_args.get("seed") or 0, labels=labels)
     argv = _without_folds(list(sys.argv[1:] if args is None else args))
 
     def args_of_fold(fold: int) -> list[str]:

@@ -3,6 +3,7 @@ the vocabulary travels in the checkpoint, the neighbours are the cosine ones, mi
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -22,12 +23,20 @@ CONFIGS = Path(__file__).parents[1] / "configs"
 def trained(tmp_path_factory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("w2v")
     data = write_ptb(root / "data", n_train=300, n_other=30)
+    with pytest.MonkeyPatch.context() as mp:  # W&B offline: it writes its files into the run folder
+        mp.setenv("WANDB_SILENT", "true")
+        mp.delenv("WANDB_API_KEY", raising=False)
+        _fit(root, data)
+    return root / "tiny" / "version_0" / "checkpoints" / "last.ckpt", data
+
+
+def _fit(root: Path, data: Path) -> None:
     fit(["--config", str(CONFIGS / "word2vec_ptb.yaml"), "--data.init_args.data_dir", str(data),
          "--data.init_args.min_freq", "1", "--data.init_args.batch_size", "64", "--data.init_args.download", "false",
          "--model.init_args.arch_kwargs", "{embed_size: 8}", "--model.init_args.queries", "[w1, nowhere]",
          "--trainer.max_epochs", "1", "--trainer.default_root_dir", str(root), "--name", "tiny",
-         "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"])  # fmt: skip
-    return root / "tiny" / "version_0" / "checkpoints" / "last.ckpt", data
+         "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
+         "--wandb", "true"])  # fmt: skip
 
 
 def test_checkpoint_keeps_the_vocabulary_and_neighbours_are_cosine(trained, capsys):
@@ -47,6 +56,16 @@ def test_checkpoint_keeps_the_vocabulary_and_neighbours_are_cosine(trained, caps
         assert [n for n, _ in near] == vocab.to_tokens(best.indices.tolist())
         assert [c for _, c in near] == pytest.approx(best.values.tolist(), abs=1e-6)
         assert f"{near[0][0]} {near[0][1]:.3f}" in lines[0 if word == "w1" else 1]
+
+
+def test_validation_logs_the_nearest_words_as_a_wandb_table(trained):
+    ckpt_path, _ = trained
+    tables = list(ckpt_path.parents[1].glob("wandb/offline-run-*/files/media/table/val/similar_*.table.json"))
+    assert tables
+    table = json.loads(tables[0].read_text())
+    assert table["columns"] == ["word", "nearest (cosine)"]
+    assert [row[0] for row in table["data"]] == ["w1"]  # the query outside the vocabulary is left out
+    assert len(table["data"][0][1].split(", ")) == 3
 
 
 def test_unknown_words(trained):

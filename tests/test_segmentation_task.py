@@ -24,7 +24,7 @@ from scripts.make_shapes_segmentation import main as make_shapes
 from zoo.fit import VERSION_ENV
 from zoo.fit import main as fit
 from zoo.run.checkpoint import load_task
-from zoo.tasks import Segmentation
+from zoo.tasks import Segmentation, segmentation
 from zoo.tasks.segmentation import scores
 
 ROOT = Path(__file__).parents[1]
@@ -65,6 +65,24 @@ def test_miou_is_the_whole_splits_from_one_confusion_matrix():
     for x, y in (b1, b2):
         jaccard.update(x.argmax(1), y)
     assert float(jaccard.compute()) == pytest.approx(logged["val/miou"], abs=1e-6)
+
+
+def test_validation_logs_images_with_true_and_predicted_masks(monkeypatch):
+    calls = []
+    monkeypatch.setattr(segmentation, "wandb_logger", lambda trainer: object())  # as if --wandb true
+    monkeypatch.setattr(segmentation, "log_images", lambda trainer, key, images, **kw: calls.append((key, images, kw)))
+    b1 = batch([[0, 1], [2, 2]], [[0, 1], [X, 2]])
+    b2 = batch([[1, 1], [0, 0]], [[1, 0], [0, 0]])
+    task = Segmentation(arch="fcn_resnet18", num_classes=3, arch_kwargs={"width": 4}, class_names=["bg", "a", "b"])
+    task.model = OneHot()
+    trainer = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer.validate(task, dataloaders=DataLoader([b1, b2], batch_size=None), verbose=False)
+    [(key, images, kw)] = calls
+    assert key == "val/masks" and len(images) == 2 and images[0].shape == (2, 2, 3) and images[0].dtype.name == "uint8"
+    first = kw["masks"][0]
+    assert first["predictions"]["mask_data"].tolist() == [[0, 1], [2, 2]]
+    assert first["ground_truth"]["mask_data"].tolist() == [[0, 1], [X, 2]]
+    assert first["predictions"]["class_labels"] == {0: "bg", 1: "a", 2: "b", X: "ignored"}
 
 
 def test_loss_ignores_255_and_absent_classes_leave_the_mean():

@@ -38,6 +38,8 @@ class FCN(nn.Module):
 
     #: the bilinear initialisation (and loaded weights) must survive ZooTask.build_model
     keeps_weights = True
+    #: one logit per class and pixel: (B, C, H, W) at the input's size (what tests/test_models.py checks)
+    dense_output = True
 
     def __init__(self, backbone: nn.Module, num_features: int, num_classes: int) -> None:
         super().__init__()
@@ -112,6 +114,7 @@ class TorchvisionSegmenter(nn.Module):
     weight files load as they are."""
 
     keeps_weights = True  # torchvision's own initialisation or the loaded weights
+    dense_output = True
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()

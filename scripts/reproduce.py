@@ -119,7 +119,8 @@ def read_ours(run_dir: Path, metric: str) -> float:
         if metric not in test:
             raise ValueError(f"{run_dir}/metrics.json: no {metric} (it has {', '.join(test)})")
         return float(test[metric])
-    values = [row[metric] for row in csv.DictReader(open(run_dir / "metrics.csv", newline="")) if row.get(metric)]
+    with open(run_dir / "metrics.csv", newline="") as f:
+        values = [row[metric] for row in csv.DictReader(f) if row.get(metric)]
     if not values:
         raise ValueError(f"{run_dir}/metrics.csv: {metric} was never logged")
     return float(values[-1])
@@ -136,7 +137,12 @@ def run_row(entry: dict, fit: list[str], runs: Path) -> dict:
         last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
         return {**result, "error": f"zoo.fit failed: {last[:200]}"}
     done = sorted((runs / entry["id"]).glob("version_*/metrics.json"), key=lambda p: p.stat().st_mtime)
-    ours = read_ours(done[-1].parent, entry["metric"]) * float(entry.get("scale", 1.0))
+    if not done:
+        return {**result, "error": f"zoo.fit wrote no {runs / entry['id']}/version_*/metrics.json"}
+    try:
+        ours = read_ours(done[-1].parent, entry["metric"]) * float(entry.get("scale", 1.0))
+    except (ValueError, KeyError) as e:  # the registry names a metric this run does not log
+        return {**result, "error": str(e)}
     return {**result, "ours": ours}
 
 

@@ -106,3 +106,14 @@ def test_ours_against_a_number_or_a_range_at_the_printed_precision():
     assert reproduce.as_good(acc, 0.7786) == "yes" and reproduce.as_good(acc, 0.7784) == "no"
     assert reproduce.as_good({"better": "higher", "course": None}, 0.9) == "-"
     assert reproduce.fmt([0.243, 0.245]) == "0.243-0.245" and reproduce.fmt(5e-05) == "5.00e-05"
+
+
+def test_ours_is_read_from_metrics_json_or_the_last_logged_value(tmp_path):
+    (tmp_path / "metrics.json").write_text(json.dumps({"test": {"test/acc": 0.81}}))
+    (tmp_path / "metrics.csv").write_text("epoch,step,train/ppl,val/ppl\n0,9,3.5,\n0,9,,4.0\n1,19,1.25,\n")
+    assert reproduce.read_ours(tmp_path, "test/acc") == 0.81
+    assert reproduce.read_ours(tmp_path, "train/ppl") == 1.25  # the last epoch's, not the best
+    with pytest.raises(ValueError, match="no test/bleu"):
+        reproduce.read_ours(tmp_path, "test/bleu")
+    with pytest.raises(ValueError, match="train/loss was never logged"):
+        reproduce.read_ours(tmp_path, "train/loss")

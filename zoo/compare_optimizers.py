@@ -126,6 +126,8 @@ def main(argv: list[str] | None = None) -> list[Curve]:
                             "--trainer.val_check_interval", str(args.every), "--trainer.enable_progress_bar", "false",
                             "--trainer.callbacks+=zoo.compare_optimizers.LossClock", *fit_args],
                            one_line_errors=True)  # fmt: skip
+        if not summary or "metrics_file" not in summary:
+            raise ValueError(f"{recipe}: the run wrote no metrics (a fast_dev_run writes none)")
         curves.append(read_curve(Path(summary["metrics_file"]).parent, args.metric, name))
     text = table(curves, args.metric)
     plot(curves, out, args.metric)

@@ -18,6 +18,9 @@ def test_recipe_builds(recipe, tmp_path, monkeypatch):
     (tmp_path / "data" / "timemachine.txt").write_text("The Time Machine, by H. G. Wells\n" * 50)
     if "fra_eng" in recipe.stem:  # the translation recipes hold out pairs beyond their training pairs
         (tmp_path / "data" / "fra.txt").write_text("".join(f"Go {i}.\tVa {i} !\n" for i in range(160_000)))
+    if "ptb" in recipe.stem:  # Penn Treebank's three files, one sentence a line
+        for name in ("train", "valid", "test"):
+            (tmp_path / "data" / f"ptb.{name}.txt").write_text(" the cat sat on the mat \n" * 50)
     monkeypatch.chdir(tmp_path)
     cli = make_cli(["--config", str(recipe), "--trainer.default_root_dir", str(tmp_path)])
     assert cli.trainer.max_epochs >= 1

@@ -4,6 +4,7 @@ the vocabulary travels in the checkpoint, the neighbours are the cosine ones, mi
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -76,6 +77,22 @@ def test_unknown_words(trained):
         run_command(lambda: similar(["--ckpt_path", str(ckpt_path), "nowhere", "zilch"]))
     message = str(e.value)
     assert message.startswith("error: none of 'nowhere', 'zilch' is in the model's vocabulary") and "\n" not in message
+
+
+class _Payload:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.mkdir, (str(self.marker),))  # runs if the file is unpickled without weights_only
+
+
+def test_a_crafted_checkpoint_runs_nothing(tmp_path):
+    marker, evil = tmp_path / "pwned", tmp_path / "evil.ckpt"
+    torch.save({"state_dict": {}, "hyper_parameters": {}, "x": _Payload(marker)}, evil)
+    with pytest.raises(SystemExit) as e:
+        run_command(lambda: similar(["--ckpt_path", str(evil), "chip"]))
+    assert str(e.value).startswith(f"error: {evil}: refused to load") and not marker.exists()
 
 
 def test_missing_checkpoint_is_one_line(tmp_path):

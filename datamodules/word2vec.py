@@ -1,7 +1,7 @@
 """Skip-gram training examples from Penn Treebank (the course's book section 14.3, its
 ``load_data_ptb``).
 
-The course's pipeline, vectorised with torch (the course's is Python loops, about a minute on PTB):
+The course's pipeline, vectorised with torch (the course's loops in Python over every word):
 
 1. sentences are PTB's lines; the vocabulary keeps words seen at least ``min_freq`` (10) times
    in the training split, and every ``<unk>`` is dropped from the sentences;

@@ -104,7 +104,7 @@ def course_side(text: str, steps: int) -> dict[str, Any]:
             trainer.step()
             w = mlm_weights_X.reshape(-1)
             real = float((loss.per_element[0] * w).sum() / w.sum())
-            metric.add(float(mlm_l), float(nsp_l), tokens_X.shape[0], 1, real)
+            metric.add(float(mlm_l.detach()), float(nsp_l.detach()), tokens_X.shape[0], 1, real)
             timer.stop()
             step += 1
             if step == steps:

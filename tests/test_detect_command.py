@@ -17,6 +17,7 @@ from test_detection_task import fit_tiny_ssd
 
 from zoo.detect import detect, main
 from zoo.run.checkpoint import load_task
+from zoo.run.errors import user_errors_as_one_line
 from zoo.tasks import Detection
 
 ROOT = Path(__file__).parents[1]
@@ -60,19 +61,26 @@ def test_detect_writes_pngs_and_json_in_original_pixels(checkpoint, tmp_path):
     assert high[0].detections == [] and (tmp_path / "high" / "wide.png").is_file()
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "zoo.detect", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=120)  # fmt: skip
+def _one_line(*args: str) -> str:
+    """The one line the command's error boundary prints for ``args`` (in this process)."""
+    with pytest.raises(SystemExit) as exit_, user_errors_as_one_line():
+        main(list(args))
+    return str(exit_.value)
 
 
 def test_bad_input_is_one_line(checkpoint, tmp_path):
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"\xff\xd8 not really")
-    run = _cli("--ckpt_path", checkpoint, str(broken), "--out", str(tmp_path / "o"))
+    # the real entry point, once: one line on stderr, exit status 1
+    run = subprocess.run([sys.executable, "-m", "zoo.detect", "--ckpt_path", checkpoint, str(broken), "--out",
+                          str(tmp_path / "o")], cwd=ROOT, capture_output=True, text=True, timeout=120)  # fmt: skip
     assert run.returncode == 1 and "broken.jpg: cannot decode" in run.stderr and "Traceback" not in run.stderr
     other = tmp_path / "weights.ckpt"
     torch.save({"state_dict": {}, "hyper_parameters": {"_class_path": "zoo.tasks.Classification"}}, other)
-    run = _cli("--ckpt_path", str(other), str(broken), "--out", str(tmp_path / "o"))
-    assert run.returncode == 1 and "weights.ckpt" in run.stderr and "Traceback" not in run.stderr
-    run = _cli("--ckpt_path", checkpoint, str(broken), "--out", str(tmp_path / "o"), "--score_threshold", "2")
-    assert run.returncode == 1 and "--score_threshold must be in [0, 1]" in run.stderr
+    assert "weights.ckpt" in _one_line("--ckpt_path", str(other), str(broken), "--out", str(tmp_path / "o"))
+    message = _one_line("--ckpt_path", checkpoint, str(broken), "--out", str(tmp_path / "o"), "--score_threshold", "2")
+    assert "--score_threshold must be in [0, 1]" in message
+    (tmp_path / "file").write_text("")
+    assert "is a file; expected a folder" in _one_line(
+        "--ckpt_path", checkpoint, str(broken), "--out", str(tmp_path / "file")
+    )

@@ -142,7 +142,7 @@ def test_faster_coco_eval_map_equals_pycocotools_on_the_same_predictions():
 def test_fit_tiny_ssd_logs_map_and_course_figures_and_saves_classes(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_SILENT", "true")
     monkeypatch.delenv("WANDB_API_KEY", raising=False)  # offline: W&B writes its files into the run folder
-    summary = fit_tiny_ssd(tmp_path, "--wandb", "true")
+    summary = fit_tiny_ssd(tmp_path, "--wandb", "true", "--trainer.max_epochs", "1")
     test, best = summary["test"], summary["best_val"]
     for key in ("test/map", "test/map_50", "test/map_75", "test/ap_banana", "test/class_err", "test/bbox_mae",
                 "test/loss"):  # fmt: skip

@@ -141,3 +141,26 @@ def test_every_parameter_learns(name):
     sum(o.square().mean() for o in outputs).backward()
     assert all(torch.isfinite(o).all() for o in outputs)
     assert not [n for n, p in model.named_parameters() if p.grad is None]
+
+
+def test_pretraining_shows_masked_predictions_to_wandb(tmp_path, monkeypatch):
+    import lightning as L
+
+    import zoo.tasks.bert_pretrain as bert_pretrain
+    from zoo.tasks import BERTPretrain
+
+    tables = []
+    monkeypatch.setattr(bert_pretrain, "log_table", lambda trainer, *args: tables.append(args))
+    write_wiki(tmp_path / "wikitext-2", paragraphs=40)
+    dm = WikiText2BERT(data_dir=str(tmp_path), train_on="valid+test", batch_size=8, max_len=24, min_freq=1,
+                       download=False)  # fmt: skip
+    task = BERTPretrain(vocab_size=dm.vocab_size, arch_kwargs={"num_hiddens": 16, "ffn_num_hiddens": 32},
+                        num_samples=3)  # fmt: skip
+    quiet = dict(logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    L.Trainer(max_epochs=1, limit_train_batches=1, limit_val_batches=1, num_sanity_val_steps=0, **quiet).fit(task, dm)
+    ((key, columns, rows),) = tables
+    assert key == "val/masked_predictions" and columns == ["input", "masked words", "predicted"] and len(rows) == 3
+    first = dm._val.__getitems__([0])
+    assert rows[0][0] == " ".join(dm.vocab.to_tokens(first[0][0, : int(first[2][0])].tolist()))
+    assert rows[0][1].split() == dm.vocab.to_tokens(first[5][0, : int(first[4][0].sum())].tolist())
+    assert all(len(r[1].split()) == len(r[2].split()) >= 1 for r in rows)

@@ -148,3 +148,20 @@ def test_two_process_ddp_logs_the_global_test_accuracy(tmp_path):
     assert metrics["test"]["test/acc"] == pytest.approx(whole, abs=1e-6)
     halves = [_accuracy(task, dm, list(range(r, 40, 2))) for r in (0, 1)]  # DistributedSampler's split
     assert halves[0] != halves[1]  # so a rank's own accuracy would not have passed
+
+
+def test_validation_predictions_go_to_wandb(tmp_path, monkeypatch):
+    import zoo.tasks.nli as nli_task
+
+    tables = []
+    monkeypatch.setattr(nli_task, "log_table", lambda trainer, *args: tables.append(args))
+    dm = SNLI(data_dir=str(write_snli(tmp_path, {"dev": 40, "test": 10})), train_split="dev", val_fraction=0.2,
+              min_freq=1, batch_size=8, download=False)  # fmt: skip
+    task = NLI(vocab_size=dm.vocab_size, arch_kwargs={"embed_size": 4, "num_hiddens": 8}, num_samples=3)
+    quiet = dict(logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    L.Trainer(max_epochs=1, limit_train_batches=1, limit_val_batches=1, num_sanity_val_steps=0, **quiet).fit(task, dm)
+    ((key, columns, rows),) = tables
+    assert key == "val/predictions" and columns[:4] == ["premise", "hypothesis", "label", "predicted"]
+    premise, hypothesis, label = dm.examples()["val"][0]
+    assert rows[0][:3] == [" ".join(premise), " ".join(hypothesis), ["entailment", "contradiction", "neutral"][label]]
+    assert len(rows) == 3 and all(1 / 3 <= r[4] <= 1 for r in rows)

@@ -50,7 +50,8 @@ Pair = tuple[list[str], list[int], bool]
 
 
 def read_paragraphs(text: str) -> list[Paragraph]:
-    """The course's ``_read_wiki``: lines of at least two sentences, lower-cased, as sentences of words."""
+    """The course's ``_read_wiki``: lines of at least two sentences, lower-cased, as sentences of words.
+    (As the course's test, a one-sentence line that ends in `` . `` passes: it adds words, not pairs.)"""
     lines = [line.strip().lower().split(" . ") for line in text.split("\n") if len(line.split(" . ")) >= 2]
     return [[sentence.split() for sentence in line] for line in lines]
 

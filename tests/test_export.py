@@ -12,7 +12,7 @@ import torch
 
 from datamodules.augment import from_preprocessing
 from datamodules.fashion_mnist import CLASSES, read_idx
-from zoo.export import main, run_exported
+from zoo.export import main, quiet_torchscript_deprecation, run_exported
 from zoo.predict import load_classifier
 
 
@@ -41,7 +41,8 @@ def test_exported_outputs_equal_the_checkpoints(fashion_classifier, tmp_path, fm
         meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
     else:
         files = {"classes.json": "", "preprocessing.json": ""}
-        torch.jit.load(str(out), _extra_files=files)
+        with quiet_torchscript_deprecation():
+            torch.jit.load(str(out), _extra_files=files)
         meta = {k.removesuffix(".json"): v for k, v in files.items()}
     assert json.loads(meta["classes"]) == list(CLASSES)
     assert json.loads(meta["preprocessing"]) == task.preprocessing

@@ -40,7 +40,7 @@ def texture(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
 def shape_mask(rng: np.random.Generator, kind: str, h: int, w: int) -> np.ndarray:
     """A filled ``kind`` at a random place, size and rotation, as an ``(h, w)`` bool mask."""
     m = np.zeros((h, w), np.uint8)
-    r = int(rng.uniform(0.3, 0.5) * min(h, w))
+    r = int(rng.uniform(0.25, 0.45) * min(h, w))
     cy, cx = int(rng.uniform(r, h - r)), int(rng.uniform(r, w - r))
     angle = rng.uniform(0, 2 * np.pi)
     if kind == "circle":
@@ -82,7 +82,7 @@ def sample(rng: np.random.Generator, min_size: tuple[int, int], max_size: tuple[
     mask = np.zeros((h, w), np.uint8)
     outline = np.zeros((h, w), bool)
     kernel = np.ones((3, 3), np.uint8)  # a band about 3 pixels wide (VOC's is about 5)
-    for _ in range(int(rng.integers(1, 3))):
+    for _ in range(int(rng.integers(1, 4))):
         label = int(rng.integers(1, len(CLASSES)))
         m = shape_mask(rng, CLASSES[label], h, w)
         colour = rng.uniform(0, 255, 3)

@@ -22,7 +22,9 @@ Batches come in two formats:
 * ``bert``: ``(tokens (B, T), segments (B, T), valid_lens (B,), labels (B,))`` for
   ``<cls> premise <sep> hypothesis <sep>``, the longer sentence trimmed from its end until the
   pair fits ``max_len`` (the course's ``_truncate_pair_of_tokens``, 128); rows are cut to the
-  batch's longest pair. The vocabulary must be the pretraining checkpoint's: ``vocab_from``.
+  batch's longest pair. Fine-tuning needs the pretraining checkpoint's vocabulary: ``vocab_from``
+  (without it, the training pairs' words and BERT's ``<pad> <mask> <cls> <sep>``: a BERT from
+  random weights).
 
 The project's copy (``../shared/data/snli_subset``) holds the first 1,289 dev and 1,277 test rows
 only, in jsonl; train on the dev part there (``train_split: dev``).
@@ -188,8 +190,8 @@ class SNLI(ZooDataModule):
         val_fraction: above 0, validation is this fraction of the training file's examples (seeded),
             held out from training, and ``val_split`` is not read.
         max_len: tokens per sentence (``pair``; course 50) or per pair (``bert``; course 128).
-        min_freq: words rarer in the training pairs become ``<unk>`` (``pair``; course 5).
-        vocab_from: a BERT pretraining checkpoint whose vocabulary to use (``bert``: required).
+        min_freq: words rarer in the training pairs become ``<unk>`` (without ``vocab_from``; course 5).
+        vocab_from: a BERT pretraining checkpoint whose vocabulary to use (``bert``, fine-tuning).
         batch_size: pairs per batch (course: 256 for decomposable attention, 512 for BERT).
         seed: seed of the validation draw.
         download: fetch the course's ``snli_1.0.zip`` (MD5-checked) when no copy is found.
@@ -219,9 +221,6 @@ class SNLI(ZooDataModule):
         self.save_hyperparameters()
         if format not in ("pair", "bert"):
             raise ValueError(f"format must be 'pair' or 'bert', got {format!r}")
-        if format == "bert" and vocab_from is None:
-            raise ValueError("format='bert' needs vocab_from: the BERT pretraining checkpoint whose vocabulary "
-                             "the fine-tuned model reads (the one passed as --model.init_args.pretrained)")  # fmt: skip
         if not 0 <= val_fraction < 1:
             raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
         if max_len < (4 if format == "bert" else 1):
@@ -280,8 +279,9 @@ class SNLI(ZooDataModule):
                 self._vocab = Vocab.from_dict(ckpt["vocab"])
             else:
                 train = self.examples()["train"]
+                reserved = ("<pad>", "<mask>", "<cls>", "<sep>") if self.input_format == "bert" else ("<pad>",)
                 self._vocab = Vocab([t for p, h, _ in train for t in (*p, *h)], min_freq=self.min_freq,
-                                    reserved_tokens=("<pad>",))  # fmt: skip
+                                    reserved_tokens=reserved)  # fmt: skip
         return self._vocab
 
     @property

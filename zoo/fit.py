@@ -367,8 +367,11 @@ def _print_cv_table(title: str, result: dict[str, Any]) -> None:
     table.add_column("mean", justify="right")
     table.add_column("std", justify="right")
     for key, mean in result["mean"].items():
-        table.add_row(key, *(f"{f[key]:.4f}" for f in result["folds"]), f"{mean:.4f}", f"{result['std'][key]:.4f}")
-    Console(file=sys.stdout).print(table)
+        fmt = ".1f" if key == "wall_seconds" else ".4f"
+        cells = [f"{v:{fmt}}" for v in (*(f[key] for f in result["folds"]), mean, result["std"][key])]
+        table.add_row(key, *cells)
+    # a log file or pipe gets the whole table, not one squeezed to 80 columns
+    Console(file=sys.stdout, width=None if sys.stdout.isatty() else 200).print(table)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,14 @@ def test_recipe_builds(recipe, tmp_path, monkeypatch):
     if "ptb" in recipe.stem:  # Penn Treebank's three files, one sentence a line
         for name in ("train", "valid", "test"):
             (tmp_path / "data" / f"ptb.{name}.txt").write_text(" the cat sat on the mat \n" * 50)
+    if "wikitext2" in recipe.stem:  # WikiText-2's valid and test files: paragraphs of two sentences
+        for name in ("valid.txt", "test.txt"):
+            (tmp_path / "data" / name).write_text(" = Title = \n\n" + " the cat sat . the dog ran . \n\n" * 100)
+    if "snli" in recipe.stem:  # SNLI's jsonl dev and test files
+        row = '{"gold_label": "neutral", "sentence1": "A man runs.", "sentence2": "A man sleeps."}\n'
+        (tmp_path / "data" / "snli_1.0").mkdir()
+        for name in ("dev", "test"):
+            (tmp_path / "data" / "snli_1.0" / f"snli_1.0_{name}.jsonl").write_text(row * 20)
     monkeypatch.chdir(tmp_path)
     cli = make_cli(["--config", str(recipe), "--trainer.default_root_dir", str(tmp_path)])
     assert cli.trainer.max_epochs >= 1

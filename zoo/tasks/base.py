@@ -164,6 +164,37 @@ class ZooTask(L.LightningModule):
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         return self.model(*args, **kwargs)
 
+    # -- what a task keeps of its data (vocabularies): from the data module, then in checkpoints --
+    #: data-module attributes the task copies in ``setup`` and stores in every checkpoint, so its
+    #: command needs no data set: name -> the class that rebuilds it (``to_dict``/``from_dict``,
+    #: e.g. a ``Vocab``) or None for a plain value. Vocabularies' sizes must be ``vocab_size``.
+    data_state: dict[str, type | None] = {}
+
+    def setup(self, stage: str) -> None:
+        data = getattr(self.trainer, "datamodule", None)
+        found = {name: getattr(data, name, None) for name in self.data_state}
+        if not self.data_state or any(v is None for n, v in found.items() if self.data_state[n] is not None):
+            return
+        sizes = [len(v) for n, v in found.items() if self.data_state[n] is not None and hasattr(v, "__len__")]
+        expected = self.hparams.get("vocab_size")
+        if sizes and expected is not None and sizes != list(expected if isinstance(expected, (list, tuple))
+                                                             else [expected]):  # fmt: skip
+            raise ValueError(f"the data's vocabulary sizes are {sizes} but the model was built for "
+                             f"vocab_size={expected}")  # fmt: skip
+        for name, value in found.items():
+            setattr(self, name, value)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        for name, kind in self.data_state.items():
+            value = getattr(self, name, None)
+            if value is not None:
+                checkpoint[name] = value.to_dict() if kind is not None else value
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        for name, kind in self.data_state.items():
+            if name in checkpoint:
+                setattr(self, name, kind.from_dict(checkpoint[name]) if kind is not None else checkpoint[name])
+
     # -- steps ---------------------------------------------------------------------------------
     def _step(self, batch: Any, stage: str) -> torch.Tensor | None:
         """One batch of ``stage`` (train, val or test): loss and metrics, logged as ``stage/...``."""

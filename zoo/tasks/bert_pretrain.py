@@ -39,6 +39,7 @@ class BERTPretrain(ZooTask):
     """
 
     monitor = ("val/loss", "min")
+    data_state = {"vocab": Vocab}
 
     def __init__(
         self,
@@ -58,23 +59,6 @@ class BERTPretrain(ZooTask):
                                           for name in names})  # fmt: skip
         self.vocab: Vocab | None = None
         self._samples: list[list[str]] = []
-
-    # -- the vocabulary: from the data module, then in every checkpoint ------------------------
-    def setup(self, stage: str) -> None:
-        vocab = getattr(getattr(self.trainer, "datamodule", None), "vocab", None)
-        if isinstance(vocab, Vocab):
-            if len(vocab) != self.hparams.vocab_size:
-                raise ValueError(f"the data's vocabulary has {len(vocab)} tokens but the model was built for "
-                                 f"vocab_size={self.hparams.vocab_size}")  # fmt: skip
-            self.vocab = vocab
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        if self.vocab is not None:
-            checkpoint["vocab"] = self.vocab.to_dict()
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        if "vocab" in checkpoint:
-            self.vocab = Vocab.from_dict(checkpoint["vocab"])
 
     # -- steps ---------------------------------------------------------------------------------
     def _step(self, batch: Any, stage: str) -> torch.Tensor:

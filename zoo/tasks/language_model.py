@@ -48,6 +48,7 @@ class LanguageModel(ZooTask):
     """
 
     monitor = ("val/ppl", "min")
+    data_state = {"vocab": Vocab, "tokenizer": Tokenizer}
 
     def __init__(
         self,
@@ -68,27 +69,6 @@ class LanguageModel(ZooTask):
         self.vocab: Vocab | None = None
         self.tokenizer: Tokenizer | None = None
         self._states: dict[str, Any] = {}
-
-    def on_fit_start(self) -> None:
-        data = getattr(self.trainer, "datamodule", None)
-        vocab = getattr(data, "vocab", None)
-        if isinstance(vocab, Vocab):
-            if len(vocab) != self.hparams.vocab_size:
-                raise ValueError(f"the data's vocabulary has {len(vocab)} tokens but the model was built for "
-                                 f"vocab_size={self.hparams.vocab_size}")  # fmt: skip
-            self.vocab, self.tokenizer = vocab, getattr(data, "tokenizer", None)
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        if self.vocab is not None:
-            checkpoint["vocab"] = self.vocab.to_dict()
-        if self.tokenizer is not None:
-            checkpoint["tokenizer"] = self.tokenizer.to_dict()
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        if "vocab" in checkpoint:
-            self.vocab = Vocab.from_dict(checkpoint["vocab"])
-        if "tokenizer" in checkpoint:
-            self.tokenizer = Tokenizer.from_dict(checkpoint["tokenizer"])
 
     def _step(self, batch: Any, stage: str) -> torch.Tensor:
         X, Y, reset = batch  # (B, T), (B, T), bool

@@ -55,6 +55,7 @@ class NLI(ZooTask):
     """
 
     monitor = ("val/acc", "max")
+    data_state = {"vocab": Vocab, "input_format": None, "max_len": None}
 
     def __init__(
         self,
@@ -116,16 +117,11 @@ class NLI(ZooTask):
 
     # -- the vocabulary and input format: from the data module, then in every checkpoint -------
     def setup(self, stage: str) -> None:
-        data = getattr(self.trainer, "datamodule", None)
-        vocab = getattr(data, "vocab", None)
-        if isinstance(vocab, Vocab):
-            if self.vocab is not None and vocab != self.vocab:
-                raise ValueError("the data's vocabulary is not the pretrained checkpoint's: pass the "
-                                 "pretraining checkpoint as --data.init_args.vocab_from too")  # fmt: skip
-            if len(vocab) != self.hparams.vocab_size:
-                raise ValueError(f"the data's vocabulary has {len(vocab)} tokens but the model was built for "
-                                 f"vocab_size={self.hparams.vocab_size}")  # fmt: skip
-            self.vocab, self.input_format, self.max_len = vocab, data.input_format, data.max_len
+        vocab = getattr(getattr(self.trainer, "datamodule", None), "vocab", None)
+        if isinstance(vocab, Vocab) and self.vocab is not None and vocab != self.vocab:
+            raise ValueError("the data's vocabulary is not the pretrained checkpoint's: pass the "
+                             "pretraining checkpoint as --data.init_args.vocab_from too")  # fmt: skip
+        super().setup(stage)  # the vocabulary, input format and max_len, kept in every checkpoint
         if stage == "fit" and self.hparams.embedding and self.vocab is not None:
             self._load_embedding(self.hparams.embedding)
 
@@ -143,16 +139,6 @@ class NLI(ZooTask):
         with torch.no_grad():
             table.weight.copy_(vectors)
         log.warning("NLI: %d of %d vocabulary tokens found in %s", found, len(self.vocab), path)
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        if self.vocab is not None:
-            checkpoint["vocab"] = self.vocab.to_dict()
-            checkpoint["input_format"], checkpoint["max_len"] = self.input_format, self.max_len
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        if "vocab" in checkpoint:
-            self.vocab = Vocab.from_dict(checkpoint["vocab"])
-            self.input_format, self.max_len = checkpoint.get("input_format"), checkpoint.get("max_len")
 
     # -- steps ---------------------------------------------------------------------------------
     def _step(self, batch: Any, stage: str) -> torch.Tensor:

@@ -53,6 +53,7 @@ class Seq2Seq(ZooTask):
     """
 
     monitor = ("val/bleu", "max")
+    data_state = {"src_vocab": Vocab, "tgt_vocab": Vocab}
 
     def __init__(
         self,
@@ -82,25 +83,6 @@ class Seq2Seq(ZooTask):
         self.src_vocab: Vocab | None = None
         self.tgt_vocab: Vocab | None = None
         self._samples: list[list[str]] = []
-
-    # -- vocabularies: from the data module, then in every checkpoint ---------------------------
-    def setup(self, stage: str) -> None:
-        data = getattr(self.trainer, "datamodule", None)
-        src, tgt = getattr(data, "src_vocab", None), getattr(data, "tgt_vocab", None)
-        if isinstance(src, Vocab) and isinstance(tgt, Vocab):
-            if (len(src), len(tgt)) != tuple(self.hparams.vocab_size):
-                raise ValueError(f"the data's vocabularies have {len(src)} and {len(tgt)} tokens but the model "
-                                 f"was built for vocab_size={list(self.hparams.vocab_size)}")  # fmt: skip
-            self.src_vocab, self.tgt_vocab = src, tgt
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        if self.src_vocab is not None and self.tgt_vocab is not None:
-            checkpoint["src_vocab"], checkpoint["tgt_vocab"] = self.src_vocab.to_dict(), self.tgt_vocab.to_dict()
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        if "src_vocab" in checkpoint and "tgt_vocab" in checkpoint:
-            self.src_vocab = Vocab.from_dict(checkpoint["src_vocab"])
-            self.tgt_vocab = Vocab.from_dict(checkpoint["tgt_vocab"])
 
     def special(self, token: str) -> int:
         """The target vocabulary's index of ``<bos>``, ``<eos>`` or ``<pad>``."""

@@ -53,6 +53,7 @@ class Word2Vec(ZooTask):
     """
 
     monitor = ("val/loss", "min")
+    data_state = {"vocab": Vocab}
 
     def __init__(
         self,
@@ -70,22 +71,6 @@ class Word2Vec(ZooTask):
         self.num_similar = num_similar
         self.val_loss, self.test_loss = MeanMetric(), MeanMetric()
         self.vocab: Vocab | None = None
-
-    def setup(self, stage: str) -> None:
-        vocab = getattr(getattr(self.trainer, "datamodule", None), "vocab", None)
-        if isinstance(vocab, Vocab):
-            if len(vocab) != self.hparams.vocab_size:
-                raise ValueError(f"the data's vocabulary has {len(vocab)} words but the model was built for "
-                                 f"vocab_size={self.hparams.vocab_size}")  # fmt: skip
-            self.vocab = vocab
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        if self.vocab is not None:
-            checkpoint["vocab"] = self.vocab.to_dict()
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        if "vocab" in checkpoint:
-            self.vocab = Vocab.from_dict(checkpoint["vocab"])
 
     def _step(self, batch: Any, stage: str) -> torch.Tensor:
         center, contexts_negatives, mask, label = batch  # (B, 1), (B, L), (B, L), (B, L)

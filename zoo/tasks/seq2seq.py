@@ -18,13 +18,13 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.loggers import WandbLogger
 from torch import nn
 from torchmetrics import MeanMetric
 from torchmetrics.text import SacreBLEUScore
 
 from datamodules.text import Vocab
 from zoo.ops.decoding import beam_search, greedy_search
+from zoo.run.media import log_table
 from zoo.tasks.base import Init, ZooTask
 
 
@@ -133,11 +133,7 @@ class Seq2Seq(ZooTask):
     def on_validation_epoch_end(self) -> None:
         self._log_bleu("val")
         samples, self._samples = self._samples[: self.num_samples], []
-        if samples and self.trainer.is_global_zero and not self.trainer.sanity_checking:
-            for logger in self.trainer.loggers:
-                if isinstance(logger, WandbLogger):
-                    logger.log_table(key="val/translations", columns=["source", "reference", "translation"],
-                                     data=samples, step=self.global_step)  # fmt: skip
+        log_table(self.trainer, "val/translations", ["source", "reference", "translation"], samples)
 
     def on_test_epoch_end(self) -> None:
         self._log_bleu("test")

@@ -43,7 +43,7 @@ class Segmentation(ZooTask):
     """Trains ``arch`` (a model returning ``(B, num_classes, H, W)`` logits at the input's size)
     on ``(images (B, 3, H, W), masks (B, H, W))`` batches.
 
-    Logs ``train/loss``, ``train/acc`` (labelled pixels of the epoch), ``{val,test}/loss``,
+    Logs ``train/loss``, ``train/acc`` (of the labelled pixels), ``{val,test}/loss``,
     ``{val,test}/acc`` (pixel accuracy) and ``{val,test}/miou``; with ``--wandb true`` a few
     validation images with their true and predicted masks.
 
@@ -81,11 +81,12 @@ class Segmentation(ZooTask):
         x, y = batch[0], batch[1]  # (B, 3, H, W), (B, H, W)
         logits = self.model(x)  # (B, C, H, W)
         loss = F.cross_entropy(logits, y, ignore_index=IGNORE_INDEX)
-        labelled = int((y != IGNORE_INDEX).sum())
-        log = {"on_step": False, "on_epoch": True, "batch_size": max(labelled, 1), "sync_dist": True}
+        # epoch means weighted by images (an int, so no device sync per step; crops have equal sizes)
+        log = {"on_step": False, "on_epoch": True, "batch_size": len(y), "sync_dist": True}
         pred = logits.argmax(1)  # (B, H, W)
         if stage == "train":
-            acc = ((pred == y) & (y != IGNORE_INDEX)).sum() / max(labelled, 1)
+            labelled = y != IGNORE_INDEX
+            acc = ((pred == y) & labelled).sum() / labelled.sum().clamp(min=1)
             self.log_dict({"train/loss": loss, "train/acc": acc}, prog_bar=True, **log)
             return loss
         getattr(self, f"{stage}_confmat").update(pred, y)

@@ -16,6 +16,13 @@ MULTI_INPUT = {
                  lambda: (torch.randint(7, (2, 1)), torch.randint(7, (2, 5))), (2, 5)),
     "decomposable_attention": ({"vocab_size": 7, "embed_size": 4, "num_hiddens": 8},
                                lambda: (torch.randint(7, (2, 5)), torch.randint(7, (2, 4))), (2, 3)),
+    # tokens, segments, valid lengths (and MLM positions): MLM logits (B, P, V), NSP logits after them
+    "bert": ({"vocab_size": 7, "num_hiddens": 8},
+             lambda: (torch.randint(7, (2, 5)), torch.tensor([[0, 0, 0, 1, 1]] * 2), torch.tensor([5, 3]),
+                      torch.tensor([[1, 3], [2, 0]])), (2, 2, 7)),
+    "bert_classifier": ({"vocab_size": 7, "num_hiddens": 8},
+                        lambda: (torch.randint(7, (2, 5)), torch.tensor([[0, 0, 0, 1, 1]] * 2), torch.tensor([5, 3])),
+                        (2, 3)),
 }  # fmt: skip
 
 
@@ -49,7 +56,8 @@ def _example(name: str):
                 model.eval()(x)
         except (RuntimeError, ValueError):
             continue
-        return model.train(), x, (2, 3)
+        dense = getattr(model, "dense_output", False)  # segmentation: logits per pixel at the input's size
+        return model.train(), x, (2, 3, size, size) if dense else (2, 3)
     raise AssertionError(f"{name}: no input size in {IMAGE_SIZES} works")
 
 
@@ -59,16 +67,19 @@ def test_forward_backward(name):
     model, x, shape = _example(name)
     model.train()
     out = model(*x) if isinstance(x, tuple) else model(x)
+    rest: tuple = ()
     if isinstance(out, dict):  # a detector's losses
         out = torch.stack(list(out.values())).sum()
     elif getattr(model, "returns_anchors", False):  # anchors (A, 4), logits (B, A, 3 + 1), offsets (B, A, 4)
         shape, out = (2, len(out[0]), 3 + 1 + 4), torch.cat(out[1:], dim=-1)
     else:
-        out = out[0] if isinstance(out, tuple) else out
+        out, rest = (out[0], out[1:]) if isinstance(out, tuple) else (out, ())
     if shape is not None:
         assert out.shape == shape
     assert torch.isfinite(out).all()
-    out.float().square().mean().backward()
+    # every tensor output (BERT's NSP logits after its MLM logits) takes part in the backward pass
+    extra = sum(o.float().square().mean() for o in rest if torch.is_tensor(o) and o.is_floating_point())
+    (out.float().square().mean() + extra).backward()
     missing = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
     assert not missing, f"no gradient for {missing}"
 

@@ -91,9 +91,9 @@ def plan(entry: dict, args: argparse.Namespace, has_gpu: bool) -> tuple[list[str
         return fit, [], f"needs data: {entry['data']} under --data_root {args.data_root}"
     trainer = (yaml.safe_load(recipe.read_text(encoding="utf-8")) or {}).get("trainer") or {}
     short, epochs = [], int(trainer.get("max_epochs") or 1000)
-    if args.budget and args.budget < epochs:
+    if args.budget and args.budget < epochs and not trainer.get("max_steps"):  # a step-limited run is left whole
         fit += ["--trainer.max_epochs", str(args.budget)]
-        if int(trainer.get("check_val_every_n_epoch", 1)) > args.budget:
+        if int(trainer.get("check_val_every_n_epoch") or 1) > args.budget:
             fit += ["--trainer.check_val_every_n_epoch", str(args.budget)]
         short.append(f"{args.budget} of {epochs} epochs")
     if args.max_batches:

@@ -3,19 +3,15 @@ the whole test split, not of one rank's half, and the checkpoint carries the voc
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
+from ddp import fit_in_subprocess
 from test_bert import write_wiki
 
 from datamodules import WikiText2BERT
-from zoo.fit import VERSION_ENV
 from zoo.run.checkpoint import load_checkpoint, load_task
 from zoo.tasks import BERTPretrain
 
@@ -40,12 +36,7 @@ def test_two_process_ddp_logs_the_global_mlm_and_nsp_losses(tmp_path):
             "--trainer.max_steps", "4", "--trainer.val_check_interval", "2", "--trainer.default_root_dir",
             str(tmp_path), "--name", "ddp", "--trainer.enable_progress_bar", "false", "--trainer.accelerator", "cpu",
             "--trainer.strategy", "ddp", "--trainer.devices", "2"]  # fmt: skip
-    env = {k: v for k, v in os.environ.items() if k != VERSION_ENV}
-    env.update(PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-    run = subprocess.run([sys.executable, "-m", "zoo.fit", *args], cwd=ROOT, env=env, capture_output=True,
-                         text=True, timeout=180)  # fmt: skip
-    assert run.returncode == 0, run.stderr[-3000:]
-    metrics = json.loads((tmp_path / "ddp" / "version_0" / "metrics.json").read_text())
+    metrics = fit_in_subprocess(args, tmp_path / "ddp" / "version_0", timeout=180)
     assert load_checkpoint(metrics["best_checkpoint"])["vocab"]["idx_to_token"][3:5] == ["<cls>", "<sep>"]
 
     task = load_task(metrics["best_checkpoint"], BERTPretrain).eval()

@@ -3,20 +3,16 @@ whole split (every image's boxes gathered before COCO's evaluation), not of one 
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from ddp import fit_in_subprocess
 from test_detection_data import write_yolo
 from test_detection_task import fit_args
 from torchmetrics.detection import MeanAveragePrecision
 
 from datamodules import YoloDetection
 from datamodules.detection import collate
-from zoo.fit import VERSION_ENV
 from zoo.run.checkpoint import load_task
 from zoo.tasks import Detection
 
@@ -35,12 +31,7 @@ def test_two_process_ddp_logs_the_map_of_the_whole_split(tmp_path):
     data = write_yolo(tmp_path / "yolo", {"train": 8, "valid": 6, "test": 6})
     args = fit_args(data, tmp_path, "--name", "ddp", "--trainer.max_epochs", "1", "--data.init_args.batch_size", "2",
                     "--trainer.accelerator", "cpu", "--trainer.strategy", "ddp", "--trainer.devices", "2")  # fmt: skip
-    env = {k: v for k, v in os.environ.items() if k != VERSION_ENV}
-    env.update(PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-    run = subprocess.run([sys.executable, "-m", "zoo.fit", *args], cwd=ROOT, env=env, capture_output=True,
-                         text=True, timeout=240)  # fmt: skip
-    assert run.returncode == 0, run.stderr[-3000:]
-    metrics = json.loads((tmp_path / "ddp" / "version_0" / "metrics.json").read_text())
+    metrics = fit_in_subprocess(args, tmp_path / "ddp" / "version_0", timeout=240)
 
     task = load_task(metrics["best_checkpoint"], Detection).eval()  # epoch 0: the weights validated and tested
     dm = YoloDetection(str(data), image_size=64)

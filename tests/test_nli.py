@@ -4,22 +4,18 @@ fine-tuned checkpoint stands alone), decomposable attention from scratch or from
 
 from __future__ import annotations
 
-import json
-import os
 import random
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import lightning as L
 import pytest
 import torch
+from ddp import fit_in_subprocess
 from test_snli import SUBJECTS, VERBS, write_snli
 
 from datamodules import SNLI
 from datamodules.text import Vocab
-from zoo.fit import VERSION_ENV
 from zoo.fit import main as fit
 from zoo.nli import main as nli
 from zoo.run.checkpoint import CheckpointError, load_checkpoint, load_task
@@ -134,12 +130,7 @@ def test_two_process_ddp_logs_the_global_test_accuracy(tmp_path):
             "--model.init_args.lr", "0.01", "--trainer.max_epochs", "2", "--trainer.default_root_dir", str(tmp_path),
             "--name", "ddp", "--trainer.accelerator", "cpu", "--trainer.strategy", "ddp", "--trainer.devices", "2",
             *QUIET]  # fmt: skip
-    env = {k: v for k, v in os.environ.items() if k != VERSION_ENV}
-    env.update(PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-    run = subprocess.run([sys.executable, "-m", "zoo.fit", *args], cwd=ROOT, env=env, capture_output=True,
-                         text=True, timeout=180)  # fmt: skip
-    assert run.returncode == 0, run.stderr[-3000:]
-    metrics = json.loads((tmp_path / "ddp" / "version_0" / "metrics.json").read_text())
+    metrics = fit_in_subprocess(args, tmp_path / "ddp" / "version_0", timeout=180)
     task = load_task(metrics["best_checkpoint"], NLI).eval()
     dm = SNLI(data_dir=str(data), train_split="dev", val_fraction=0.1, min_freq=1, max_len=8, download=False)
     dm.setup()

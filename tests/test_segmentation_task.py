@@ -4,16 +4,13 @@ validation mIoU is the whole split's."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import lightning as L
 import pytest
 import torch
 import torch.nn.functional as F
+from ddp import fit_in_subprocess
 from torch import nn
 from torch.utils.data import DataLoader
 from torchmetrics.classification import MulticlassJaccardIndex
@@ -21,7 +18,6 @@ from torchmetrics.classification import MulticlassJaccardIndex
 from datamodules import VOCSegmentation
 from scripts.make_shapes_segmentation import CLASSES
 from scripts.make_shapes_segmentation import main as make_shapes
-from zoo.fit import VERSION_ENV
 from zoo.fit import main as fit
 from zoo.run.checkpoint import load_task
 from zoo.tasks import Segmentation, segmentation
@@ -131,12 +127,7 @@ def test_two_process_ddp_logs_the_whole_splits_miou(tmp_path):
     data = shapes(tmp_path / "data")  # 8 validation images halve evenly over 2 ranks: no padding
     args = fit_args(data, tmp_path, "--name", "ddp", "--trainer.max_epochs", "1", "--trainer.accelerator", "cpu",
                     "--trainer.strategy", "ddp", "--trainer.devices", "2")  # fmt: skip
-    env = {k: v for k, v in os.environ.items() if k != VERSION_ENV}
-    env.update(PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-    run = subprocess.run([sys.executable, "-m", "zoo.fit", *args], cwd=ROOT, env=env, capture_output=True,
-                         text=True, timeout=180)  # fmt: skip
-    assert run.returncode == 0, run.stderr[-3000:]
-    metrics = json.loads((tmp_path / "ddp" / "version_0" / "metrics.json").read_text())
+    metrics = fit_in_subprocess(args, tmp_path / "ddp" / "version_0", timeout=180)
     task = load_task(metrics["best_checkpoint"], Segmentation).eval()
     dm = VOCSegmentation(data_dir=str(data), classes=list(CLASSES), crop_size=None, download=False)
     dm.setup()

@@ -3,20 +3,16 @@ whole test split, not of one rank's half."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
+from ddp import fit_in_subprocess
 from test_translation import fit_args, write_counting_pairs
 from torchmetrics.text import SacreBLEUScore
 
 from datamodules import FraEng
-from zoo.fit import VERSION_ENV
 from zoo.run.checkpoint import load_task
 from zoo.tasks import Seq2Seq
 from zoo.tasks.seq2seq import detokenize
@@ -44,12 +40,7 @@ def test_two_process_ddp_logs_the_global_loss_and_bleu(tmp_path):
                     "--model.init_args.arch_kwargs", "{embed_size: 16, num_hiddens: 32, num_layers: 1}",
                     "--model.init_args.beam_size", "2", "--trainer.accelerator", "cpu",
                     "--trainer.strategy", "ddp", "--trainer.devices", "2")  # fmt: skip
-    env = {k: v for k, v in os.environ.items() if k != VERSION_ENV}
-    env.update(PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-    run = subprocess.run([sys.executable, "-m", "zoo.fit", *args], cwd=ROOT, env=env, capture_output=True,
-                         text=True, timeout=180)  # fmt: skip
-    assert run.returncode == 0, run.stderr[-3000:]
-    metrics = json.loads((tmp_path / "ddp" / "version_0" / "metrics.json").read_text())
+    metrics = fit_in_subprocess(args, tmp_path / "ddp" / "version_0", timeout=180)
 
     task = load_task(metrics["best_checkpoint"], Seq2Seq).eval()
     dm = FraEng(data_dir=str(data), num_examples=200, val_size=20, test_size=20)

@@ -3,18 +3,14 @@ split, not of one rank's half."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from ddp import fit_in_subprocess
 from test_word2vec import write_ptb
 
 from datamodules import PTBWord2Vec
-from zoo.fit import VERSION_ENV
 from zoo.run.checkpoint import load_task
 from zoo.tasks import Word2Vec
 from zoo.tasks.word2vec import example_loss
@@ -45,12 +41,7 @@ def test_two_process_ddp_logs_the_global_loss(tmp_path):
             "--trainer.accelerator", "cpu", "--trainer.strategy", "ddp", "--trainer.devices", "2",
             "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
             *[a for k, v in options.items() for a in (f"--data.init_args.{k}", _arg(v))]]  # fmt: skip
-    env = {k: v for k, v in os.environ.items() if k != VERSION_ENV}
-    env.update(PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-    run = subprocess.run([sys.executable, "-m", "zoo.fit", *args], cwd=ROOT, env=env, capture_output=True,
-                         text=True, timeout=240)  # fmt: skip
-    assert run.returncode == 0, run.stderr[-3000:]
-    metrics = json.loads((tmp_path / "ddp" / "version_0" / "metrics.json").read_text())
+    metrics = fit_in_subprocess(args, tmp_path / "ddp" / "version_0", timeout=240)
 
     task = load_task(metrics["best_checkpoint"], Word2Vec).eval()
     whole = _loss(task, dm._test.__getitems__(range(n)))

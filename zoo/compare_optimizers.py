@@ -24,7 +24,7 @@ from pathlib import Path
 import lightning as L
 
 from zoo.run.errors import run_command
-from zoo.run.io import atomic_write
+from zoo.run.io import atomic_write, save_figure
 
 
 class LossClock(L.Callback):
@@ -86,10 +86,7 @@ def plot(curves: list[Curve], path: Path, metric: str) -> Path:
         ax.grid(alpha=0.3)
     by_time.legend(fontsize=8)
     fig.tight_layout()
-    with atomic_write(path, "wb") as f:
-        fig.savefig(f, format="png", dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def table(curves: list[Curve], metric: str) -> str:

@@ -24,7 +24,7 @@ from torch import nn
 from datamodules.sine import NoisySine
 from zoo.run.checkpoint import load_datamodule, load_task
 from zoo.run.errors import run_command
-from zoo.run.io import atomic_write
+from zoo.run.io import save_figure
 from zoo.tasks.regression import Regression
 
 
@@ -76,10 +76,7 @@ def plot(model: nn.Module, data: NoisySine, path: str | Path, steps: Sequence[in
     bottom.set_xlabel("time")
     fig.tight_layout()
     path = Path(path)
-    with atomic_write(path, "wb") as f:
-        fig.savefig(f, format="png", dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def main(argv: list[str] | None = None) -> Path:

@@ -28,7 +28,7 @@ from PIL import Image
 
 from zoo.ops import style
 from zoo.run.errors import run_command
-from zoo.run.io import atomic_write
+from zoo.run.io import atomic_write, save_figure
 
 VGG19_FILE = "vgg19-dcbb9e9d.pth"  # torchvision's name for its ImageNet weights
 GET_WEIGHTS = (f"on a machine with internet, run python -c \"import torch, torchvision; torch.save(torchvision.models."
@@ -111,10 +111,7 @@ def plot_losses(history: dict[str, list[float]], path: Path, title: str) -> Path
     ax.set(xlabel="epoch", ylabel="loss (weighted)", yscale="log", title=title)
     ax.legend()
     fig.tight_layout()
-    with atomic_write(path, "wb") as f:
-        fig.savefig(f, format="png", dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def main(argv: list[str] | None = None) -> dict[str, object]:

@@ -25,7 +25,7 @@ from datamodules.translation import encode, preprocess_nmt, tokenize_nmt
 from zoo.ops.bleu import course_bleu
 from zoo.run.checkpoint import CheckpointError, load_task
 from zoo.run.errors import run_command
-from zoo.run.io import atomic_write
+from zoo.run.io import save_figure
 from zoo.tasks.seq2seq import Seq2Seq, detokenize
 
 
@@ -104,10 +104,7 @@ def plot_attention(results: list[Translation], path: str | Path) -> Path:
         ax.set_xlabel("source")
     axes[0][0].set_ylabel("translation")
     fig.tight_layout()
-    with atomic_write(Path(path), "wb") as f:
-        fig.savefig(f, format="png", dpi=100)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path)
 
 
 def main(argv: list[str] | None = None) -> list[Translation]:

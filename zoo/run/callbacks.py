@@ -12,7 +12,7 @@ from typing import Any
 import lightning as L
 import torch
 
-from zoo.run.io import atomic_write
+from zoo.run.io import atomic_write, save_figure
 
 
 def _scalar(v: Any) -> float | None:
@@ -117,7 +117,4 @@ def plot_curves(history: list[dict[str, float]], path: Path) -> Path:
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
-    with atomic_write(path, "wb") as f:
-        fig.savefig(f, format="png", dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

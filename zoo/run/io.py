@@ -40,6 +40,17 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", **kwargs) -> Iterator
         raise
 
 
+def save_figure(fig: Any, path: str | os.PathLike) -> Path:
+    """A matplotlib figure as a PNG, written atomically, then closed (its memory freed)."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    with atomic_write(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=100)
+    plt.close(fig)
+    return path
+
+
 def read_yaml(path: str | os.PathLike) -> Any:
     """The plain values of a YAML file (``yaml.safe_load``: never Python objects)."""
     try:

@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from competitions.kit import Competition, Prepared, load_prepared
+from competitions.kit import Competition, Prepared
 from competitions.kit.scorelog import append_score
 from competitions.kit.submission import write_detections
 from datamodules.cowboy import CATEGORIES, read_image_list
@@ -63,20 +63,12 @@ class CowboyOutfits(Competition):
                 tta: bool | None = None, output: str | Path | None = None) -> Path:  # fmt: skip
         """Every fold's detections on ``predict.csv`` (``valid.csv`` by default: the public
         leaderboard's images), merged by per-class NMS, as a checked, zipped ``answer.json``."""
-        import json
-
         from competitions.kit.predict import predict_detection_folds
 
         work_dir = Path(work_dir)
         if tta:
             raise ValueError("cowboy: flip TTA is not implemented for detection; predict with --no-tta")
-        if output is not None and Path(output).is_dir():
-            raise IsADirectoryError(f"--output {output}: is a folder; expected the submission's file name")
-        info = load_prepared(work_dir)
-        cv_file = work_dir / "cv.json"
-        if not cv_file.is_file():
-            raise FileNotFoundError(f"{cv_file} not found: run the fit stage first")
-        cv_result = json.loads(cv_file.read_text())
+        info, cv_result = self.fitted(work_dir, output)
         start = time.perf_counter()
         settings = config.get("predict", {})
         ids, dets, category_ids = predict_detection_folds([f["checkpoint"] for f in cv_result["folds"]],

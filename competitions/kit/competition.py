@@ -155,18 +155,24 @@ class Competition:
         return cv_result
 
     # -- stage 3 ---------------------------------------------------------------------------
-    def predict(self, work_dir: str | Path, config: dict[str, Any], config_path: str,
-                tta: bool | None = None, output: str | Path | None = None) -> Path:  # fmt: skip
-        from competitions.kit.predict import predict_folds
-
-        work_dir = Path(work_dir)
-        if output is not None and Path(output).is_dir():  # found out now, not after predicting
+    @staticmethod
+    def fitted(work_dir: Path, output: str | Path | None) -> tuple[dict, dict]:
+        """What predict starts from: prepare's record and the fit stage's ``cv.json`` (with each
+        fold's checkpoint); a folder given as ``--output`` is refused now, not after predicting."""
+        if output is not None and Path(output).is_dir():
             raise IsADirectoryError(f"--output {output}: is a folder; expected the submission's file name")
         info = load_prepared(work_dir)
         cv_file = work_dir / "cv.json"
         if not cv_file.is_file():
             raise FileNotFoundError(f"{cv_file} not found: run the fit stage first")
-        cv_result = json.loads(cv_file.read_text())
+        return info, json.loads(cv_file.read_text())
+
+    def predict(self, work_dir: str | Path, config: dict[str, Any], config_path: str,
+                tta: bool | None = None, output: str | Path | None = None) -> Path:  # fmt: skip
+        from competitions.kit.predict import predict_folds
+
+        work_dir = Path(work_dir)
+        info, cv_result = self.fitted(work_dir, output)
         start = time.perf_counter()
         tta = config.get("predict", {}).get("tta", False) if tta is None else tta
         ids, preds, classes = predict_folds([f["checkpoint"] for f in cv_result["folds"]], tta)

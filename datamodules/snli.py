@@ -45,7 +45,7 @@ import torch
 from datamodules.base import TensorDataset, ZooDataModule, read_text, seeded_split
 from datamodules.download import download, extract, find_data
 from datamodules.problems import DataError, Problems
-from datamodules.text import Vocab
+from datamodules.text import Vocab, read_bert_vocab
 
 log = logging.getLogger(__name__)
 SHARED = Path("../shared/data")  # the project's offline copies, relative to the repository root
@@ -191,7 +191,9 @@ class SNLI(ZooDataModule):
             held out from training, and ``val_split`` is not read.
         max_len: tokens per sentence (``pair``; course 50) or per pair (``bert``; course 128).
         min_freq: words rarer in the training pairs become ``<unk>`` (without ``vocab_from``; course 5).
-        vocab_from: a BERT pretraining checkpoint whose vocabulary to use (``bert``, fine-tuning).
+        vocab_from: the pretrained BERT whose vocabulary to use (``bert``, fine-tuning): a
+            ``BERTPretrain`` checkpoint or the course's ``bert.small``/``bert.base`` zip or folder;
+            ``zoo.fit`` sets it to the model's ``pretrained`` file.
         batch_size: pairs per batch (course: 256 for decomposable attention, 512 for BERT).
         seed: seed of the validation draw.
         download: fetch the course's ``snli_1.0.zip`` (MD5-checked) when no copy is found.
@@ -270,13 +272,7 @@ class SNLI(ZooDataModule):
     def vocab(self) -> Vocab:
         if self._vocab is None:
             if self.vocab_from is not None:
-                from zoo.run.checkpoint import CheckpointError, load_checkpoint
-
-                ckpt = load_checkpoint(self.vocab_from)
-                if "vocab" not in ckpt:
-                    raise CheckpointError(f"{self.vocab_from}: holds no vocabulary (not a BERT pretraining "
-                                          "checkpoint of zoo.tasks.BERTPretrain)")  # fmt: skip
-                self._vocab = Vocab.from_dict(ckpt["vocab"])
+                self._vocab = read_bert_vocab(self.vocab_from)
             else:
                 train = self.examples()["train"]
                 reserved = ("<pad>", "<mask>", "<cls>", "<sep>") if self.input_format == "bert" else ("<pad>",)

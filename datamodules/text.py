@@ -9,11 +9,17 @@ all build on these two pieces, so they hold no data-set-specific logic; a ``Voca
 
 from __future__ import annotations
 
+import json
+import os
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, Literal
+
+from zoo.run.checkpoint import CheckpointError, load_checkpoint
+from zoo.run.io import read_member
 
 Level = Literal["char", "word"]
 UNK = "<unk>"
@@ -152,3 +158,22 @@ class Vocab:
     def __repr__(self) -> str:
         head = ", ".join(repr(t) for t in self.idx_to_token[:8])
         return f"Vocab({len(self)} tokens: {head}{', ...' if len(self) > 8 else ''})"
+
+
+def read_bert_vocab(path: str | os.PathLike) -> Vocab:
+    """The vocabulary of a pretrained BERT: a ``BERTPretrain`` checkpoint's, or the course's
+    ``vocab.json`` (its ``idx_to_token``, ``<unk>`` first) in its zip or folder."""
+    path = Path(path)
+    if path.is_dir() or path.suffix == ".zip":
+        try:
+            tokens = json.loads(read_member(path, "vocab.json"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ValueError(f"{path}: its vocab.json is not JSON ({e})") from e
+        if not (isinstance(tokens, list) and tokens and tokens[0] == UNK):
+            raise ValueError(f"{path}: its vocab.json is not the course's token list ({UNK} first)")
+        return Vocab.from_dict({"idx_to_token": tokens, "unk": UNK})
+    ckpt = load_checkpoint(path)
+    if "vocab" not in ckpt:
+        raise CheckpointError(f"{path}: holds no vocabulary (not a BERT pretraining checkpoint of "
+                              "zoo.tasks.BERTPretrain, nor the course's bert.small/bert.base)")  # fmt: skip
+    return Vocab.from_dict(ckpt["vocab"])

@@ -10,6 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
+from zoo.models.vgg import vgg19_features
 from zoo.ops import style
 from zoo.run.checkpoint import CheckpointError
 from zoo.style_transfer import RANDOM_NOTE
@@ -32,7 +33,7 @@ def test_gram_content_style_and_tv_losses_by_hand():
 
 
 def test_vgg19_layers_and_the_weights_file(tmp_path):
-    net = style.vgg19_features(None)
+    net = vgg19_features(None)
     assert len(net) == 29  # up to style layer 28
     contents, styles = style.extract(net, torch.rand(1, 3, 32, 32))
     assert [s.shape[1] for s in styles] == [64, 128, 256, 512, 512] and contents[0].shape == (1, 512, 4, 4)
@@ -40,11 +41,13 @@ def test_vgg19_layers_and_the_weights_file(tmp_path):
     state = {f"features.{k}": v + 1 for k, v in net.state_dict().items()}
     state["classifier.0.weight"] = torch.zeros(1)
     torch.save(state, tmp_path / "vgg19.pth")
-    loaded = style.vgg19_features(tmp_path / "vgg19.pth")
+    loaded = vgg19_features(tmp_path / "vgg19.pth")
     assert torch.equal(loaded[0].weight, net[0].weight + 1) and not loaded[0].weight.requires_grad
     torch.save({"features.0.weight": torch.zeros(3)}, tmp_path / "other.pth")
-    with pytest.raises(ValueError, match=r"other\.pth: not a VGG-19 state dict"):
-        style.vgg19_features(tmp_path / "other.pth")
+    with pytest.raises(CheckpointError, match=r"other\.pth: not weights of this Sequential: 25 of its 26 tensors "
+                       r"missing \(features.0.bias, features.2.weight, features.2.bias \(\+22 more\)\); 1 of another "
+                       r"shape \(features.0.weight \(3,\) vs \(64, 3, 3, 3\)\)"):
+        vgg19_features(tmp_path / "other.pth")
 
     class Evil:
         def __reduce__(self):
@@ -52,7 +55,7 @@ def test_vgg19_layers_and_the_weights_file(tmp_path):
 
     (tmp_path / "evil.pth").write_bytes(pickle.dumps({"features.0.weight": Evil()}))
     with pytest.raises(CheckpointError, match="evil.pth"):
-        style.vgg19_features(tmp_path / "evil.pth")
+        vgg19_features(tmp_path / "evil.pth")
 
 
 def test_command_with_random_weights_says_so_and_writes_image_and_curve(tmp_path, capsys):
@@ -70,8 +73,27 @@ def test_command_with_random_weights_says_so_and_writes_image_and_curve(tmp_path
 
 
 def test_command_without_weights_says_how_to_get_them(tmp_path, monkeypatch):
-    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
-    with pytest.raises(
-        FileNotFoundError, match=r"no VGG-19 weights.*torchvision\.models\.vgg19\(weights='IMAGENET1K_V1'"
-    ):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    folder = tmp_path / "torch" / "hub" / "checkpoints"
+    file, url = "vgg19-dcbb9e9d.pth", "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"
+    with pytest.raises(CheckpointError, match=rf"weights='IMAGENET1K_V1' for torchvision's vgg19: {file} is not in "
+                       rf"torch hub's cache {folder} .* run `curl -L --create-dirs -o {folder}/{file} {url}`"):
         style_transfer(["--content", "a.jpg", "--style", "b.jpg", "--out", str(tmp_path / "o.png")])
+
+
+def test_command_finds_vgg19_in_torch_hubs_cache(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    folder = tmp_path / "torch" / "hub" / "checkpoints"
+    folder.mkdir(parents=True)
+    torch.manual_seed(0)
+    features = vgg19_features(None)  # torchvision's key names, half precision to keep the file small
+    torch.save({f"features.{k}": v.half() for k, v in features.state_dict().items()}, folder / "vgg19-dcbb9e9d.pth")
+    for name in ("content", "style"):
+        pixels = np.random.default_rng(0).integers(0, 255, (20, 20, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(tmp_path / f"{name}.jpg")
+    result = style_transfer(["--content", str(tmp_path / "content.jpg"), "--style", str(tmp_path / "style.jpg"),
+                             "--out", str(tmp_path / "o.png"), "--size", "16", "16", "--epochs", "1",
+                             "--no_progress"])  # fmt: skip
+    assert not result["random_weights"]
+    assert "VGG-19 weights IMAGENET1K_V1" in capsys.readouterr().out

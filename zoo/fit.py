@@ -115,6 +115,14 @@ class ZooCLI(LightningCLI):
         for fact in DATA_FACTS:
             parser.link_arguments(f"data.{fact}", f"model.init_args.{fact}", apply_on="instantiate")
 
+    def before_instantiate_classes(self) -> None:
+        # a pretrained model's vocabulary is the data's: --model.init_args.pretrained names the file
+        # for both (a BERT fine-tuned on SNLI), unless --data.init_args.vocab_from names one itself
+        model, data = self.config.model.get("init_args"), self.config.data.get("init_args")
+        if model is not None and data is not None and model.get("pretrained") and "vocab_from" in data:
+            if data.vocab_from is None:
+                data.vocab_from = model.pretrained
+
     def parse_arguments(self, parser, args) -> None:
         # as LightningCLI's, without its warning when both ``args`` and ``sys.argv`` are given:
         # competitions and --folds call main(args) from their own command line on purpose

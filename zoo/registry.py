@@ -2,8 +2,8 @@
 
 As in torchvision, architectures are builder functions decorated with ``@register_model``;
 variants are further builders with other defaults, not config trees. Names that start with
-``timm/`` are handed to ``timm.create_model`` so competitions can use any timm backbone; timm
-is imported only then.
+``timm/`` are built by timm (through ``zoo.models.weights``, which finds their pretrained
+files), so competitions can use any timm backbone; timm is imported only then.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import fnmatch
 from collections.abc import Callable
+from types import ModuleType
 
 from torch import nn
 
@@ -31,10 +32,12 @@ def register_model(fn: Callable[..., nn.Module] | None = None, *, name: str | No
     return wrap(fn) if fn is not None else wrap
 
 
-def _load_families() -> None:
+def _load_families() -> ModuleType:
     """Import ``zoo.models``, whose families register their builders (imported here, not at
     the top: the families import this module for ``register_model``)."""
-    import zoo.models  # noqa: F401
+    import zoo.models
+
+    return zoo.models
 
 
 def list_models(pattern: str = "*") -> list[str]:
@@ -45,15 +48,15 @@ def list_models(pattern: str = "*") -> list[str]:
 
 def create_model(name: str, **kwargs) -> nn.Module:
     """Build a registered model (or ``timm/<name>``) with the builder's keyword arguments."""
-    if name.startswith(TIMM_PREFIX):
-        import timm
-
+    if name.startswith(TIMM_PREFIX):  # weights (pretrained=True: timm's own file) through zoo.models.weights
         if "in_channels" in kwargs:  # timm spells it in_chans
             kwargs["in_chans"] = kwargs.pop("in_channels")
-        arch = name[len(TIMM_PREFIX):]
-        if not timm.is_model(arch):
-            raise ValueError(f"unknown timm model {arch!r}; see timm.list_models()")
-        return timm.create_model(arch, **kwargs)
+        weights = kwargs.pop("weights", None)
+        if kwargs.pop("pretrained", False):
+            if weights:
+                raise ValueError(f"{name}: give pretrained=True or weights=<file>, not both")
+            weights = name
+        return _load_families().weights.timm_model(name, weights, **kwargs)
     _load_families()
     if name not in _MODELS:
         close = difflib.get_close_matches(name, list(_MODELS), n=3)

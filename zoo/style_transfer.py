@@ -2,7 +2,7 @@
 Style Transfer"; Gatys et al., 2016).
 
     python -m zoo.style_transfer --content rainier.jpg --style autumn-oak.jpg --out out.png \\
-        --weights vgg19-dcbb9e9d.pth [--size 300 450 --epochs 500]
+        [--weights vgg19-dcbb9e9d.pth --size 300 450 --epochs 500]
 
 The synthesised image starts as the content image and is optimised (Adam, lr 0.3, x0.8 every 50
 epochs, 500 epochs, at 300x450: the course's settings) so that its VGG-19 features match the
@@ -10,8 +10,9 @@ content image's at layer 25 and its Gram matrices match the style image's at lay
 and 28, with a total-variation penalty (weights 1, 1e3, 10: ``zoo.ops.style``). Writes the image
 to ``--out`` and the loss curves beside it (``<out>_loss.png``).
 
-The features need torchvision's ImageNet ``vgg19`` weights, read from a local file (``--weights``,
-or torch hub's cache, where ``torchvision.models.vgg19(weights="IMAGENET1K_V1")`` puts them).
+The features need torchvision's ImageNet ``vgg19`` weights: by default ``IMAGENET1K_V1`` from torch
+hub's cache, where ``torchvision.models.vgg19(weights="IMAGENET1K_V1")`` puts them
+(``$TORCH_HOME/hub/checkpoints/vgg19-dcbb9e9d.pth``), or a local file (``--weights``).
 ``--random_weights`` runs the same optimisation on randomly initialised features instead: it
 exercises the pipeline; it is not the course's style transfer, and the output says so.
 """
@@ -26,32 +27,14 @@ import numpy as np
 import torch
 from PIL import Image
 
+from zoo.models.vgg import vgg19_features
 from zoo.ops import style
 from zoo.run.errors import run_command
 from zoo.run.io import atomic_write, save_figure
 
-VGG19_FILE = "vgg19-dcbb9e9d.pth"  # torchvision's name for its ImageNet weights
-GET_WEIGHTS = (f"on a machine with internet, run python -c \"import torch, torchvision; torch.save(torchvision.models."
-               f"vgg19(weights='IMAGENET1K_V1').state_dict(), '{VGG19_FILE}')\" and pass --weights {VGG19_FILE} "
-               "(or --random_weights to try the pipeline on untrained features)")  # fmt: skip
+VGG19_WEIGHTS = "IMAGENET1K_V1"  # torchvision's ImageNet VGG-19: vgg19-dcbb9e9d.pth in torch hub's cache
 RANDOM_NOTE = ("RANDOM WEIGHTS: the VGG-19 features are untrained (--random_weights), so this is a run of the "
                "optimisation only, not the course's style transfer, which needs ImageNet weights")  # fmt: skip
-
-
-def find_weights(given: str | None, random_weights: bool) -> Path | None:
-    """The VGG-19 weights file: ``given``, else torch hub's cache; ``None`` with ``random_weights``."""
-    if random_weights:
-        if given:
-            raise ValueError("give --weights or --random_weights, not both")
-        return None
-    if given:
-        if not Path(given).is_file():
-            raise FileNotFoundError(f"--weights {given}: no such file; {GET_WEIGHTS}")
-        return Path(given)
-    cached = Path(torch.hub.get_dir()) / "checkpoints" / VGG19_FILE
-    if cached.is_file():
-        return cached
-    raise FileNotFoundError(f"no VGG-19 weights: none given (--weights) and none in {cached.parent}; {GET_WEIGHTS}")
 
 
 def preprocess(path: str | Path, size: tuple[int, int]) -> torch.Tensor:
@@ -119,7 +102,8 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     p.add_argument("--content", required=True, help="the content image")
     p.add_argument("--style", required=True, help="the style image")
     p.add_argument("--out", default="style_transfer.png", help="the synthesised image (PNG)")
-    p.add_argument("--weights", help=f"torchvision's vgg19 state dict ({VGG19_FILE}); default: torch hub's cache")
+    p.add_argument("--weights", help="VGG-19 weights: a file of torchvision's vgg19 layout or a torchvision weights "
+                                      f"name (default {VGG19_WEIGHTS}: vgg19-dcbb9e9d.pth from torch hub's cache)")
     p.add_argument("--random_weights", action="store_true", help="untrained features: a pipeline check only")
     p.add_argument("--size", type=int, nargs=2, default=(300, 450), metavar=("H", "W"))
     p.add_argument("--epochs", type=int, default=500)
@@ -137,10 +121,12 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     out = Path(args.out)
     if out.suffix.lower() != ".png":
         raise ValueError(f"--out {out}: expected a .png file name")
-    weights = find_weights(args.weights, args.random_weights)
+    if args.random_weights and args.weights:
+        raise ValueError("give --weights or --random_weights, not both")
+    weights = None if args.random_weights else args.weights or VGG19_WEIGHTS
     if weights is None:
         print(RANDOM_NOTE)
-    net = style.vgg19_features(weights).to(args.device)
+    net = vgg19_features(weights).to(args.device)
     size = tuple(args.size)
     content, style_image = (preprocess(f, size).to(args.device) for f in (args.content, args.style))
     start = time.perf_counter()

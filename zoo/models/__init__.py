@@ -22,5 +22,6 @@ from zoo.models import (  # noqa: F401
     ssd,
     transformer,
     vgg,
+    weights,
     word2vec,
 )

@@ -13,10 +13,14 @@ Understanding"; the course's lectures 69-70, book sections 15.8-15.10 and 16.6-1
 
 As the course: no embedding scale or dropout, post-norm blocks, dropout 0.2 in them. Unlike the
 course's ``BERTEncoder`` (biases in the attention projections) the blocks are the translation
-Transformer's, whose projections are bias-free as in the course's lecture 68.
+Transformer's, whose projections are bias-free as in the course's lecture 68; ``attention_bias``
+gives them biases, and ``from_course`` maps the course's pretrained ``bert.small`` / ``bert.base``
+weights (``d2l.torch.BERTModel``'s names) onto these modules.
 """
 
 from __future__ import annotations
+
+import re
 
 import torch
 from torch import nn
@@ -31,13 +35,14 @@ class BERTEncoder(nn.Module):
     ``segments`` ``None`` puts every token in segment 0; ``valid_lens`` ``None``: no padding."""
 
     def __init__(self, vocab_size: int, num_hiddens: int = 128, ffn_num_hiddens: int = 256, num_heads: int = 2,
-                 num_layers: int = 2, dropout: float = 0.2, max_len: int = 1000) -> None:  # fmt: skip
+                 num_layers: int = 2, dropout: float = 0.2, max_len: int = 1000,
+                 attention_bias: bool = False) -> None:  # fmt: skip
         super().__init__()
         self.num_hiddens, self.max_len = num_hiddens, max_len
         # the translation encoder: its embedding is BERT's token embedding and its blocks are BERT's;
         # its sinusoidal positions are not used (BERT learns them), hence a one-row table
         self.transformer = TransformerEncoder(vocab_size, num_hiddens, ffn_num_hiddens, num_heads, num_layers,
-                                              dropout, max_len=1)  # fmt: skip
+                                              dropout, max_len=1, bias=attention_bias)  # fmt: skip
         self.segment_embedding = nn.Embedding(2, num_hiddens)
         self.pos_embedding = nn.Parameter(torch.randn(1, max_len, num_hiddens))  # as the course: N(0, 1)
 
@@ -84,9 +89,11 @@ class BERTModel(nn.Module):
     ``(mlm_logits (B, P, V), nsp_logits (B, 2))``; the NSP class 1 means "is the next sentence"."""
 
     def __init__(self, vocab_size: int, num_hiddens: int = 128, ffn_num_hiddens: int = 256, num_heads: int = 2,
-                 num_layers: int = 2, dropout: float = 0.2, max_len: int = 1000) -> None:  # fmt: skip
+                 num_layers: int = 2, dropout: float = 0.2, max_len: int = 1000,
+                 attention_bias: bool = False) -> None:  # fmt: skip
         super().__init__()
-        self.encoder = BERTEncoder(vocab_size, num_hiddens, ffn_num_hiddens, num_heads, num_layers, dropout, max_len)
+        self.encoder = BERTEncoder(vocab_size, num_hiddens, ffn_num_hiddens, num_heads, num_layers, dropout, max_len,
+                                   attention_bias)  # fmt: skip
         self.hidden = pooler(num_hiddens)
         self.mlm = MaskLM(vocab_size, num_hiddens)
         self.nsp = nn.Linear(num_hiddens, 2)
@@ -104,10 +111,11 @@ class BERTClassifier(nn.Module):
     names (and shapes) of ``BERTModel``'s, so pretrained weights load by name; ``head`` is new."""
 
     def __init__(self, vocab_size: int, num_classes: int = 3, num_hiddens: int = 128, ffn_num_hiddens: int = 256,
-                 num_heads: int = 2, num_layers: int = 2, dropout: float = 0.2,
-                 max_len: int = 1000) -> None:  # fmt: skip
+                 num_heads: int = 2, num_layers: int = 2, dropout: float = 0.2, max_len: int = 1000,
+                 attention_bias: bool = False) -> None:  # fmt: skip
         super().__init__()
-        self.encoder = BERTEncoder(vocab_size, num_hiddens, ffn_num_hiddens, num_heads, num_layers, dropout, max_len)
+        self.encoder = BERTEncoder(vocab_size, num_hiddens, ffn_num_hiddens, num_heads, num_layers, dropout, max_len,
+                                   attention_bias)  # fmt: skip
         self.hidden = pooler(num_hiddens)
         self.head = nn.Linear(num_hiddens, num_classes)
 
@@ -119,15 +127,59 @@ class BERTClassifier(nn.Module):
 
 @register_model
 def bert(vocab_size: int = 10000, num_hiddens: int = 128, ffn_num_hiddens: int = 256, num_heads: int = 2,
-         num_layers: int = 2, dropout: float = 0.2, max_len: int = 1000) -> BERTModel:  # fmt: skip
-    """The course's small BERT for pretraining on WikiText-2 (128 wide, FFN 256, 2 heads, 2 blocks)."""
-    return BERTModel(vocab_size, num_hiddens, ffn_num_hiddens, num_heads, num_layers, dropout, max_len)
+         num_layers: int = 2, dropout: float = 0.2, max_len: int = 1000,
+         attention_bias: bool = False) -> BERTModel:  # fmt: skip
+    """The course's small BERT for pretraining on WikiText-2 (128 wide, FFN 256, 2 heads, 2 blocks);
+    ``attention_bias``: biases in the attention projections, as the course's files (``from_course``)."""
+    return BERTModel(vocab_size, num_hiddens, ffn_num_hiddens, num_heads, num_layers, dropout, max_len, attention_bias)
 
 
 @register_model
 def bert_classifier(vocab_size: int = 10000, num_classes: int = 3, num_hiddens: int = 128,
                     ffn_num_hiddens: int = 256, num_heads: int = 2, num_layers: int = 2, dropout: float = 0.2,
-                    max_len: int = 1000) -> BERTClassifier:  # fmt: skip
+                    max_len: int = 1000, attention_bias: bool = False) -> BERTClassifier:  # fmt: skip
     """BERT with a ``num_classes``-way head on ``<cls>`` (the course's SNLI fine-tuning: 3)."""
     return BERTClassifier(vocab_size, num_classes, num_hiddens, ffn_num_hiddens, num_heads, num_layers, dropout,
-                          max_len)  # fmt: skip
+                          max_len, attention_bias)  # fmt: skip
+
+
+# -- the course's pretrained files ---------------------------------------------------------------
+#: what the course's files do not record: their heads (zh.d2l.ai 15.7 ``load_pretrained_model``)
+COURSE_HEADS = {"bert.small": 4, "bert.base": 12}
+#: ``d2l.torch.BERTModel`` (d2l 0.17.6, which wrote bert.small/bert.base) -> this module's names
+_COURSE_KEYS = (
+    (r"encoder\.token_embedding\.", "encoder.transformer.embedding."),
+    (r"encoder\.blks\.(\d+)\.attention\.", r"encoder.transformer.blocks.\1.attention."),
+    (r"encoder\.blks\.(\d+)\.(addnorm[12])\.", r"encoder.transformer.blocks.\1.\2."),
+    (r"encoder\.blks\.(\d+)\.ffn\.dense1\.", r"encoder.transformer.blocks.\1.ffn.0."),
+    (r"encoder\.blks\.(\d+)\.ffn\.dense2\.", r"encoder.transformer.blocks.\1.ffn.2."),
+    (r"nsp\.output\.", "nsp."),
+)
+
+
+def from_course(state: dict[str, torch.Tensor], name: str, num_heads: int | None = None,
+                ) -> tuple[dict[str, torch.Tensor], dict[str, int | bool]]:  # fmt: skip
+    """A state dict of the course's ``BERTModel`` (``pretrained.params``) as ``BERTModel``'s,
+    and the builder sizes it implies. ``num_heads`` (not recorded in the file) defaults to the
+    course's for its files (``name`` ``bert.small*``: 4, ``bert.base*``: 12)."""
+    if "encoder.token_embedding.weight" not in state:
+        raise ValueError(f"{name}: not the course's BERTModel weights (no encoder.token_embedding.weight; first "
+                         f"keys {list(state)[:3]})")  # fmt: skip
+    converted = {}
+    for key, value in state.items():
+        for pattern, replacement in _COURSE_KEYS:
+            key = re.sub(f"^{pattern}", replacement, key)
+        converted[key] = value
+    heads = num_heads or next((h for n, h in COURSE_HEADS.items() if name.startswith(n)), None)
+    if heads is None:
+        raise ValueError(f"{name}: the course's files do not record their heads; pass arch_kwargs num_heads")
+    vocab_size, hidden = state["encoder.token_embedding.weight"].shape
+    sizes = {
+        "num_hiddens": hidden,
+        "ffn_num_hiddens": state["encoder.blks.0.ffn.dense1.weight"].shape[0],
+        "num_heads": heads,
+        "num_layers": len({k.split(".")[2] for k in state if k.startswith("encoder.blks.")}),
+        "max_len": state["encoder.pos_embedding"].shape[1],
+        "attention_bias": "encoder.blks.0.attention.W_q.bias" in state,
+    }
+    return converted, {"vocab_size": vocab_size, **sizes}

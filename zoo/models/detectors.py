@@ -10,10 +10,11 @@ returns a dict of losses; in eval mode ``model(images)`` returns a list of ``{"b
 "scores", "labels"}``. ``num_classes`` counts object classes, as for ``tiny_ssd``; torchvision
 keeps label 0 for the background, so object class ``k`` is label ``k + 1`` here.
 
-Nothing is downloaded: the builders pass ``weights=None, weights_backbone=None``. Trained
-weights come from a local file (``weights=``), a detector's ``state_dict`` as torchvision's own
-download of it or ``torch.save(model.state_dict(), path)`` writes, or a ``zoo.fit`` checkpoint,
-read only through ``zoo.run.checkpoint.load_checkpoint``. The class-count-dependent layers of
+torchvision's builders get ``weights=None, weights_backbone=None``; trained weights come through
+``zoo.models.weights``: torchvision's COCO weights by name (``weights=COCO_V1``, from torch hub's
+cache, e.g. ``fasterrcnn_mobilenet_v3_large_fpn-fb6a3cc7.pth``), a detector's ``state_dict`` as
+torchvision's own download of it or ``torch.save(model.state_dict(), path)`` writes, or a
+``zoo.fit`` checkpoint, read only through the zoo's safe loader. The class-count-dependent layers of
 the heads keep their fresh values when ``num_classes`` differs from the file's (fine-tuning).
 With weights, the FPN models' backbone batch norms are frozen, as torchvision builds them for
 its own pretrained weights; unlike torchvision, every backbone layer stays trainable.
@@ -27,10 +28,8 @@ from pathlib import Path
 
 from torch import nn
 
+from zoo.models import weights as pretrained
 from zoo.registry import register_model
-
-# a zoo.fit checkpoint keeps the task's weights under "state_dict", the model's under this prefix
-_TASK_PREFIX = "model."
 
 
 def _freeze_batch_norm(module: nn.Module) -> None:
@@ -46,48 +45,28 @@ def _freeze_batch_norm(module: nn.Module) -> None:
             _freeze_batch_norm(child)
 
 
-def load_detector_weights(model: nn.Module, path: str | Path) -> list[str]:
-    """Load the detector weights in ``path`` into ``model``; returns the names of the tensors
-    left at their initial values because their number of classes differs from the file's.
-
-    Any other missing, unexpected or misshapen tensor raises ``CheckpointError``: the file is
-    another architecture's.
-    """
-    # imported here: zoo.run.checkpoint loads Lightning, which no model may need to be built
-    from zoo.run.checkpoint import CheckpointError, load_checkpoint
-
-    obj = load_checkpoint(path)
-    state = obj
-    if isinstance(obj.get("state_dict"), dict):  # a zoo.fit checkpoint
-        state = {k.removeprefix(_TASK_PREFIX): v for k, v in obj["state_dict"].items()}
-    # BatchNorm2d's step counters do not exist in FrozenBatchNorm2d and are not weights
-    state = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
-    own = {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
+def load_detector_weights(model: nn.Module, spec: str | Path, torchvision_model: str | None = None) -> list[str]:
+    """Load the detector weights ``spec`` names (a file, or torchvision's ``COCO_V1`` of
+    ``torchvision_model`` from torch hub's cache) into ``model``; returns the names of the tensors
+    left at their initial values because their number of classes differs from the file's. Any
+    other missing or misshapen tensor raises ``CheckpointError``: the file is another
+    architecture's."""
     # the heads' output channels scale with the classes: only the first dimension may differ
-    misshapen = [k for k in own if k in state and state[k].shape != own[k].shape]
-    bad = [k for k in misshapen if state[k].shape[1:] != own[k].shape[1:]]
-    if missing or unexpected or bad:
-        raise CheckpointError(
-            f"{path}: not weights of a {type(model).__name__} like this one: {len(missing)} missing "
-            f"(e.g. {missing[:2]}), {len(unexpected)} unexpected (e.g. {unexpected[:2]}), "
-            f"{len(bad)} of another shape (e.g. {bad[:2]})"
-        )
-    model.load_state_dict({k: v for k, v in state.items() if k not in misshapen}, strict=False)
-    return misshapen
+    _, kept = pretrained.load_into(model, spec, torchvision_model, adapt_stem=False,
+                                   fresh=lambda key, theirs, own: theirs[1:] == own[1:])  # fmt: skip
+    return kept
 
 
-def _build(builder: Callable[..., nn.Module], num_classes: int, weights: str | None, frozen_bn: bool,
+def _build(builder: Callable[..., nn.Module], num_classes: int, spec: str | None, frozen_bn: bool,
            **kwargs) -> nn.Module:  # fmt: skip
     model = builder(weights=None, weights_backbone=None, num_classes=num_classes + 1, **kwargs)
-    if weights is not None:
+    if spec is not None:
         if frozen_bn:
             _freeze_batch_norm(model.backbone)
-        kept = load_detector_weights(model, weights)
+        kept = load_detector_weights(model, spec, builder.__name__)
         if kept:
             warnings.warn(
-                f"{weights}: {len(kept)} head tensors keep their initial values, the file has another "
+                f"{spec}: {len(kept)} head tensors keep their initial values, the file has another "
                 f"number of classes than num_classes={num_classes} (e.g. {kept[0]})",
                 stacklevel=3,
             )

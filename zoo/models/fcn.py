@@ -7,15 +7,17 @@ The course's FCN: ResNet-18 without its global pooling and classifier (a ``(B, 5
 map), a 1x1 convolution to the classes and ``ConvTranspose2d(k=64, s=32, p=16)`` initialised
 to bilinear upsampling. The backbone is the zoo's ResNet-18 (``backbone="zoo"``, from scratch
 or from a zoo checkpoint) or torchvision's (``backbone="torchvision"``, whose ImageNet weights
-the course starts from); ``weights=`` loads a local file through the zoo's safe loader. Every
+the course starts from); ``weights=`` is any form ``zoo.models.weights`` reads (for the
+torchvision backbone ``IMAGENET1K_V1``: ``resnet18-f37072fd.pth`` from torch hub's cache). Every
 model returns logits ``(B, classes, H, W)`` at the input's size, for any size: the stride-32
 upsampling gives ``32 * ceil(H / 32)`` rows, and the rows past ``H`` are cut (both keep pixel
 ``i`` aligned with input pixel ``i``).
 
 torchvision's models are built with ``weights=None, weights_backbone=None`` (nothing is
-downloaded) and without the auxiliary head; ``weights=`` takes a local ``state_dict`` of the
-same model (torchvision's own file, e.g. ``deeplabv3_resnet50_coco-cd0a2569.pth``) or a zoo
-checkpoint; with another ``num_classes`` than the file's, the last classifier layer starts fresh.
+downloaded) and without the auxiliary head; ``weights=`` takes torchvision's weights name
+(``COCO_WITH_VOC_LABELS_V1``, from torch hub's cache), a local ``state_dict`` of the same model
+(torchvision's own file, e.g. ``deeplabv3_resnet50_coco-cd0a2569.pth``) or a zoo checkpoint;
+with another ``num_classes`` than the file's, the last classifier layer starts fresh.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zoo.models.finetune import load_backbone_weights, read_weights
+from zoo.models import weights as pretrained
 from zoo.models.resnet import resnet18
 from zoo.ops.transposed_conv import bilinear_kernel
 from zoo.registry import register_model
@@ -62,7 +64,7 @@ def _zoo_resnet18(in_channels: int, weights: str | None, **kwargs) -> tuple[nn.M
     net.features = net.features[:-2]  # drop AdaptiveAvgPool2d and Flatten: keys stay features.<i>
     net.fc = nn.Identity()
     if weights:
-        load_backbone_weights(net, weights)  # a zoo checkpoint's model.features.* (its fc is skipped)
+        pretrained.load_into(net, weights)  # a zoo checkpoint's model.features.* (its fc is skipped)
     return net, net.features[-1].conv2.out_channels
 
 
@@ -76,7 +78,7 @@ def _torchvision_resnet18(in_channels: int, weights: str | None) -> tuple[nn.Mod
         net.conv1 = nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False)
     net.fc = nn.Identity()
     if weights:
-        load_backbone_weights(net, weights)  # torchvision's resnet18-f37072fd.pth: its fc is skipped
+        pretrained.load_into(net, weights, "resnet18")  # IMAGENET1K_V1: resnet18-f37072fd.pth, its fc skipped
     return nn.Sequential(*list(net.children())[:-2]), 512
 
 
@@ -93,8 +95,8 @@ def fcn_resnet18(
     Args:
         backbone: ``zoo`` (``zoo.models.resnet.resnet18``; ``kwargs`` such as ``width`` go to it)
             or ``torchvision`` (``torchvision.models.resnet18``, the course's).
-        weights: a local weights file for the backbone: for ``torchvision``, torchvision's
-            ImageNet ``resnet18`` state dict; for ``zoo``, a zoo checkpoint of a ``resnet18``.
+        weights: the backbone's weights: for ``torchvision``, ``IMAGENET1K_V1`` (torch hub's
+            cache) or torchvision's ``resnet18`` state dict; for ``zoo``, a zoo ``resnet18`` checkpoint.
     """
     if backbone == "zoo":
         net, features = _zoo_resnet18(in_channels, weights, **kwargs)
@@ -131,13 +133,14 @@ def _torchvision(builder: Callable[..., nn.Module], num_classes: int, in_channel
                  weights: str | None) -> TorchvisionSegmenter:  # fmt: skip
     if in_channels != 3:
         raise ValueError(f"torchvision's segmentation models take RGB images (in_channels=3), got {in_channels}")
-    classes = num_classes
+    classes, state = num_classes, None
     if weights:  # build with the file's classes, load, then give the last layer this model's
-        last = next((v for k, v in read_weights(weights).items() if k.endswith("classifier.4.weight")), None)
+        state = pretrained.load(weights, builder.__name__)  # e.g. COCO_WITH_VOC_LABELS_V1
+        last = next((v for k, v in state.items() if k.endswith("classifier.4.weight")), None)
         classes = num_classes if last is None else last.shape[0]
     model = TorchvisionSegmenter(builder(weights=None, weights_backbone=None, num_classes=classes, aux_loss=False))
-    if weights:
-        load_backbone_weights(model, weights)  # the file's aux_classifier.* are skipped
+    if state is not None:
+        pretrained.fit(model, state, weights)  # the file's aux_classifier.* are skipped
         if classes != num_classes:
             old = model.classifier[4]
             model.classifier[4] = nn.Conv2d(old.in_channels, num_classes, 1)

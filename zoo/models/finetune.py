@@ -1,27 +1,23 @@
 """Fine-tuning a pretrained backbone (course lecture 37, d2l "Fine-Tuning"; Yosinski et al., 2014,
 "How transferable are features in deep neural networks?").
 
-A timm backbone, built by name, with ImageNet weights (``pretrained=True``, fetched from the
-Hugging Face hub or its local cache) or weights from a local file (``weights=``: a state_dict,
-a timm/``torch.save`` file, a ``.safetensors`` file or a zoo/Lightning checkpoint); its
-classifier is replaced by a new ``head`` for the new classes. The head is the submodule
+A timm backbone, built by name, with ImageNet weights through ``zoo.models.weights``:
+``pretrained=True`` (timm's own file, from the Hugging Face cache), a torchvision weights name
+(``weights=IMAGENET1K_V1``: torchvision's file in torch hub's cache, for backbones whose keys are
+torchvision's, as timm's ResNets') or a local file (``weights=``: a state_dict, a timm/``torch.save``
+file, a ``.safetensors`` file or a zoo/Lightning checkpoint); its classifier is replaced by a new
+``head`` for the new classes. The head is the submodule
 ``model.head``, so the task's ``head_lr_mult`` gives it its own learning rate (the course uses
 10 times the backbone's). ``freeze_backbone=True`` trains the head alone.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 from torch import nn
 
-from zoo.registry import TIMM_PREFIX, register_model
-from zoo.run.checkpoint import load_checkpoint
-
-# where checkpoints keep the weights, and the prefixes the backbone's keys may carry there
-_NESTED = ("state_dict", "model", "state_dict_ema")
-_PREFIXES = ("", "model.backbone.", "backbone.", "model.", "module.")
+from zoo.models.weights import TIMM_PREFIX, timm_model
+from zoo.registry import register_model
 
 
 class FineTuned(nn.Module):
@@ -50,75 +46,6 @@ class FineTuned(nn.Module):
         return self.head(self.backbone(x))  # (B, C, H, W) -> (B, num_features) -> (B, classes)
 
 
-def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
-    """The tensors of a weights file, unwrapped from a checkpoint's ``state_dict``/``model``."""
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(f"weights={str(path)!r}: no such file")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(path)
-    obj = load_checkpoint(path)  # weights_only: no code from the file runs
-    for key in _NESTED:
-        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
-            obj = obj[key]
-            break
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise ValueError(f"weights={str(path)!r}: expected a dict of tensors (a state_dict)")
-    return obj
-
-
-def load_backbone_weights(backbone: nn.Module, path: str | Path) -> list[str]:
-    """Load a file's weights into ``backbone``; keys it does not have (the old classifier) are
-        skipped and returned. A first convolution for another number of input channels is adapted
-    (timm's ``adapt_input_conv``); any other missing weight or other shape raises."""
-    state = read_weights(path)
-    own = backbone.state_dict()
-    # the prefix under which most of the backbone's keys appear (checkpoints nest the model)
-    prefix = max(_PREFIXES, key=lambda p: sum(p + k in state for k in own))
-    missing = [k for k in own if prefix + k not in state]
-    if missing:
-        raise ValueError(
-            f"weights={str(path)!r} does not fit this backbone: {len(missing)} of its {len(own)} "
-            f"weights are missing, e.g. {missing[:3]} (is it a checkpoint of another architecture?)"
-        )
-    for k, v in own.items():
-        w = state[prefix + k]
-        if w.ndim == 4 and w.shape[0] == v.shape[0] and w.shape[2:] == v.shape[2:] and w.shape[1] != v.shape[1]:
-            # an RGB stem for grey (or other) inputs: timm's adaptation, as for pretrained=True
-            from timm.models import adapt_input_conv  # timm loads only when a backbone is built
-
-            state[prefix + k] = adapt_input_conv(v.shape[1], w.float(), base_chans=w.shape[1]).to(w.dtype)
-        elif w.shape != v.shape:
-            raise ValueError(
-                f"weights={str(path)!r}: {prefix + k} has shape {tuple(state[prefix + k].shape)}, "
-                f"the backbone expects {tuple(v.shape)}"
-            )
-    backbone.load_state_dict({k: state[prefix + k] for k in own})
-    wanted = {prefix + k for k in own}
-    return [k for k in state if k not in wanted]
-
-
-def timm_backbone(name: str, pretrained: bool, in_channels: int) -> nn.Module:
-    """timm's ``name`` without its classifier (``num_classes=0``: pooled features)."""
-    import timm  # imported here: the zoo's own models build without it (a second of start-up)
-
-    name = name.removeprefix(TIMM_PREFIX)
-    if not timm.is_model(name):
-        raise ValueError(f"unknown timm model {name!r}; see timm.list_models()")
-    try:
-        return timm.create_model(name, pretrained=pretrained, num_classes=0, in_chans=in_channels)
-    except OSError as e:  # hub unreachable and nothing in the local cache
-        raise RuntimeError(
-            f"cannot get pretrained weights for timm model {name!r} ({type(e).__name__}: {e}). Offline? "
-            f"On a machine with internet run `torch.save(timm.create_model({name!r}, pretrained=True)"
-            f".state_dict(), '{name}.pth')`, copy the file here and pass it as "
-            f"`arch_kwargs: {{backbone: {name}, weights: /path/to/{name}.pth}}` instead of pretrained: true "
-            "(or put the hub's cache in HF_HOME)."
-        ) from e
-
-
 @register_model
 def finetune(
     num_classes: int = 2,
@@ -132,13 +59,13 @@ def finetune(
 
     Args:
         backbone: timm model name (``timm/`` prefix optional).
-        pretrained: fetch timm's pretrained weights (needs the hub or its cache).
-        weights: a local weights file for the backbone instead; its classifier is dropped.
+        pretrained: timm's pretrained weights (from the Hugging Face cache; fetched when online).
+        weights: a torchvision weights name or a local weights file instead; its classifier is dropped.
         freeze_backbone: train the new head only.
     """
     if pretrained and weights:
         raise ValueError("give pretrained=True or weights=<file>, not both")
-    net = timm_backbone(backbone, pretrained, in_channels)
-    if weights:
-        load_backbone_weights(net, weights)
+    name = backbone.removeprefix(TIMM_PREFIX)
+    spec = TIMM_PREFIX + name if pretrained else weights
+    net = timm_model(name, spec, torchvision_model=name, num_classes=0, in_chans=in_channels)
     return FineTuned(net, net.num_features, num_classes, freeze_backbone)

@@ -63,16 +63,18 @@ class TransformerEncoderBlock(nn.Module):
 
 
 class TransformerEncoder(nn.Module):
-    """Token ids ``(B, T)`` and valid lengths ``(B,)`` -> features ``(B, T, num_hiddens)``."""
+    """Token ids ``(B, T)`` and valid lengths ``(B,)`` -> features ``(B, T, num_hiddens)``;
+    ``bias``: biases in the attention projections (the course's BERT has them)."""
 
     def __init__(self, vocab_size: int, num_hiddens: int = 32, ffn_num_hiddens: int = 64, num_heads: int = 4,
-                 num_layers: int = 2, dropout: float = 0.1, max_len: int = 1000) -> None:  # fmt: skip
+                 num_layers: int = 2, dropout: float = 0.1, max_len: int = 1000,
+                 bias: bool = False) -> None:  # fmt: skip
         super().__init__()
         self.num_hiddens = num_hiddens
         self.embedding = nn.Embedding(vocab_size, num_hiddens)
         self.pos_encoding = PositionalEncoding(num_hiddens, dropout, max_len)
         self.blocks = nn.ModuleList(
-            TransformerEncoderBlock(num_hiddens, ffn_num_hiddens, num_heads, dropout) for _ in range(num_layers)
+            TransformerEncoderBlock(num_hiddens, ffn_num_hiddens, num_heads, dropout, bias) for _ in range(num_layers)
         )
 
     def encode(self, H: torch.Tensor, valid_lens: torch.Tensor | None = None) -> torch.Tensor:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from zoo.models import weights as pretrained
 from zoo.models.common import check_size, dense_head, flat_features
 from zoo.registry import register_model
 
@@ -76,3 +77,16 @@ def vgg11_narrow(
 ) -> VGG:
     """The course's VGG-11 with channels divided by 4 (what lecture 20 trains)."""
     return vgg11(num_classes, in_channels, image_size, width_div, **kwargs)
+
+
+def vgg19_features(weights: str | None, last_layer: int = 28) -> nn.Sequential:
+    """``torchvision.models.vgg19().features`` up to ``last_layer`` (style transfer's last: 28),
+    frozen, in eval mode, without the 120M-weight classifier; ``weights`` any form
+    ``zoo.models.weights`` reads (``IMAGENET1K_V1``: ``vgg19-dcbb9e9d.pth`` in torch hub's
+    cache, or a file of torchvision's layout), ``None``: PyTorch's random initialisation."""
+    from torchvision.models.vgg import cfgs, make_layers
+
+    features = make_layers(cfgs["E"], batch_norm=False)[: last_layer + 1]
+    if weights is not None:
+        pretrained.load_into(features, weights, "vgg19", adapt_stem=False)  # keys features.<i>.*
+    return features.eval().requires_grad_(False)

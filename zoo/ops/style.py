@@ -1,7 +1,8 @@
 """Neural style transfer's pieces (Gatys, Ecker and Bethge, 2016, "Image Style Transfer Using
 Convolutional Neural Networks"), as the course builds them (lecture 49, d2l "Neural Style
-Transfer"): VGG-19's convolutional features, the content loss, the Gram-matrix style loss and
-the total-variation loss, with the course's layers and weights (content 1, style 1e3, TV 10).
+Transfer"): the features of given layers (VGG-19's: ``zoo.models.vgg.vgg19_features``), the
+content loss, the Gram-matrix style loss and the total-variation loss, with the course's layers
+and weights (content 1, style 1e3, TV 10).
 (The course's ``compute_loss`` sums ``10 * styles_l``, which repeats the list of style losses ten
 times, so its style weight is in effect 1e4; here the weights are what they say.)
 """
@@ -9,7 +10,6 @@ times, so its style weight is in effect 1e4; here the weights are what they say.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -20,31 +20,6 @@ from torch import nn
 CONTENT_LAYERS, STYLE_LAYERS = (25,), (0, 5, 10, 19, 28)
 CONTENT_WEIGHT, STYLE_WEIGHT, TV_WEIGHT = 1.0, 1e3, 10.0
 RGB_MEAN, RGB_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-
-
-def vgg19_features(weights: str | Path | None, last_layer: int = max(CONTENT_LAYERS + STYLE_LAYERS)) -> nn.Sequential:
-    """``torchvision.models.vgg19().features`` up to ``last_layer``, frozen, in eval mode; with
-    ``weights`` (torchvision's ``vgg19`` state dict, e.g. ``vgg19-dcbb9e9d.pth``) loaded through
-    the zoo's safe loader, else PyTorch's random initialisation."""
-    from torchvision.models.vgg import cfgs, make_layers  # the features alone: no 120M-weight classifier
-
-    features = make_layers(cfgs["E"], batch_norm=False)[: last_layer + 1]
-    if weights is not None:
-        from zoo.models.finetune import read_weights
-
-        state = read_weights(weights)
-        own = features.state_dict()
-        found = {k: state.get(f"features.{k}", state.get(k)) for k in own}
-        missing = [k for k, v in found.items() if v is None]
-        if missing:
-            raise ValueError(f"{weights}: not a VGG-19 state dict (no features.{missing[0]}); expected "
-                             "torchvision's vgg19 weights, e.g. vgg19-dcbb9e9d.pth")  # fmt: skip
-        bad = [k for k in own if found[k].shape != own[k].shape]
-        if bad:
-            raise ValueError(f"{weights}: features.{bad[0]} has shape {tuple(found[bad[0]].shape)}, VGG-19's is "
-                             f"{tuple(own[bad[0]].shape)}: weights of another network")  # fmt: skip
-        features.load_state_dict(found)
-    return features.eval().requires_grad_(False)
 
 
 def extract(net: nn.Sequential, x: torch.Tensor, content_layers: Sequence[int] = CONTENT_LAYERS,

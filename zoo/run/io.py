@@ -3,13 +3,16 @@ to a temporary file in the same folder, flushed, then renamed over the target, s
 leaves either the old file or the new one, never half of one. The file gets the permissions a
 plain ``open(path, "w")`` would give it (``0o666`` less the umask), so a teammate or a
 container user can read what a run wrote. Recipes are read as plain YAML values, naming the
-file and the place when it is not UTF-8 or not YAML."""
+file and the place when it is not UTF-8 or not YAML; a member of a folder or zip archive (the
+course's pretrained files) is read naming the archive when it is damaged."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import secrets
+import zipfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -62,3 +65,23 @@ def read_yaml(path: str | os.PathLike) -> Any:
         mark = e.problem_mark or e.context_mark
         where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise ValueError(f"{path}{where}: not valid YAML ({e.problem or e.context})") from None
+
+
+def read_member(path: str | os.PathLike, name: str) -> bytes:
+    """The bytes of the file ``name`` in the folder or zip archive ``path`` (in a zip, at any
+    depth, as the course's ``bert.small.torch.zip`` keeps ``bert.small.torch/vocab.json``)."""
+    path = Path(path)
+    if path.is_dir():
+        if not (path / name).is_file():
+            raise FileNotFoundError(f"{path}: no {name} in this folder")
+        return (path / name).read_bytes()
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file or folder")
+    try:
+        with zipfile.ZipFile(path) as z:
+            members = [n for n in z.namelist() if Path(n).name == name]
+            if len(members) != 1:
+                raise ValueError(f"{path}: expected one {name} in the zip archive, found {len(members)}")
+            return z.read(members[0])
+    except (zipfile.BadZipFile, EOFError, zlib.error) as e:
+        raise ValueError(f"{path}: not a readable zip archive ({e}): truncated or another format") from e

@@ -2,9 +2,11 @@
 (the course's book sections 16.5 and 16.7), by either of two models:
 
 * **BERT fine-tuned** (``arch: bert_classifier``): ``pretrained`` names a ``BERTPretrain``
-  checkpoint of ours; its encoder and pooler weights are loaded (through the zoo's one safe
-  loader) into a classifier of the same sizes with a new head on ``<cls>``, and its vocabulary is
-  the one the data must use (``datamodules.SNLI(format="bert", vocab_from=<the same file>)``).
+  checkpoint of ours or the course's ``bert.small``/``bert.base`` zip or folder (``zoo.models.bert.
+  from_course``); its encoder and pooler weights are loaded (through the zoo's one safe loader)
+  into a classifier of the same sizes with a new head on ``<cls>``, and its vocabulary is the one
+  the data must use (``datamodules.SNLI(format="bert", vocab_from=<the same file>)``, which
+  ``zoo.fit`` sets from ``pretrained``).
 * **decomposable attention** (``arch: decomposable_attention``; Parikh et al., 2016), from scratch
   or with its embedding table (``model.embedding``) started from GloVe vectors: ``embedding``
   names a local GloVe/fastText text file (``zoo.ops.embeddings.load_token_embedding``).
@@ -24,7 +26,9 @@ import torch
 import torch.nn.functional as F
 from torchmetrics.classification import MulticlassAccuracy
 
-from datamodules.text import Vocab
+from datamodules.text import Vocab, read_bert_vocab
+from zoo.models import weights as pretrained_weights
+from zoo.models.bert import from_course
 from zoo.run.checkpoint import CheckpointError, load_checkpoint
 from zoo.run.media import MEDIA_SAMPLES, log_table
 from zoo.tasks.base import Init, ZooTask
@@ -46,7 +50,9 @@ class NLI(ZooTask):
         num_classes: 3 (entailment, contradiction, neutral).
         arch_kwargs: further builder arguments; with ``pretrained`` the checkpoint's sizes are
             used and these may change only what does not shape a weight (``dropout``).
-        pretrained: a ``BERTPretrain`` checkpoint whose encoder to fine-tune.
+        pretrained: a ``BERTPretrain`` checkpoint or the course's bert.small/bert.base zip or folder
+            whose encoder to fine-tune (for a course file not named bert.small/bert.base, give
+            ``arch_kwargs`` ``num_heads``).
         embedding: a GloVe/fastText text file for ``model.embedding`` (decomposable attention).
         init: ``default``, ``xavier`` or ``normal`` (not with ``pretrained``).
         num_samples: validation pairs W&B shows as a table of predictions.
@@ -91,27 +97,38 @@ class NLI(ZooTask):
 
     # -- pretrained BERT -----------------------------------------------------------------------
     def _read_pretrained(self, path: str, overrides: dict[str, Any]) -> tuple[int, dict[str, Any], dict]:
-        ckpt = load_checkpoint(path, require=("state_dict", "hyper_parameters"))
-        hparams = ckpt["hyper_parameters"]
-        if "vocab" not in ckpt or "vocab_size" not in hparams:
-            raise CheckpointError(f"--model.init_args.pretrained {path}: holds no vocabulary; expected a "
-                                  "checkpoint of zoo.tasks.BERTPretrain")  # fmt: skip
-        sizes = dict(hparams.get("arch_kwargs") or {})
+        """The vocabulary size, builder sizes and encoder weights (the model's names) of ``path``:
+        a ``BERTPretrain`` checkpoint or the course's bert.small/bert.base zip or folder."""
+        if pretrained_weights.course_bundle(path):
+            state, sizes = from_course(pretrained_weights.load(path), Path(path).name, overrides.get("num_heads"))
+            self.vocab = read_bert_vocab(path)
+            vocab_size = sizes.pop("vocab_size")
+            if vocab_size != len(self.vocab):
+                raise CheckpointError(f"--model.init_args.pretrained {path}: {len(self.vocab)} tokens in its "
+                                      f"vocab.json for {vocab_size} rows of its token embedding")  # fmt: skip
+        else:
+            ckpt = load_checkpoint(path, require=("state_dict", "hyper_parameters"))
+            hparams = ckpt["hyper_parameters"]
+            if "vocab" not in ckpt or "vocab_size" not in hparams:
+                raise CheckpointError(f"--model.init_args.pretrained {path}: holds no vocabulary; expected a "
+                                      "checkpoint of zoo.tasks.BERTPretrain or the course's bert.small/bert.base "
+                                      "zip or folder")  # fmt: skip
+            sizes, vocab_size = dict(hparams.get("arch_kwargs") or {}), int(hparams["vocab_size"])
+            self.vocab = Vocab.from_dict(ckpt["vocab"])
+            state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
         changed = sorted(k for k, v in overrides.items() if k in sizes and k != "dropout" and sizes[k] != v)
         if changed:
             raise ValueError(f"arch_kwargs {changed} differ from the pretrained model's "
                              f"{ {k: sizes[k] for k in changed} } in {path}")  # fmt: skip
-        self.vocab = Vocab.from_dict(ckpt["vocab"])
-        return int(hparams["vocab_size"]), {**sizes, **overrides}, ckpt["state_dict"]
+        return vocab_size, {**sizes, **overrides}, state
 
     def _load_pretrained(self, path: str, state_dict: dict[str, torch.Tensor]) -> None:
         own = {k for k in self.model.state_dict() if k.startswith(PRETRAINED_PARTS)}
-        theirs = {k.removeprefix("model."): v for k, v in state_dict.items() if k.startswith("model.")}
-        theirs = {k: v for k, v in theirs.items() if k.startswith(PRETRAINED_PARTS)}
+        theirs = {k: v for k, v in state_dict.items() if k.startswith(PRETRAINED_PARTS)}
         if set(theirs) != own:
-            missing = sorted(own ^ set(theirs))
-            raise CheckpointError(f"--model.init_args.pretrained {path}: its weights do not fit "
-                                  f"{self.hparams.arch} (first: {missing[0]})")  # fmt: skip
+            missing, unexpected = sorted(own - set(theirs)), sorted(set(theirs) - own)
+            raise CheckpointError(f"--model.init_args.pretrained {path}: its weights do not fit {self.hparams.arch}: "
+                                  f"missing {missing[:3]}, unexpected {unexpected[:3]}")  # fmt: skip
         self.model.load_state_dict(theirs, strict=False)
         log.info("NLI: %d pretrained tensors loaded from %s; the head is new", len(theirs), path)
 
@@ -119,8 +136,9 @@ class NLI(ZooTask):
     def setup(self, stage: str) -> None:
         vocab = getattr(getattr(self.trainer, "datamodule", None), "vocab", None)
         if isinstance(vocab, Vocab) and self.vocab is not None and vocab != self.vocab:
-            raise ValueError("the data's vocabulary is not the pretrained checkpoint's: pass the "
-                             "pretraining checkpoint as --data.init_args.vocab_from too")  # fmt: skip
+            raise ValueError("the data's vocabulary is not the pretrained model's: leave --data.init_args.vocab_from "
+                             "unset (zoo.fit takes it from --model.init_args.pretrained) or name the same "
+                             "file")  # fmt: skip
         super().setup(stage)  # the vocabulary, input format and max_len, kept in every checkpoint
         if stage == "fit" and self.hparams.embedding and self.vocab is not None:
             self._load_embedding(self.hparams.embedding)

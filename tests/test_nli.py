@@ -17,6 +17,9 @@ from test_snli import SUBJECTS, VERBS, write_snli
 from datamodules import SNLI
 from datamodules.text import Vocab
 from zoo.fit import main as fit
+from zoo.fit import make_cli
+from zoo.models import weights
+from zoo.models.bert import from_course
 from zoo.nli import main as nli
 from zoo.run.checkpoint import CheckpointError, load_checkpoint, load_task
 from zoo.tasks.nli import NLI
@@ -92,10 +95,30 @@ def test_bert_fine_tuning_and_the_nli_command(pretrained, tmp_path, capsys):
     assert result.probability == max(result.probabilities.values())
     other = tmp_path / "other_vocab.ckpt"
     torch.save({"vocab": Vocab(reserved_tokens=("<pad>", "<mask>", "<cls>", "<sep>", "man")).to_dict()}, other)
-    with pytest.raises(ValueError, match="not the pretrained checkpoint's"):  # data tokenised with another vocabulary
+    with pytest.raises(ValueError, match="not the pretrained model's"):  # data tokenised with another vocabulary
         fit(["--config", str(CONFIGS / "bert_snli.yaml"), "--model.init_args.pretrained", str(pretrained),
              "--data.init_args.vocab_from", str(other), "--data.init_args.data_dir", str(data),
              "--trainer.fast_dev_run", "1", "--trainer.default_root_dir", str(tmp_path), *QUIET])  # fmt: skip
+
+
+def test_fine_tuning_from_the_courses_bert_zip_with_one_option(tmp_path):
+    """d2l 0.17.6's layout (tests/fixtures): weights and vocabulary from --model.init_args.pretrained."""
+    course = Path(__file__).parent / "fixtures" / "d2l_bert_tiny.torch.zip"
+    data = write_snli(tmp_path / "snli", {"dev": 40, "test": 10})
+    cli = make_cli(["--config", str(CONFIGS / "bert_snli.yaml"), "--model.init_args.pretrained", str(course),
+                    "--model.init_args.arch_kwargs", "{num_heads: 2, dropout: 0.1}", "--data.init_args.data_dir",
+                    str(data), "--data.init_args.download", "false", "--data.init_args.max_len", "24",
+                    "--trainer.default_root_dir", str(tmp_path), *QUIET])  # fmt: skip
+    assert cli.datamodule.vocab.idx_to_token == cli.model.vocab.idx_to_token and len(cli.model.vocab) == 40
+    state, _ = from_course(weights.load(course), course.name, num_heads=2)
+    own = cli.model.model.state_dict()
+    assert all(torch.equal(own[k], v) for k, v in state.items() if k.startswith(("encoder.", "hidden.")))
+    assert cli.model.hparams.arch_kwargs["attention_bias"] is True
+    summary = fit(["--config", str(CONFIGS / "bert_snli.yaml"), "--model.init_args.pretrained", str(course),
+                   "--model.init_args.arch_kwargs", "{num_heads: 2}", "--data.init_args.data_dir", str(data),
+                   "--data.init_args.download", "false", "--data.init_args.max_len", "24", "--trainer.max_epochs", "1",
+                   "--trainer.default_root_dir", str(tmp_path), "--name", "course", *QUIET])  # fmt: skip
+    assert 0 <= summary["test"]["test/acc"] <= 1
 
 
 def test_decomposable_attention_from_glove_vectors(tmp_path):

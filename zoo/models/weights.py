@@ -286,6 +286,10 @@ def fit(module: nn.Module, state: dict[str, torch.Tensor], source: str | os.Path
     missing = [prefix + k for k in own if prefix + k not in state]  # as the file would name them
     wanted = {prefix + k for k in own}
     unexpected = [k for k in state if k not in wanted and not k.endswith("num_batches_tracked")]
+    # a part the module lacks (an old classifier) is left behind; more tensors inside a part it
+    # has (layer1.2.* of a ResNet-34 for a ResNet-18) mean another architecture
+    parts = {k.split(".")[0] for k in own}
+    surplus = [k for k in unexpected if k.startswith(prefix) and k[len(prefix):].split(".")[0] in parts]
     loaded, kept, misshapen = {}, [], []
     for k, v in own.items():
         w = state.get(prefix + k)
@@ -301,12 +305,13 @@ def fit(module: nn.Module, state: dict[str, torch.Tensor], source: str | os.Path
             kept.append(k)
         else:
             misshapen.append(f"{prefix + k} {tuple(w.shape)} vs {tuple(v.shape)}")
-    if missing or misshapen:
-        parts = [f"{len(missing)} of its {len(own)} tensors missing ({_first(missing)})" if missing else "",
-                 f"{len(unexpected)} unexpected ({_first(unexpected)})" if unexpected else "",
+    if missing or misshapen or surplus:
+        shown = surplus or unexpected
+        found = [f"{len(missing)} of its {len(own)} tensors missing ({_first(missing)})" if missing else "",
+                 f"{len(shown)} unexpected ({_first(shown)})" if shown else "",
                  f"{len(misshapen)} of another shape ({_first(misshapen)})" if misshapen else ""]  # fmt: skip
         raise CheckpointError(f"{source}: not weights of this {type(module).__name__}: "
-                              + "; ".join(p for p in parts if p) + " (weights of another architecture?)")  # fmt: skip
+                              + "; ".join(p for p in found if p) + " (weights of another architecture?)")  # fmt: skip
     module.load_state_dict(loaded, strict=False)
     return unexpected, kept
 

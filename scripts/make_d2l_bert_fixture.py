@@ -15,7 +15,7 @@ of the d2l package 0.17.6 (zh.d2l.ai 15.7): ``pretrained.params`` (its state dic
 3. at the bert.small (2 blocks, 256 wide, 4 heads, FFN 512) and bert.base (12 blocks, 768 wide, 12
    heads, FFN 3072) sizes, with the course's ``max_len`` 512, builds d2l's model with random weights,
    maps its state dict through ``zoo.models.bert.from_course`` into the zoo's ``BERTModel`` and prints
-   the largest absolute difference of the encoder, MLM and NSP outputs.
+   the largest absolute difference of the encoder, MLM and NSP outputs, in float32 and in float64.
 
     python -m scripts.make_d2l_bert_fixture --d2l_path /work/peer/d2l0176
 """
@@ -87,7 +87,7 @@ def course_outputs(net, x: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 def zoo_outputs(state: dict[str, torch.Tensor], name: str, x: dict[str, torch.Tensor],
                 num_heads: int | None = None) -> dict[str, torch.Tensor]:  # fmt: skip
     converted, sizes = from_course(state, name, num_heads)
-    model = BERTModel(**sizes).eval()
+    model = BERTModel(**sizes).to(state["encoder.token_embedding.weight"].dtype).eval()
     model.load_state_dict(converted)  # strict: every tensor of the course's file has its place
     with torch.no_grad():
         encoded = model.encoder(x["tokens"], x["segments"], x["valid_lens"])
@@ -134,6 +134,8 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
         net = course_model(d2l, args.vocab_size, size, max_len=512)
         x = inputs(args.vocab_size, batch=2, steps=128)
         report[size] = max_diff(course_outputs(net, x), zoo_outputs(net.state_dict(), size, x))
+        net.double()  # the same maths in float64: what is left of the float32 differences is rounding
+        report[f"{size} (float64)"] = max_diff(course_outputs(net, x), zoo_outputs(net.state_dict(), size, x))
     for size, diffs in report.items():
         print(f"{size}: largest |zoo - d2l| " + ", ".join(f"{k} {v:.2e}" for k, v in diffs.items()))
     return report

@@ -4,8 +4,11 @@ course's settings in the foundation recipes are the ones the course uses."""
 from pathlib import Path
 
 import pytest
+import torch
 
 from zoo.fit import make_cli
+
+RESNET18 = "resnet18-f37072fd.pth"
 
 CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
 
@@ -29,6 +32,12 @@ def test_recipe_builds(recipe, tmp_path, monkeypatch):
         (tmp_path / "data" / "snli_1.0").mkdir()
         for name in ("dev", "test"):
             (tmp_path / "data" / "snli_1.0" / f"snli_1.0_{name}.jsonl").write_text(row * 20)
+    if recipe.stem == "fcn_voc":  # IMAGENET1K_V1: torchvision's file under its own name in torch hub's cache
+        from torchvision.models import resnet18
+
+        monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+        (tmp_path / "torch" / "hub" / "checkpoints").mkdir(parents=True)
+        torch.save(resnet18(weights=None).state_dict(), tmp_path / "torch" / "hub" / "checkpoints" / RESNET18)
     monkeypatch.chdir(tmp_path)
     cli = make_cli(["--config", str(recipe), "--trainer.default_root_dir", str(tmp_path)])
     assert cli.trainer.max_epochs >= 1

@@ -121,6 +121,15 @@ def test_fine_tuning_from_the_courses_bert_zip_with_one_option(tmp_path):
     assert 0 <= summary["test"]["test/acc"] <= 1
 
 
+def test_a_damaged_course_zip_is_its_sha1_line_before_the_data_reads_it(tmp_path):
+    bad = tmp_path / "bert.small.torch.zip"
+    bad.write_bytes((Path(__file__).parent / "fixtures" / "d2l_bert_tiny.torch.zip").read_bytes()[:1000])
+    data = write_snli(tmp_path / "snli", {"dev": 10, "test": 10})
+    with pytest.raises(CheckpointError, match=r"bert.small.torch.zip: SHA-1 \w+ is not the course's c72329e6"):
+        make_cli(["--config", str(CONFIGS / "bert_snli.yaml"), "--model.init_args.pretrained", str(bad),
+                  "--data.init_args.data_dir", str(data), "--trainer.default_root_dir", str(tmp_path)])  # fmt: skip
+
+
 def test_decomposable_attention_from_glove_vectors(tmp_path):
     data = write_snli(tmp_path / "snli", {"dev": 40, "test": 10})
     glove = tmp_path / "glove.txt"

@@ -115,6 +115,10 @@ def test_timm_weights_from_the_hugging_face_cache(tmp_path, monkeypatch, offline
 
     grey = create_model("timm/test_resnet", pretrained=True, num_classes=4, in_channels=1)
     assert grey.conv1[0].weight.shape[1] == 1 and grey.get_classifier().out_features == 4
+    from zoo.tasks import Classification  # the loaded weights are never re-initialised
+
+    with pytest.raises(ValueError, match="init='xavier' overwrites the loaded weights of 'timm/test_resnet'"):
+        Classification(arch="timm/test_resnet", num_classes=2, init="xavier", arch_kwargs={"pretrained": True})
 
 
 def test_course_bert_zip_matches_d2l_0176_outputs():

@@ -35,6 +35,7 @@ from lightning.pytorch.loggers import Logger
 import datamodules  # noqa: F401  (registers the data modules as subclasses for the CLI)
 import zoo.tasks  # noqa: F401
 from datamodules.base import ZooDataModule
+from zoo.models.weights import check_course_file
 from zoo.run.callbacks import RunReport
 from zoo.run.checkpoint import CheckpointError, load_checkpoint
 from zoo.run.errors import user_errors_as_one_line
@@ -120,6 +121,7 @@ class ZooCLI(LightningCLI):
         # for both (a BERT fine-tuned on SNLI), unless --data.init_args.vocab_from names one itself
         model, data = self.config.model.get("init_args"), self.config.data.get("init_args")
         if model is not None and data is not None and model.get("pretrained") and "vocab_from" in data:
+            check_course_file(model.pretrained)  # a damaged course zip: its SHA-1 line, before the data reads it
             if data.vocab_from is None:
                 data.vocab_from = model.pretrained
 

@@ -25,6 +25,7 @@ missing, unexpected and misshapen tensors.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -168,26 +169,33 @@ def course_bundle(path: str | os.PathLike) -> bool:
         return any(Path(n).name == COURSE_PARAMS for n in z.namelist())
 
 
-def _check_sha1(path: Path) -> None:
+def check_course_file(path: str | os.PathLike) -> None:
+    """A file with the name of one of the course's zips must have its SHA-1 (computed once per
+    file version: ``zoo.fit`` checks before the data reads the vocabulary, the model again)."""
+    path = Path(path)
     expected = COURSE_FILES.get(path.name)
-    if expected is None:
+    if expected is None or not path.is_file():
         return
-    with path.open("rb") as f:
-        digest = hashlib.file_digest(f, "sha1").hexdigest()
+    stat = path.stat()
+    digest = _sha1(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
     if digest != expected:
         raise CheckpointError(
             f"{path}: SHA-1 {digest} is not the course's {expected} for {path.name} "
-            f"({path.stat().st_size:,} bytes: a truncated or changed download); fetch it again on a machine with "
+            f"({stat.st_size:,} bytes: a truncated or changed download); fetch it again on a machine with "
             f"internet: `curl -L -o {path.name} {COURSE_URL}{path.name}`"
         )
+
+
+@functools.lru_cache(maxsize=8)
+def _sha1(path: str, size: int, mtime_ns: int) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha1").hexdigest()
 
 
 def course_member(path: str | os.PathLike, name: str) -> bytes:
     """``pretrained.params`` or ``vocab.json`` of the course's folder or zip (SHA-1 checked
     when the zip's name is the course's)."""
-    path = Path(path)
-    if path.is_file():
-        _check_sha1(path)
+    check_course_file(path)
     try:
         return read_member(path, name)
     except FileNotFoundError as e:
@@ -336,6 +344,7 @@ def timm_model(name: str, weights: str | None = None, torchvision_model: str | N
         model = timm.create_model(name, pretrained=False, **kwargs)
         if weights is not None:
             load_into(model, weights, torchvision_model)
+            model.keeps_weights = True  # ZooTask.build_model refuses an init that would overwrite them
         return model
     if weights.removeprefix(TIMM_PREFIX).split(".")[0] != name.split(".")[0]:
         raise ValueError(f"weights={weights!r} are not timm's {name}'s")
@@ -343,7 +352,9 @@ def timm_model(name: str, weights: str | None = None, torchvision_model: str | N
     state = read_state_dict(path)
     log.warning("weights: loaded %s (%d tensors)", path, len(state))
     try:
-        return timm.create_model(name, pretrained=True, pretrained_cfg_overlay={"state_dict": state}, **kwargs)
+        model = timm.create_model(name, pretrained=True, pretrained_cfg_overlay={"state_dict": state}, **kwargs)
     except RuntimeError as e:  # load_state_dict's "Missing key(s) ...": one line instead
         detail = " ".join(str(e).split())
         raise CheckpointError(f"{path}: not weights of timm's {name}: {detail[:300]}") from e
+    model.keeps_weights = True
+    return model

@@ -84,4 +84,4 @@ def read_member(path: str | os.PathLike, name: str) -> bytes:
                 raise ValueError(f"{path}: expected one {name} in the zip archive, found {len(members)}")
             return z.read(members[0])
     except (zipfile.BadZipFile, EOFError, zlib.error) as e:
-        raise ValueError(f"{path}: not a readable zip archive ({e}): truncated or another format") from e
+        raise ValueError(f"{path}: not a readable zip archive ({e}): truncated or another format") from None

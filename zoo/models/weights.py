@@ -55,7 +55,7 @@ _NESTED = ("state_dict", "model", "state_dict_ema")
 _PREFIXES = ("", "model.", "model.backbone.", "backbone.", "module.", "features.", "model.model.")
 #: how long a host may take to resolve before the machine counts as offline
 PROBE_SECONDS = 2.0
-#: the course's pretrained files (d2l's DATA_HUB): the zip's name -> (URL, SHA-1)
+#: the course's pretrained files (d2l's DATA_HUB, under COURSE_URL): the zip's name -> its SHA-1
 COURSE_URL = "http://d2l-data.s3-accelerate.amazonaws.com/"
 COURSE_FILES = {
     "bert.small.torch.zip": "c72329e68a732bef0452e4b96a1c341c8910f81f",
@@ -101,7 +101,8 @@ def torchvision_file(model: str, name: str) -> tuple[Path, str]:
         enum = get_model_weights(model)
     except (ValueError, KeyError) as e:
         raise ValueError(f"weights={name!r}: torchvision has no model {model!r} with named weights") from e
-    short = _TORCHVISION_NAME.fullmatch(name).group(1)
+    match = _TORCHVISION_NAME.fullmatch(name)
+    short = match.group(1) if match else name
     if short not in enum.__members__:
         raise ValueError(f"weights={name!r}: torchvision's {enum.__name__} has {', '.join(enum.__members__)}")
     url = enum[short].url

@@ -43,15 +43,14 @@ import torch
 from torch import nn
 
 from zoo.registry import TIMM_PREFIX
-from zoo.run.checkpoint import CheckpointError, load_checkpoint
+from zoo.run.checkpoint import CheckpointError, read_weights
 from zoo.run.io import read_member
 
 log = logging.getLogger(__name__)
 
 #: a torchvision weights name: ``IMAGENET1K_V1``, ``DEFAULT`` or ``ResNet18_Weights.IMAGENET1K_V1``
 _TORCHVISION_NAME = re.compile(r"(?:[A-Za-z0-9_]+_Weights\.)?([A-Z][A-Z0-9_]*)")
-#: where checkpoints keep the weights, and the prefixes a module's keys may carry there
-_NESTED = ("state_dict", "model", "state_dict_ema")
+#: the prefixes a module's keys may carry in a checkpoint
 _PREFIXES = ("", "model.", "model.backbone.", "backbone.", "module.", "features.", "model.model.")
 #: how long a host may take to resolve before the machine counts as offline
 PROBE_SECONDS = 2.0
@@ -216,41 +215,23 @@ def course_vocab(path: str | os.PathLike) -> list[str]:
     return tokens
 
 
-def _tensors(obj: object, path: Path) -> dict[str, torch.Tensor]:
-    for key in _NESTED:
-        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
-            obj = obj[key]
-            break
-    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise CheckpointError(f"{path}: expected a dict of tensors (a state dict or a checkpoint's state_dict)")
-    return obj
-
-
 def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """The tensors of a weights file, a checkpoint (its ``state_dict``) or the course's zip/folder."""
     path = Path(path).expanduser()
     if path.is_dir() and (path / COURSE_PARAMS).is_file():
-        return _tensors(load_checkpoint(path / COURSE_PARAMS), path)
+        return read_weights(path / COURSE_PARAMS)
     if not path.exists():
         raise MissingWeights(f"weights={str(path)!r}: no such file")
-    if path.is_file() and course_bundle(path):
-        params = course_member(path, COURSE_PARAMS)
-        with tempfile.TemporaryDirectory() as folder:  # the one safe loader reads files
-            tmp = Path(folder) / COURSE_PARAMS
-            tmp.write_bytes(params)
-            try:
-                return _tensors(load_checkpoint(tmp), path)
-            except CheckpointError as e:  # named after the user's zip, not the temporary copy
-                raise CheckpointError(str(e).replace(str(tmp), f"{path} ({COURSE_PARAMS})")) from e
-    if path.suffix == ".safetensors":
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
+    if not (path.is_file() and course_bundle(path)):
+        return read_weights(path)
+    params = course_member(path, COURSE_PARAMS)
+    with tempfile.TemporaryDirectory() as folder:  # the one safe loader reads files
+        tmp = Path(folder) / COURSE_PARAMS
+        tmp.write_bytes(params)
         try:
-            return load_file(path)
-        except (SafetensorError, OSError) as e:
-            raise CheckpointError(f"{path}: not a readable safetensors file ({e})") from e
-    return _tensors(load_checkpoint(path), path)
+            return read_weights(tmp)
+        except CheckpointError as e:  # named after the user's zip, not the temporary copy
+            raise CheckpointError(str(e).replace(str(tmp), f"{path} ({COURSE_PARAMS})")) from e
 
 
 def resolve(spec: str, torchvision_model: str | None = None) -> Path:

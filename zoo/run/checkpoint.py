@@ -29,6 +29,8 @@ import torch
 #: the zoo's own packages: the only ones a checkpoint's ``_class_path`` may import from
 #: (importing a module runs it)
 ZOO_PACKAGES = ("zoo", "datamodules", "competitions")
+#: where checkpoints keep the weights (a Lightning, a timm or a torchvision training checkpoint)
+_NESTED = ("state_dict", "model", "state_dict_ema")
 
 T = TypeVar("T")
 
@@ -58,6 +60,31 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu", require:
     missing = [k for k in require if k not in obj]
     if missing:
         raise CheckpointError(f"{path}: not a zoo.fit checkpoint (no {', '.join(missing)})")
+    return obj
+
+
+def read_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """The tensors of a weights file (``torch.save`` or ``.safetensors``), unwrapped from a
+    checkpoint's ``state_dict`` / ``model`` / ``state_dict_ema`` (Lightning's, timm's, torchvision's
+    training checkpoints)."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise CheckpointError(f"weights={str(path)!r}: no such file")
+    if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(path)
+        except (SafetensorError, OSError) as e:
+            raise CheckpointError(f"{path}: not a readable safetensors file ({e})") from e
+    obj = load_checkpoint(path)  # weights_only: no code from the file runs
+    for key in _NESTED:
+        if isinstance(obj.get(key), dict):
+            obj = obj[key]
+            break
+    if not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise CheckpointError(f"{path}: expected a dict of tensors (a state dict or a checkpoint's state_dict)")
     return obj
 
 

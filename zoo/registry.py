@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import re
 from collections.abc import Callable
 
 from torch import nn
@@ -53,7 +54,15 @@ def create_model(name: str, **kwargs) -> nn.Module:
         arch = name[len(TIMM_PREFIX):]
         if not timm.is_model(arch):
             raise ValueError(f"unknown timm model {arch!r}; see timm.list_models()")
-        return timm.create_model(arch, **kwargs)
+        try:
+            return timm.create_model(arch, **kwargs)
+        except TypeError as e:  # an argument of a zoo builder (a recipe's arch_kwargs) that timm's model lacks
+            bad = re.search(r"unexpected keyword argument '(\w+)'", str(e))
+            if not bad:
+                raise
+            raise ValueError(f"--model.init_args.arch_kwargs: {name} takes no argument {bad.group(1)!r} (the recipe's "
+                             "arch_kwargs are its zoo model's); replace them: --model.init_args.arch_kwargs '{}' "
+                             "(or timm's own, e.g. '{drop_rate: 0.1}')") from None  # fmt: skip
     _load_families()
     if name not in _MODELS:
         close = difflib.get_close_matches(name, list(_MODELS), n=3)

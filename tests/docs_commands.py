@@ -63,6 +63,24 @@ def _split_comment(line: str) -> tuple[str, str]:
     return line.rstrip(), ""
 
 
+def _split_chain(line: str) -> list[str]:
+    """``a && b; c`` -> ``[a, b, c]``, splitting only outside quotes."""
+    out, quote, start, i = [], None, 0, 0
+    while i < len(line):
+        ch = line[i]
+        if quote:
+            quote = None if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif line.startswith("&&", i) or ch == ";":
+            out.append(line[start:i].strip())
+            i += 2 if ch == "&" else 1
+            start = i
+            continue
+        i += 1
+    return [*out, line[start:].strip()]
+
+
 def commands(path: Path) -> list[Command]:
     """The commands of one doc, in order."""
     out: list[Command] = []
@@ -94,7 +112,7 @@ def commands(path: Path) -> list[Command]:
             comment = " ".join(c for c in comments if c)
             marks = re.findall(r"needs: ([a-z0-9]+(?:, [a-z0-9]+)*)", comment)
             needs = [n for group in marks for n in group.split(", ")]
-            for text in re.split(r"\s*(?:&&|;)\s*", " ".join(parts)):
+            for text in _split_chain(" ".join(parts)):
                 if text:
                     out.append(Command(path.relative_to(ROOT).as_posix(), start + 1, text, comment, needs))
         i += 1

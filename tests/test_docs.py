@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tomllib
+import torch
 import yaml
 from PIL import Image
 
@@ -308,6 +309,8 @@ def walkthrough(tmp_path_factory):
     repo = make_sandbox(tmp_path_factory.mktemp("docs"))
     walk, results = Walk(repo), {}
     readme = [c for c in COMMANDS if c.doc == "README.md"]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny batches: one thread is faster, and fair to a loaded machine
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(repo)
         mp.setenv("WANDB_MODE", "disabled")  # tests/test_wandb_resume.py runs it offline
@@ -318,6 +321,7 @@ def walkthrough(tmp_path_factory):
                 results[command.key] = None
             except AssertionError as e:
                 results[command.key] = str(e)
+    torch.set_num_threads(threads)
     yield walk, results
 
 

@@ -136,6 +136,8 @@ def _entry(argv: list[str]) -> tuple[str, list[str]] | None:
         return "zoo.fit", argv[argv.index("zoo.fit") + 1 :]
     if argv[:2] == ["docker", "run"]:
         return "zoo.fit", argv[argv.index("d2l-zoo") + 1 :]
+    if argv[:3] == ["python", "-m", "zoo"] and len(argv) > 3:  # the dispatcher: python -m zoo <command>
+        return ("zoo.fit" if argv[3] == "fit" else f"zoo.cli.{argv[3]}"), argv[4:]
     if argv[:2] == ["python", "-m"]:
         return argv[2], argv[3:]
     if argv[:1] == ["python"] and argv[1].startswith("scripts/"):

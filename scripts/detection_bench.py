@@ -3,7 +3,7 @@
 and ``multibox_target`` in the course's training loop of section 13.7), back to back in one
 process, on the same TinySSD module (same initial weights) and the same images.
 
-    python scripts/detection_bench.py --d2l_path /tmp/d2l_peer [--data_dir ../shared/data/banana_yolo_roboflow]
+    python -m scripts.detection_bench --d2l_path /tmp/d2l_peer [--data_dir ../shared/data/banana_yolo_roboflow]
         [--epochs 3] [--batch_size 32] [--image_size 256] [--threads N]
 
 The d2l package pins old numpy and pandas; install it beside the project's environment without

@@ -4,8 +4,8 @@ PyTorch and TorchScript). Exports with ``zoo.export`` into a temporary folder, c
 outputs agree (largest difference printed), then times each runtime: a warm-up, then
 ``--repeats`` timings of ``--seconds`` each, median reported. Time it on an idle machine.
 
-    python scripts/export_bench.py --ckpt_path runs/cifar10_cpu/version_0/checkpoints/last.ckpt --batch_size 64
-    python scripts/export_bench.py --ckpt_path CKPT --threads 1      # one core for every runtime
+    python -m scripts.export_bench --ckpt_path runs/cifar10_cpu/version_0/checkpoints/last.ckpt \\
+        --batch_size 64 [--threads 1]   # --threads 1: one core for every runtime
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Write a generated segmentation set in Pascal VOC2012's layout: shapes on textured backgrounds.
 
-    python scripts/make_shapes_segmentation.py --out data/shapes [--train 800 --val 200 --seed 0]
+    python -m scripts.make_shapes_segmentation --out data/shapes [--train 800 --val 200 --seed 0]
 
 Each image (JPEG, sizes drawn between ``--min_size`` and ``--max_size``) has a textured
 background (smooth noise, stripes at a random angle, random colours) and one to three shapes of

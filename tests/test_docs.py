@@ -202,6 +202,8 @@ class Walk:
             return
         for need in command.needs:
             assert need in NEEDS, f"{command.id}: unknown mark needs: {need} (known: {', '.join(NEEDS)})"
+        if re.search(r"pretrained: true|weights='IMAGENET", command.text):  # weights fetched from the internet
+            assert "weights" in command.needs, f"{command.id}: fetches pretrained weights; mark it needs: weights"
         entry = _entry(argv)
         program = {"docker": "docker", "torchrun": "nodes", "srun": "nodes"}.get(argv[0])
         assert program is None or program in command.needs, f"{command.id}: {argv[0]} is not marked needs: {program}"

@@ -48,6 +48,8 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     p.add_argument("--output", help="submission path; default <work_dir>/submission.csv")
     p.add_argument("--train_folds", type=lambda s: [int(k) for k in s.split(",")],
                    help="fit only these folds, e.g. 0 or 0,1 (default: cv.train_folds, else all)")  # fmt: skip
+    p.add_argument("--dry_run", action="store_true",
+                   help="check the stage's inputs, then stop: nothing trained or written")  # fmt: skip
     return p.parse_args(argv), extra
 
 
@@ -61,6 +63,9 @@ def main(argv: list[str] | None = None) -> object:
     if args.train_folds is not None:
         config.setdefault("cv", {})["train_folds"] = args.train_folds
     work_dir = Path(args.work_dir or f"runs/competitions/{args.competition}")
+    if args.dry_run:
+        data_dir = args.data_dir or f"data/{args.competition}"
+        return print(f"dry run: {args.stage}: {comp.check(args.stage, data_dir, work_dir, config, extra, args.output)}")
     result: object = None
     stages = ("prepare", "fit", "predict") if args.stage == "all" else (args.stage,)
     for stage in stages:

@@ -16,7 +16,7 @@
 Every figure is the median over ``--repeats`` (``--tta_repeats`` for (c)); the spread
 (min-max) is printed beside it. ``--quick`` is a smoke run with fewer steps, images and epochs.
 
-    python -m scripts.bench [--quick] [--parts overhead data tta] [--out runs/bench.json]
+    python -m scripts.bench [--quick] [--parts overhead data tta] [--out runs/bench/bench.json]
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ import json
 import os
 import platform
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -36,6 +35,9 @@ import lightning as L
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
+
+from scripts.options import add_dry_run, dry_run_done, require
+from zoo.run.errors import run_command
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -252,7 +254,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--tta_epochs", type=int, default=None, help="(c) override the recipe's max_epochs")
     p.add_argument("--target", type=float, default=0.90, help="(c) validation accuracy to reach")
     p.add_argument("--fashion_dir", default=str(SHARED / "fashion_mnist"))
-    p.add_argument("--out", default="runs/bench.json", help="where the JSON goes")
+    p.add_argument("--out", default="runs/bench/bench.json", help="where the JSON goes")
+    add_dry_run(p)
     args = p.parse_args(argv)
     if args.quick:
         args.repeats, args.step_scale, args.warmup, args.images = 1, 0.2, 1, 128
@@ -262,6 +265,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse(argv)
+    if "tta" in args.parts:
+        require(fashion_dir=args.fashion_dir)
+    if args.dry_run:
+        return dry_run_done(f"parts {', '.join(args.parts)}")
     result: dict[str, Any] = {"machine": machine(), "settings": vars(args).copy()}
     start = time.perf_counter()
     for part, fn in (("overhead", overhead), ("data", data), ("tta", time_to_accuracy)):
@@ -279,4 +286,4 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    sys.exit(0 if main() else 1)
+    run_command(main)

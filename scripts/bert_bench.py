@@ -1,5 +1,5 @@
-"""Issue-13 benchmark: BERT pretraining at the course's settings, the course's code and ours back to
-back in one process, on the same text.
+"""Sentence pairs per second and MLM/NSP losses of BERT pretraining at the course's settings, the course's
+code and ours back to back in one process, on the same text.
 
 * **the course**: the ``d2l`` package (1.0.3; ``pip install --no-deps d2l==1.0.3 --target DIR`` plus
   ``ipython`` and ``matplotlib-inline``, then ``--d2l_path DIR``): ``load_data_wiki(512, 64)`` (its
@@ -33,7 +33,6 @@ import json
 import os
 import platform
 import random
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -42,6 +41,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from scripts.options import add_d2l_path, add_dry_run, dry_run_done, require, use_d2l
+from zoo.run.errors import run_command
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "wikitext2"
@@ -148,19 +150,23 @@ def zoo_side(data_dir: Path, root: Path, steps: int) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--d2l_path", help="folder where d2l 1.0.3 is installed (pip install --no-deps --target)")
+    add_d2l_path(p, required=False)
     p.add_argument("--data", type=Path, default=DATA, help="WikiText-2 folder (valid.txt, test.txt)")
     p.add_argument("--sides", nargs="+", choices=["course", "zoo"], default=["course", "zoo"])
     p.add_argument("--steps", type=int, default=50)
     p.add_argument("--smoke", action="store_true", help="2 steps each: check the script runs")
     p.add_argument("--root", type=Path, default=None, help="where ours writes its run (default: a temp folder)")
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
+    add_dry_run(p)
     args = p.parse_args(argv)
     steps = 2 if args.smoke else args.steps
     if "course" in args.sides:
         if not args.d2l_path:
-            raise SystemExit("--d2l_path DIR is needed for the course's side (or --sides zoo)")
-        sys.path.insert(0, args.d2l_path)
+            raise ValueError("--d2l_path DIR is needed for the course's side (or --sides zoo)")
+        use_d2l(args.d2l_path)
+    require(data=args.data)
+    if args.dry_run:
+        return dry_run_done(f"{' and '.join(args.sides)} on {args.data}")
     results: dict[str, Any] = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
                                f"torch {torch.__version__}, {torch.get_num_threads()} threads",
                                "steps": steps, "course_book": COURSE}  # fmt: skip
@@ -187,4 +193,4 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main()
+    run_command(main)

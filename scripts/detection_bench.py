@@ -3,8 +3,8 @@
 and ``multibox_target`` in the course's training loop of section 13.7), back to back in one
 process, on the same TinySSD module (same initial weights) and the same images.
 
-    PYTHONPATH=/tmp/d2l_peer python scripts/detection_bench.py [--data_dir ../shared/data/banana_yolo_roboflow]
-        [--epochs 3] [--batch_size 32] [--image_size 256] [--peer /tmp/d2l_peer] [--threads N]
+    python -m scripts.detection_bench --d2l_path /tmp/d2l_peer [--data_dir ../shared/data/banana_yolo_roboflow]
+        [--epochs 3] [--batch_size 32] [--image_size 256] [--threads N]
 
 The d2l package pins old numpy and pandas; install it beside the project's environment without
 them: ``pip install --no-deps --target /tmp/d2l_peer d2l==1.0.3 ipython matplotlib-inline``
@@ -30,6 +30,9 @@ import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from scripts.options import add_d2l_path, add_dry_run, dry_run_done, require, use_d2l  # noqa: E402
+from zoo.run.errors import run_command  # noqa: E402
 
 
 def course_forward(d2l, net, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -114,7 +117,7 @@ def zoo_loop(task, data, args) -> tuple[float, float, float]:
 def main(argv: list[str] | None = None) -> dict[str, float]:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data_dir", default=str(ROOT.parent / "shared/data/banana_yolo_roboflow"))
-    p.add_argument("--peer", default="/tmp/d2l_peer", help="folder where d2l 1.0.3 is installed (--target)")
+    add_d2l_path(p, required=True)
     p.add_argument("--epochs", type=int, default=3, help="timed epochs (after one warm-up epoch)")
     p.add_argument("--batch_size", type=int, default=32)
     p.add_argument("--image_size", type=int, default=256)
@@ -122,15 +125,15 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     p.add_argument("--lr", type=float, default=0.2)
     p.add_argument("--weight_decay", type=float, default=5e-4)
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    add_dry_run(p)
     args = p.parse_args(argv)
+    use_d2l(args.d2l_path)
+    require(data_dir=args.data_dir)
+    if args.dry_run:
+        return dry_run_done(f"TinySSD on {args.data_dir}")
     if args.threads:
         torch.set_num_threads(args.threads)
-    sys.path.insert(0, args.peer)
-    try:
-        d2l = importlib.import_module("d2l.torch")
-    except ImportError as e:
-        install = "pip install --no-deps --target /tmp/d2l_peer d2l==1.0.3 ipython matplotlib-inline"
-        raise SystemExit(f"d2l 1.0.3 not importable from {args.peer} ({e}); install it with {install}") from None
+    d2l = importlib.import_module("d2l.torch")
 
     from datamodules import YoloDetection
     from zoo.tasks import Detection
@@ -168,4 +171,4 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
 
 if __name__ == "__main__":
-    main()
+    run_command(main)

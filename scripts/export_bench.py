@@ -4,8 +4,8 @@ PyTorch and TorchScript). Exports with ``zoo.export`` into a temporary folder, c
 outputs agree (largest difference printed), then times each runtime: a warm-up, then
 ``--repeats`` timings of ``--seconds`` each, median reported. Time it on an idle machine.
 
-    python scripts/export_bench.py --ckpt_path runs/cifar10_cpu/version_0/checkpoints/last.ckpt --batch_size 64
-    python scripts/export_bench.py --ckpt_path CKPT --threads 1      # one core for every runtime
+    python -m scripts.export_bench --ckpt_path runs/cifar10_cpu/version_0/checkpoints/last.ckpt \\
+        --batch_size 64 [--threads 1]   # --threads 1: one core for every runtime
 """
 
 from __future__ import annotations
@@ -20,8 +20,10 @@ from pathlib import Path
 
 import torch
 
+from scripts.options import add_dry_run, dry_run_done
 from zoo.export import example_input, export, quiet_torchscript_deprecation
 from zoo.predict import load_classifier
+from zoo.run.errors import run_command
 
 
 def images_per_second(run: Callable[[], object], batch: int, seconds: float, repeats: int) -> float:
@@ -49,7 +51,11 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     p.add_argument("--formats", nargs="+", default=["onnx", "torchscript"], choices=["onnx", "torchscript"])
     p.add_argument("--device", default="cpu", help="for PyTorch and TorchScript (ONNX Runtime runs on the CPU)")
     p.add_argument("--json", help="also write the results here")
+    add_dry_run(p)
     args = p.parse_args(argv)
+    if args.dry_run:
+        load_classifier(args.ckpt_path)
+        return dry_run_done(f"{args.ckpt_path}, batch {args.batch_size}")
     if args.threads:
         torch.set_num_threads(args.threads)
     task = load_classifier(args.ckpt_path)
@@ -91,4 +97,4 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
 
 if __name__ == "__main__":
-    main()
+    run_command(main)

@@ -1,6 +1,6 @@
 """Write a generated segmentation set in Pascal VOC2012's layout: shapes on textured backgrounds.
 
-    python scripts/make_shapes_segmentation.py --out data/shapes [--train 800 --val 200 --seed 0]
+    python -m scripts.make_shapes_segmentation --out data/shapes [--train 800 --val 200 --seed 0]
 
 Each image (JPEG, sizes drawn between ``--min_size`` and ``--max_size``) has a textured
 background (smooth noise, stripes at a random angle, random colours) and one to three shapes of
@@ -22,6 +22,8 @@ import numpy as np
 from PIL import Image
 
 from datamodules.voc import IGNORE_INDEX, VOC_ROOT, write_mask
+from scripts.options import add_dry_run, dry_run_done
+from zoo.run.errors import run_command
 
 CLASSES = ("background", "circle", "square", "triangle", "cross")
 
@@ -104,7 +106,10 @@ def main(argv: list[str] | None = None) -> Path:
     p.add_argument("--min_size", type=int, nargs=2, default=(120, 152), metavar=("H", "W"))
     p.add_argument("--max_size", type=int, nargs=2, default=(192, 240), metavar=("H", "W"))
     p.add_argument("--seed", type=int, default=0)
+    add_dry_run(p)
     args = p.parse_args(argv)
+    if args.dry_run:
+        return dry_run_done(f"would write {args.train} + {args.val} images into {args.out}")
     root = Path(args.out) / VOC_ROOT
     for sub in ("JPEGImages", "SegmentationClass", "ImageSets/Segmentation"):
         (root / sub).mkdir(parents=True, exist_ok=True)
@@ -122,4 +127,4 @@ def main(argv: list[str] | None = None) -> Path:
 
 
 if __name__ == "__main__":
-    main()
+    run_command(main)

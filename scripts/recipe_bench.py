@@ -1,11 +1,12 @@
-"""Issue-2 benchmark: the Fashion-MNIST recipes end to end on the real data, against targets.
+"""Test accuracy and wall time of the Fashion-MNIST recipes end to end on the real data, against targets,
+and the seconds per epoch of Lightning against a hand-written loop.
 
 Runs each recipe as a user would (``python -m zoo.fit --config ...`` in a fresh process, so
 imports, data loading, training, validation and testing all count) and reads its
 ``metrics.json``. With ``--peer``, first runs the course's own ``d2l`` LeNet script
 (../shared/peers/d2l_lenet.py) in the same sitting, since this machine's speed varies.
 
-    python scripts/recipe_bench.py --data_dir ../shared/data/fashion_mnist [--peer]
+    python -m scripts.recipe_bench [--data_dir ../shared/data/fashion_mnist] [--peer] [--overhead_only --bare]
 """
 
 from __future__ import annotations
@@ -22,8 +23,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from scripts.options import add_dry_run, dry_run_done, require
+from zoo.run.errors import run_command
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
+PEER_SCRIPT = SHARED / "peers" / "d2l_lenet.py"  # the course's LeNet with its own d2l package
 # the course's numbers for LeNet, measured on this kind of machine (shared/peers/README.md)
 COURSE_LENET = {"test_acc": 0.794, "wall_seconds": 139.3}
 FAST_TARGET = {"test_acc": 0.91, "wall_seconds": 180.0}
@@ -54,7 +59,7 @@ def run_peer(data_dir: str, python: str, pythonpath: str | None) -> dict:
         work.mkdir()
         env = dict(os.environ, **({"PYTHONPATH": pythonpath} if pythonpath else {}))
         t0 = time.perf_counter()
-        out = subprocess.run([python, str(SHARED / "peers" / "d2l_lenet.py")], cwd=work, env=env,
+        out = subprocess.run([python, str(PEER_SCRIPT)], cwd=work, env=env,
                              check=True, capture_output=True, text=True).stdout  # fmt: skip
         wall = time.perf_counter() - t0
     acc = re.search(r"test acc ([0-9.]+)", out)
@@ -163,19 +168,23 @@ def epoch_overhead(
             "zoo_epoch_losses": zoo_loss[0], "loop_epoch_losses": loop_loss[0]}  # fmt: skip
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data_dir", default=str(SHARED / "data" / "fashion_mnist"))
     ap.add_argument("--peer", action="store_true", help="also run the course's d2l LeNet")
     ap.add_argument("--peer_python", default=sys.executable)
     ap.add_argument("--peer_pythonpath", default=None, help="where the d2l package is installed")
-    ap.add_argument("--out", default="bench-out/recipe_bench.json")
+    ap.add_argument("--out", default="runs/bench/recipe_bench.json", help="where the JSON goes (under the repository)")
     ap.add_argument("--overhead_only", action="store_true", help="only the Lightning-vs-loop epoch time")
     ap.add_argument("--epochs", type=int, default=2, help="epochs per overhead measurement")
     ap.add_argument("--repeats", type=int, default=3, help="overhead measurements (median reported)")
     ap.add_argument("--zoo_args", nargs="*", default=[], help="more zoo.fit options for the overhead measurement")
     ap.add_argument("--bare", action="store_true", help="also time the task under a bare Lightning Trainer")
-    args = ap.parse_args()
+    add_dry_run(ap)
+    args = ap.parse_args(argv)
+    require(data_dir=args.data_dir, **({"peer": PEER_SCRIPT} if args.peer else {}))
+    if args.dry_run:
+        return dry_run_done(f"Fashion-MNIST in {args.data_dir}")
     sys.path.insert(0, str(ROOT))
     os.chdir(ROOT)
 
@@ -232,4 +241,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_command(main)

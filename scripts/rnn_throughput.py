@@ -18,7 +18,9 @@ import time
 import torch
 import torch.nn.functional as F
 
+from scripts.options import add_dry_run, dry_run_done
 from zoo.registry import create_model
+from zoo.run.errors import run_command
 
 MODELS = ("rnn_scratch", "rnn", "gru", "lstm")
 
@@ -65,7 +67,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--models", nargs="+", default=list(MODELS))
+    add_dry_run(p)
     args = p.parse_args(argv)
+    if args.dry_run:
+        return dry_run_done(f"{', '.join(args.models)} on {args.device}")
     print(f"device {args.device}, torch {torch.__version__}, {torch.get_num_threads()} threads")
     print(f"batch {args.batch_size} x {args.num_steps}, hidden {args.hidden}, vocab {args.vocab}")
     results = {name: tokens_per_second(name, args) for name in args.models}
@@ -77,4 +82,4 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
 
 if __name__ == "__main__":
-    main()
+    run_command(main)

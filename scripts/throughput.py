@@ -26,7 +26,9 @@ import torch
 import torch.nn.functional as F
 
 from datamodules.base import TensorDataset, ZooDataModule
+from scripts.options import add_dry_run, dry_run_done
 from zoo.registry import create_model
+from zoo.run.errors import run_command
 from zoo.tasks import Classification
 
 # the course's experiments: model -> input size
@@ -105,7 +107,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     p.add_argument("--options", action="store_true", help="time the training options on --option_model")
     p.add_argument("--option_model", default="resnet18", choices=list(MODELS))
+    add_dry_run(p)
     args = p.parse_args(argv)
+    if args.dry_run:
+        return dry_run_done(f"{len(args.models)} architectures")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch_size}, "
           f"{args.warmup} warm-up + {args.steps} timed steps, best of {args.repeats}")  # fmt: skip
     results: dict[str, Any] = {}
@@ -137,4 +142,4 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main()
+    run_command(main)

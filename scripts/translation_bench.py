@@ -1,4 +1,5 @@
-"""Issue-12 benchmark: the translation recipes against the course, back to back in one process.
+"""Tokens per second and losses of the translation recipes against the course's own loop, back to back in
+one process.
 
 For ``seq2seq`` and ``transformer`` (``--archs``), first the course's own loop, then ours, on the
 same machine in the same sitting:
@@ -43,6 +44,9 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from scripts.options import add_d2l_path, add_dry_run, dry_run_done, require, use_d2l
+from zoo.run.errors import run_command
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "fra_eng" / "fra-eng"
@@ -218,15 +222,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--archs", nargs="*", default=["seq2seq", "transformer"], help="seq2seq, bahdanau, transformer")
     p.add_argument("--data_dir", default=str(DATA), help="the folder of fra.txt")
-    p.add_argument("--d2l_path", default=None, help="where d2l 1.0.3 is installed (--target); none: skip the course")
+    add_d2l_path(p, required=False)
     p.add_argument("--epochs", type=int, default=None, help="instead of the course's (300, 250, 200)")
     p.add_argument("--large", action="store_true", help="also train the large recipe")
     p.add_argument("--smoke", action="store_true", help="a few batches of everything: checks the script runs")
-    p.add_argument("--out", default="translation_bench.json")
+    p.add_argument("--out", default="runs/bench/translation_bench.json", help="where the JSON goes")
+    add_dry_run(p)
     args = p.parse_args(argv)
     sys.argv = sys.argv[:1]  # zoo.fit's LightningCLI gets its arguments as a list, not these
-    if args.d2l_path:
-        sys.path.insert(0, args.d2l_path)
+    use_d2l(args.d2l_path)
+    require(data_dir=Path(args.data_dir) / "fra.txt")
+    if args.dry_run:
+        return dry_run_done(f"{', '.join(args.archs)} on {args.data_dir}")
     data_dir = Path(args.data_dir)
     max_batches = 3 if args.smoke else None
     result: dict[str, Any] = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
@@ -244,10 +251,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             result["archs"][arch] = sides
         if args.large:
             result["large"] = large(data_dir, Path(tmp), args.smoke)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2))
     print(table(result))
     return result
 
 
 if __name__ == "__main__":
-    main()
+    run_command(main)

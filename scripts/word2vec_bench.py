@@ -1,4 +1,5 @@
-"""Issue-13 benchmark: word2vec on Penn Treebank against the course, back to back in one process.
+"""Centre words per second and losses of word2vec on Penn Treebank against the course's own pipeline, back
+to back in one process.
 
 * **the course**: the ``d2l`` package (1.0.3; ``pip install --no-deps d2l==1.0.3 --target DIR`` plus
   ``ipython`` and ``matplotlib-inline``, then ``--d2l_path DIR``) builds its batches with
@@ -33,6 +34,9 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+
+from scripts.options import add_d2l_path, add_dry_run, dry_run_done, require, use_d2l
+from zoo.run.errors import run_command
 
 ROOT = Path(__file__).resolve().parents[1]
 PTB = ROOT.parent / "shared" / "data" / "ptb" / "ptb"
@@ -133,14 +137,17 @@ def table(result: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--ptb_dir", default=str(PTB), help="the folder of ptb.train.txt, ptb.valid.txt, ptb.test.txt")
-    p.add_argument("--d2l_path", default=None, help="where d2l 1.0.3 is installed (--target); none: ours only")
+    add_d2l_path(p, required=False)
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--smoke", action="store_true", help="2,000 lines of PTB, 1 epoch of 3 batches: the script runs")
-    p.add_argument("--out", default="word2vec_bench.json")
+    p.add_argument("--out", default="runs/bench/word2vec_bench.json", help="where the JSON goes")
+    add_dry_run(p)
     args = p.parse_args(argv)
     sys.argv = sys.argv[:1]  # zoo.fit's LightningCLI gets its arguments as a list, not these
-    if args.d2l_path:
-        sys.path.insert(0, args.d2l_path)
+    use_d2l(args.d2l_path)
+    require(ptb_dir=Path(args.ptb_dir) / "ptb.train.txt")
+    if args.dry_run:
+        return dry_run_done(f"PTB in {args.ptb_dir}")
     epochs, max_batches = (1, 3) if args.smoke else (args.epochs, None)
     result: dict[str, Any] = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
                                           "torch": torch.__version__, "threads": torch.get_num_threads()},
@@ -158,10 +165,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         result["zoo"] = zoo_side(ptb, epochs, Path(tmp) / "runs", max_batches)
     if "course" in result:
         result["ratio"] = round(result["zoo"]["tokens_per_second"] / result["course"]["tokens_per_second"], 3)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2))
     print(table(result))
     return result
 
 
 if __name__ == "__main__":
-    main()
+    run_command(main)

@@ -41,6 +41,12 @@ def test_timm_models_by_name():
         create_model("timm/not_a_model_at_all")
 
 
+def test_a_zoo_argument_handed_to_timm_is_one_line_naming_it_and_the_fix():
+    """cifar10_cpu.yaml's arch_kwargs (stem, width) belong to the zoo's resnet18, not to timm's."""
+    with pytest.raises(ValueError, match=r"timm/resnet18 takes no argument 'stem'.*arch_kwargs '\{\}'"):
+        create_model("timm/resnet18", num_classes=10, stem="cifar", width=16)
+
+
 def test_zoo_models_build_without_importing_timm():
     """timm costs about a second of start-up: only a timm name or backbone may load it."""
     code = ("import sys; from zoo.registry import create_model, list_models; create_model('lenet'); "

@@ -106,12 +106,15 @@ def main(argv: list[str] | None = None) -> list[Curve]:
     p.add_argument("--every", type=int, default=10, help="validate every this many training batches")
     p.add_argument("--metric", default="val/loss")
     p.add_argument("--root", default=None, help="run folders (default: beside --out)")
+    p.add_argument("--dry_run", action="store_true", help="load and check the inputs, then stop")
     args = p.parse_args(ours)
     if args.every < 1:
         raise ValueError(f"--every must be >= 1, got {args.every}")
     for recipe in args.recipes:
         if not Path(recipe).is_file():
             raise FileNotFoundError(f"{recipe}: no such recipe")
+    if args.dry_run:
+        return print(f"dry run: {len(args.recipes)} recipes; would write {args.out}")
     from zoo import fit  # here: building the CLI is slow, and --help should not wait for it
 
     out = Path(args.out)

@@ -70,6 +70,7 @@ def main(argv: list[str] | None = None) -> list[ImageDetections]:
     p.add_argument("--out", required=True, help="folder for the drawn PNGs and detections.json")
     p.add_argument("--score_threshold", type=float, default=0.5, help="keep detections scored at least this")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--dry_run", action="store_true", help="load and check the inputs, then stop")
     args = p.parse_args(argv)
     if not 0 <= args.score_threshold <= 1:
         raise ValueError(f"--score_threshold must be in [0, 1], got {args.score_threshold}")
@@ -82,6 +83,10 @@ def main(argv: list[str] | None = None) -> list[ImageDetections]:
     from torchvision.io import encode_png
 
     task = load_task(args.ckpt_path, Detection).to(args.device).eval()
+    if args.dry_run:
+        for path in args.images:
+            read_rgb(path)  # names a missing or unreadable image
+        return print(f"dry run: {args.ckpt_path} holds a detector; {len(args.images)} images")
     results = []
     for path in args.images:
         found, image = detect(task, path, args.score_threshold)

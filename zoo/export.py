@@ -114,7 +114,12 @@ def main(argv: list[str] | None = None) -> Path:
     p.add_argument("--format", choices=FORMATS, default="onnx")
     p.add_argument("--out", required=True, help="file to write, e.g. model.onnx or model.pt")
     p.add_argument("--image_size", type=int, help="input side length (default: the checkpoint's)")
+    p.add_argument("--dry_run", action="store_true", help="load and check the inputs, then stop")
     args = p.parse_args(argv)
+    if args.dry_run:
+        task = load_classifier(args.ckpt_path)
+        return print(f"dry run: {args.ckpt_path} holds a classifier of {len(task.classes)} classes; "
+                     f"would write {args.out} ({args.format})")  # fmt: skip
     path, diff = export(args.ckpt_path, args.format, args.out, args.image_size)
     print(f"wrote {path} ({args.format}); largest difference from the checkpoint's logits: {diff:.2e}", file=sys.stderr)
     return path

@@ -41,8 +41,9 @@ from zoo.run.checkpoint import CheckpointError, load_checkpoint
 from zoo.run.errors import user_errors_as_one_line
 from zoo.run.faults import FiniteLossGuard, RNGState, fault_plugins
 from zoo.run.folds import cv_summary, fit_folds, load_or_make_folds
-from zoo.run.io import atomic_write
+from zoo.run.io import atomic_write, read_yaml
 from zoo.run.loggers import ResumableCSVLogger, quiet_console
+from zoo.run.resume import ScheduleHorizon, describe_resume
 from zoo.tasks.base import DATA_FACTS, ZooTask
 
 VERSION_ENV = "ZOO_RUN_VERSION"  # passes rank 0's run folder to the other DDP processes
@@ -73,6 +74,11 @@ def plan_run(cfg: Any, model: ZooTask) -> tuple[RunFolder, ResumableCSVLogger]:
     resume_from, version = _resolve_resume(cfg.ckpt_path, root / name)
     if resume_from:
         check_resumable(resume_from, model)
+    if version and int(os.environ.get("LOCAL_RANK", 0)) == 0 and int(os.environ.get("NODE_RANK", 0)) == 0:
+        runs = len(list((root / name).glob("version_*/checkpoints/last.ckpt")))
+        linked = {f"model.init_args.{fact}" for fact in DATA_FACTS}
+        for line in describe_resume(root / name / version, resume_from, runs, cfg.as_dict(), linked):
+            print(line, file=sys.stderr)
     fresh = version is None
     if fresh and int(os.environ.get("LOCAL_RANK", 0)) > 0:
         version = os.environ.get(VERSION_ENV)  # a DDP child: rank 0's folder
@@ -154,6 +160,7 @@ class ZooCLI(LightningCLI):
             self.run.report,
             RNGState(),
             FiniteLossGuard(),
+            ScheduleHorizon(),
         ]  # fmt: skip
         kwargs["plugins"] = fault_plugins(self.config_init.get("trainer", {}).get("plugins"))
         return super().instantiate_trainer(logger=loggers, **kwargs)
@@ -170,11 +177,17 @@ class AtomicSaveConfig(SaveConfigCallback):
 
 
 def _default_name(cfg) -> str:
+    """The recipe's file name (``_<data module>`` added when the data class is not the recipe's,
+    so another data set's runs do not land beside the recipe's), else ``<arch>_<data module>``."""
     configs = cfg.get("config") or []
+    data_class = cfg.data.class_path.rsplit(".", 1)[-1]
     if configs:
-        return Path(str(configs[0])).stem
+        recipe = read_yaml(str(configs[0]))
+        recipe_data = str(((recipe or {}).get("data") or {}).get("class_path", "")).rsplit(".", 1)[-1]
+        stem = Path(str(configs[0])).stem
+        return stem if recipe_data in ("", data_class) else f"{stem}_{data_class.lower()}"
     arch = cfg.model.init_args.get("arch", "model")
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{arch}_{cfg.data.class_path.rsplit('.', 1)[-1]}".lower())
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{arch}_{data_class}".lower())
 
 
 def _resolve_resume(ckpt_path: str | None, experiment: Path) -> tuple[str | None, str | None]:

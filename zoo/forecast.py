@@ -5,7 +5,7 @@ good at that, but predicting ``k`` steps ahead means feeding it its own predicti
 last ``k - 1`` values, and the errors pile up until the forecast flattens into a constant.
 
     python -m zoo.forecast --ckpt_path runs/sine_mlp/version_0/checkpoints/last.ckpt \\
-        --out sine_forecast.png [--steps 1 4 16 64]
+        --out runs/forecast/sine.png [--steps 1 4 16 64]
 
 Top panel: data, 1-step-ahead predictions, and a forecast that uses only the first
 ``num_train + tau`` observations (everything after is the model's own output). Bottom panel:
@@ -82,8 +82,9 @@ def plot(model: nn.Module, data: NoisySine, path: str | Path, steps: Sequence[in
 def main(argv: list[str] | None = None) -> Path:
     p = argparse.ArgumentParser(description="Plot 1-step and k-step-ahead predictions on the noisy sine.")
     p.add_argument("--ckpt_path", required=True)
-    p.add_argument("--out", default="sine_forecast.png")
+    p.add_argument("--out", default="runs/forecast/sine_forecast.png", help="the PNG to write")
     p.add_argument("--steps", type=int, nargs="+", default=[1, 4, 16, 64])
+    p.add_argument("--dry_run", action="store_true", help="load and check the inputs, then stop")
     args = p.parse_args(argv)
     if not Path(args.ckpt_path).is_file():
         raise FileNotFoundError(f"--ckpt_path {args.ckpt_path}: no such checkpoint file")
@@ -91,6 +92,8 @@ def main(argv: list[str] | None = None) -> Path:
         raise ValueError(f"--steps must be positive, got {args.steps}")
     task = load_task(args.ckpt_path, Regression)
     data = load_datamodule(args.ckpt_path, NoisySine)  # the series it was trained on
+    if args.dry_run:
+        return print(f"dry run: {args.ckpt_path} holds a sine regression; would write {args.out}")
     out = plot(task.model, data, args.out, args.steps)
     print(f"wrote {out}")
     return out

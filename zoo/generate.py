@@ -89,8 +89,11 @@ def main(argv: list[str] | None = None) -> str:
     p.add_argument("--temperature", type=float, default=0.0, help="0: greedy (default); > 0: sampling")
     p.add_argument("--seed", type=int, default=0, help="seed of the sampling")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--dry_run", action="store_true", help="load and check the inputs, then stop")
     args = p.parse_args(argv)
     task = load(args.ckpt_path, args.device)
+    if args.dry_run:
+        return print(f"dry run: {args.ckpt_path} holds a language model of {len(task.vocab)} tokens")
     gen = torch.Generator().manual_seed(args.seed)
     text = generate(task.model, task.vocab, task.tokenizer, args.prefix, args.num_tokens, args.temperature, gen)
     print(text)

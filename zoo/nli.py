@@ -59,8 +59,12 @@ def main(argv: list[str] | None = None) -> Inference:
     p.add_argument("hypothesis")
     p.add_argument("--ckpt_path", required=True)
     p.add_argument("--all", action="store_true", help="print the probability of every label")
+    p.add_argument("--dry_run", action="store_true", help="load and check the inputs, then stop")
     args = p.parse_args(argv)
-    result = infer(load(args.ckpt_path), args.premise, args.hypothesis)
+    task = load(args.ckpt_path)
+    if args.dry_run:
+        return print(f"dry run: {args.ckpt_path} holds an NLI model")
+    result = infer(task, args.premise, args.hypothesis)
     print(f"{result.label} {result.probability:.3f}")
     if args.all:
         for name, prob in result.probabilities.items():

@@ -161,6 +161,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
     p.add_argument("--skip_bad", action="store_true", help="leave unreadable images out (named on stderr)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--no_progress", action="store_true", help="no progress bar")
+    p.add_argument("--dry_run", action="store_true", help="load and check the inputs, then stop")
     args = p.parse_args(argv)
     if args.top_k < 1 or args.batch_size < 1:
         raise ValueError(f"--top_k and --batch_size must be >= 1, got {args.top_k} and {args.batch_size}")
@@ -168,6 +169,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
         raise IsADirectoryError(f"--out {args.out}: is a folder; expected a CSV file name")
     task = load_classifier(args.ckpt_path)
     files = expand_inputs(args.inputs)
+    if args.dry_run:
+        return print(f"dry run: {args.ckpt_path} holds a classifier of {len(task.classes)} classes; "
+                     f"{len(files)} images")  # fmt: skip
     rows, skipped = predict(task, files, args.batch_size, args.top_k, args.skip_bad, args.device,
                             progress=not args.no_progress and sys.stderr.isatty())  # fmt: skip
     for item in skipped:

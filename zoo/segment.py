@@ -1,7 +1,7 @@
 """``python -m zoo.segment``: segment images with a trained segmentation checkpoint.
 
     python -m zoo.segment --ckpt_path runs/fcn_voc/version_0/checkpoints/last.ckpt \\
-        street.jpg cat.png [--out segmented/]
+        street.jpg cat.png [--out runs/segment/]
 
 Per image, two PNGs in ``--out``: ``<name>_mask.png``, the predicted classes as a palette PNG
 in VOC's colours (its pixel values are the class indices, as in VOC's ``SegmentationClass``),
@@ -62,9 +62,10 @@ def main(argv: list[str] | None = None) -> list[tuple[Path, Path]]:
     p = argparse.ArgumentParser(description="Segment images with a trained segmentation checkpoint.")
     p.add_argument("images", nargs="+", help="image files (PNG, JPEG, ...)")
     p.add_argument("--ckpt_path", required=True)
-    p.add_argument("--out", default="segmented", help="folder for <name>_mask.png and <name>_overlay.png")
+    p.add_argument("--out", default="runs/segment", help="folder for <name>_mask.png and <name>_overlay.png")
     p.add_argument("--alpha", type=float, default=0.5, help="opacity of the colours in the overlay")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--dry_run", action="store_true", help="load and check the inputs, then stop")
     args = p.parse_args(argv)
     if not 0 <= args.alpha <= 1:
         raise ValueError(f"--alpha must be in [0, 1], got {args.alpha}")
@@ -74,6 +75,10 @@ def main(argv: list[str] | None = None) -> list[tuple[Path, Path]]:
         raise ValueError(f"several images are named {', '.join(twice)}: their outputs would overwrite each other")
     task = load_task(args.ckpt_path, Segmentation).to(args.device).eval()
     mean, std = normalisation(args.ckpt_path)
+    if args.dry_run:
+        for path in args.images:
+            read_rgb(path)  # names a missing or unreadable image
+        return print(f"dry run: {args.ckpt_path} holds a segmentation model; {len(args.images)} images")
     out, written = Path(args.out), []
     for path, stem in zip(args.images, stems, strict=True):
         image = read_rgb(path)

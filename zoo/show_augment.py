@@ -62,16 +62,19 @@ def tile(sample: Any, mean: Any, std: Any) -> torch.Tensor:
 def main(argv: list[str] | None = None) -> Path:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--config", required=True, help="a zoo.fit recipe (YAML) with a data section")
-    p.add_argument("--out", default="augment.png", help="PNG file to write")
+    p.add_argument("--out", default="runs/show_augment/augment.png", help="PNG file to write")
     p.add_argument("--data_dir", help="override the recipe's data_dir")
     p.add_argument("--augment", help="override the recipe's augmentation pipeline")
     p.add_argument("--images", type=int, default=6, help="rows: different training images")
     p.add_argument("--draws", type=int, default=8, help="columns: augmentations of each image")
+    p.add_argument("--dry_run", action="store_true", help="load and check the inputs, then stop")
     args = p.parse_args(argv)
     overrides = {k: v for k, v in (("data_dir", args.data_dir), ("augment", args.augment)) if v}
     dm = data_module(args.config, overrides)
     dm.setup("fit")
     dataset = dm.train_dataloader().dataset
+    if args.dry_run:
+        return print(f"dry run: {len(dataset)} training images; would write {args.out}")
     mean, std = getattr(dm, "mean", None), getattr(dm, "std", None)
     tiles = [tile(dataset[i], mean, std) for i in range(min(args.images, len(dataset))) for _ in range(args.draws)]
     grid = make_grid(torch.stack(tiles), nrow=args.draws, padding=2, pad_value=1.0)

@@ -33,6 +33,7 @@ def main(argv: list[str] | None = None) -> dict[str, list[tuple[str, float]]]:
     p.add_argument("--ckpt_path", required=True)
     p.add_argument("words", nargs="+", help="words to look up")
     p.add_argument("--k", type=int, default=3, help="nearest words per word (default 3)")
+    p.add_argument("--dry_run", action="store_true", help="load and check the inputs, then stop")
     args = p.parse_args(argv)
     if args.k < 1:
         raise ValueError(f"--k must be at least 1, got {args.k}")
@@ -44,6 +45,8 @@ def main(argv: list[str] | None = None) -> dict[str, list[tuple[str, float]]]:
                          f"{len(task.vocab)} words (e.g. {', '.join(task.vocab.idx_to_token[1:9])})")  # fmt: skip
     if unknown:
         warnings.warn(f"not in the model's vocabulary, skipped: {', '.join(map(repr, unknown))}", stacklevel=2)
+    if args.dry_run:
+        return print(f"dry run: {args.ckpt_path} holds {len(task.vocab)} words; {len(known)} to look up")
     result = dict(zip(known, nearest_words(task.model, task.vocab, known, args.k), strict=True))
     for word, near in result.items():
         print(f"{word}: " + ", ".join(f"{n} {c:.3f}" for n, c in near))

@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     p = argparse.ArgumentParser(description="Neural style transfer with VGG-19 features (the course's lecture 49).")
     p.add_argument("--content", required=True, help="the content image")
     p.add_argument("--style", required=True, help="the style image")
-    p.add_argument("--out", default="style_transfer.png", help="the synthesised image (PNG)")
+    p.add_argument("--out", default="runs/style_transfer/style_transfer.png", help="the synthesised image (PNG)")
     p.add_argument("--weights", help="VGG-19 weights: a file of torchvision's vgg19 layout or a torchvision weights "
                                       f"name (default {VGG19_WEIGHTS}: vgg19-dcbb9e9d.pth from torch hub's cache)")
     p.add_argument("--random_weights", action="store_true", help="untrained features: a pipeline check only")
@@ -115,6 +115,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     p.add_argument("--tv_weight", type=float, default=style.TV_WEIGHT)
     p.add_argument("--device", default="cpu")
     p.add_argument("--no_progress", action="store_true", help="no progress bar")
+    p.add_argument("--dry_run", action="store_true", help="load and check the inputs, then stop")
     args = p.parse_args(argv)
     if args.epochs < 1 or min(args.size) < 16:
         raise ValueError(f"--epochs must be >= 1 and --size at least 16x16, got {args.epochs} and {args.size}")
@@ -129,6 +130,8 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     net = vgg19_features(weights).to(args.device)
     size = tuple(args.size)
     content, style_image = (preprocess(f, size).to(args.device) for f in (args.content, args.style))
+    if args.dry_run:
+        return print(f"dry run: {args.content} and {args.style} read; would write {out}")
     start = time.perf_counter()
     x, history = transfer(content, style_image, net, args.epochs, args.lr, args.decay_every, args.gamma,
                           (args.content_weight, args.style_weight, args.tv_weight), not args.no_progress)  # fmt: skip

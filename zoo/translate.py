@@ -118,6 +118,7 @@ def main(argv: list[str] | None = None) -> list[Translation]:
     p.add_argument("--references_file", help="a file of references, one per line")
     p.add_argument("--attention_png", help="write the attention heat maps here")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--dry_run", action="store_true", help="load and check the inputs, then stop")
     args = p.parse_args(argv)
     if bool(args.file) == bool(args.sentences):
         raise ValueError("give the sentences as arguments or --file, one of the two")
@@ -126,6 +127,8 @@ def main(argv: list[str] | None = None) -> list[Translation]:
     sentences = _read_lines(args.file, "--file") if args.file else args.sentences
     references = _read_lines(args.references_file, "--references_file") if args.references_file else args.references
     task = load(args.ckpt_path, args.device)
+    if args.dry_run:
+        return print(f"dry run: {args.ckpt_path} holds a seq2seq model; {len(sentences)} sentences")
     results = translate(task, sentences, args.beam, args.max_len, references, bool(args.attention_png))
     for r in results:
         print(f"{r.source} => {r.translation}" + ("" if r.bleu is None else f", bleu {r.bleu:.3f}"))

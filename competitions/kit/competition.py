@@ -15,8 +15,11 @@ predicts the test rows with optional flip TTA, averages the folds and writes
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -109,6 +112,40 @@ class Competition:
         with atomic_write(work_dir / "prepared.json") as f:
             json.dump(info, f, indent=1)
         return prepared
+
+    def check(self, stage: str, data_dir: str | Path, work_dir: str | Path, config: dict[str, Any],
+              overrides: list[str], output: str | Path | None = None) -> str:
+        """``--dry_run``: what ``stage`` would start from, checked without training or writing
+        (nothing fetched); ``all`` checks prepare's inputs, which the later stages are made from."""
+        from zoo.fit import main as zoo_fit
+
+        work_dir = Path(work_dir)
+        if stage in ("prepare", "all"):
+            data_dir = Path(data_dir).expanduser().resolve()
+            found = {role: _first(data_dir, names) for role, names in self.files.items()}
+            missing = [names[0] for role, names in self.files.items() if found[role] is None]
+            missing += [f"{d}/" for d in self.folders if not (data_dir / d).is_dir()]
+            if missing:
+                raise FileNotFoundError(f"{data_dir}: no {', '.join(missing)} (Kaggle's {self.slug} files; "
+                                        "prepare fetches them with a Kaggle token)")  # fmt: skip
+            prepared = self.read(data_dir, found, _first(data_dir, self.sample_names))
+            return f"{len(prepared.train)} training and {len(prepared.test)} test rows in {data_dir}"
+        if stage == "fit":
+            load_prepared(work_dir)
+            if not (work_dir / "folds.csv").is_file():
+                raise FileNotFoundError(f"{work_dir / 'folds.csv'} not found: run the prepare stage first")
+            with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
+                recipe = Path(tmp) / "recipe.yaml"
+                recipe.write_text(yaml.safe_dump(config["fit"], sort_keys=False))
+                with contextlib.suppress(SystemExit):  # --print_config exits once it printed
+                    zoo_fit(["--config", str(recipe), *self.fold_args(work_dir, 0), *overrides, "--print_config"],
+                            one_line_errors=True)  # fmt: skip
+            return f"the recipe and the zoo.fit options resolve; folds in {work_dir / 'folds.csv'}"
+        _, cv_result = self.fitted(work_dir, output)
+        missing = [f["checkpoint"] for f in cv_result["folds"] if not Path(f["checkpoint"]).is_file()]
+        if missing:
+            raise FileNotFoundError(f"{work_dir / 'cv.json'} names missing checkpoints: {', '.join(missing)}")
+        return f"{len(cv_result['folds'])} fold checkpoints in {work_dir}"
 
     # -- stage 2 ---------------------------------------------------------------------------
     def fit(self, work_dir: str | Path, config: dict[str, Any], config_path: str, overrides: list[str]) -> dict:

@@ -312,6 +312,22 @@ def load_into(module: nn.Module, spec: str | os.PathLike, torchvision_model: str
     return fit(module, load(spec, torchvision_model), spec, **kwargs)
 
 
+def _timm_create(name: str, **kwargs) -> nn.Module:
+    """``timm.create_model``; an argument timm's model lacks (a recipe's zoo-specific arch_kwargs) is
+    one line naming it and the fix, not timm's TypeError."""
+    import timm
+
+    try:
+        return timm.create_model(name, **kwargs)
+    except TypeError as e:
+        bad = re.search(r"unexpected keyword argument '(\w+)'", str(e))
+        if not bad:
+            raise
+        raise ValueError(f"--model.init_args.arch_kwargs: timm/{name} takes no argument {bad.group(1)!r} (the "
+                          "recipe's arch_kwargs are its zoo model's); replace them: --model.init_args.arch_kwargs "
+                          "'{}' (or timm's own, e.g. '{drop_rate: 0.1}')") from None  # fmt: skip
+
+
 def timm_model(name: str, weights: str | None = None, torchvision_model: str | None = None, **kwargs) -> nn.Module:
     """timm's ``name`` built with ``kwargs`` (``num_classes``, ``in_chans``). ``weights``:
     ``timm/<name>`` (timm's own file, from the Hugging Face cache, loaded through timm's own
@@ -323,7 +339,7 @@ def timm_model(name: str, weights: str | None = None, torchvision_model: str | N
     if not timm.is_model(name):
         raise ValueError(f"unknown timm model {name!r}; see timm.list_models()")
     if weights is None or not weights.startswith(TIMM_PREFIX):
-        model = timm.create_model(name, pretrained=False, **kwargs)
+        model = _timm_create(name, pretrained=False, **kwargs)
         if weights is not None:
             load_into(model, weights, torchvision_model)
             model.keeps_weights = True  # ZooTask.build_model refuses an init that would overwrite them
@@ -334,7 +350,7 @@ def timm_model(name: str, weights: str | None = None, torchvision_model: str | N
     state = read_state_dict(path)
     log.warning("weights: loaded %s (%d tensors)", path, len(state))
     try:
-        model = timm.create_model(name, pretrained=True, pretrained_cfg_overlay={"state_dict": state}, **kwargs)
+        model = _timm_create(name, pretrained=True, pretrained_cfg_overlay={"state_dict": state}, **kwargs)
     except RuntimeError as e:  # load_state_dict's "Missing key(s) ...": one line instead
         detail = " ".join(str(e).split())
         raise CheckpointError(f"{path}: not weights of timm's {name}: {detail[:300]}") from e

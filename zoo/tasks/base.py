@@ -220,13 +220,17 @@ class ZooTask(L.LightningModule):
         opt = OPTIMIZERS[self.optimizer_name](groups, lr=self.lr, **kwargs)
         if self.scheduler_name == "none" and self.warmup_epochs <= 0:
             return opt
-        total = int(self.trainer.estimated_stepping_batches)
-        if self.scheduler_name == "onecycle":
-            sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["lr"] for g in groups], total_steps=total)
-        else:
-            steps_per_epoch = max(1, total // max(1, self.trainer.max_epochs or 1))
-            sched = torch.optim.lr_scheduler.LambdaLR(opt, self.lr_factor(total, steps_per_epoch))
+        sched = self.build_scheduler(opt, int(self.trainer.estimated_stepping_batches))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def build_scheduler(self, optimizer: torch.optim.Optimizer, total: int) -> torch.optim.lr_scheduler.LRScheduler:
+        """The per-step schedule over ``total`` optimizer steps (also what a resumed run that trains
+        longer rebuilds: ``zoo.run.resume.ScheduleHorizon``)."""
+        if self.scheduler_name == "onecycle":
+            peaks = [g["lr"] for g in param_groups(self.model, self.lr, self.weight_decay, self.head_lr_mult)]
+            return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=peaks, total_steps=total)
+        steps_per_epoch = max(1, total // max(1, self.trainer.max_epochs or 1))
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, self.lr_factor(total, steps_per_epoch))
 
     def lr_factor(self, total: int, steps_per_epoch: int):
         """The schedule as a factor of the base rate at each optimizer step (``LambdaLR``'s

@@ -158,6 +158,67 @@ def row_weight_decay() -> dict:
     return out
 
 
+def _polynomial(num_features: int, num_epochs: int) -> dict:
+    """Lecture 11: y = 5 + 1.2x - 3.4x^2/2! + 5.6x^3/3! + noise 0.1, 100 train and 100 test rows of
+    the 20 scaled powers x^i / i!; a bias-free linear net on the first ``num_features`` of them, SGD
+    lr 0.01, batch 10, the book's train_epoch_ch3 with MSELoss; the value is the final test loss."""
+    max_degree, n_train = 20, 100
+    true_w = np.zeros(max_degree)
+    true_w[0:4] = np.array([5, 1.2, -3.4, 5.6])
+    features = np.random.normal(size=(2 * n_train, 1))
+    np.random.shuffle(features)
+    poly = np.power(features, np.arange(max_degree).reshape(1, -1))
+    for i in range(max_degree):
+        poly[:, i] /= math.gamma(i + 1)
+    labels = np.dot(poly, true_w) + np.random.normal(scale=0.1, size=2 * n_train)
+    poly, labels = (torch.tensor(a, dtype=torch.float32) for a in (poly, labels))
+    train_data = (poly[:n_train, :num_features], labels[:n_train].reshape(-1, 1))
+    test_data = (poly[n_train:, :num_features], labels[n_train:].reshape(-1, 1))
+    train_iter, test_iter = d2l.load_array(train_data, 10), d2l.load_array(test_data, 10, is_train=False)
+    loss = nn.MSELoss(reduction="none")
+    net = nn.Sequential(nn.Linear(num_features, 1, bias=False))
+    trainer = torch.optim.SGD(net.parameters(), lr=0.01)
+    animator = d2l.Animator(xlabel="epoch", ylabel="loss", yscale="log", legend=["train", "test"])
+    for epoch in range(num_epochs):
+        train_epoch_ch3(net, train_iter, loss, trainer)
+        if epoch == 0 or (epoch + 1) % 20 == 0:
+            animator.add(epoch + 1, (d2l.evaluate_loss(net, train_iter, loss), d2l.evaluate_loss(net, test_iter, loss)))
+    out = _last_board(1)
+    out["extra"] = {"train_loss": animator.Y[0][-1], "weight": net[0].weight.data.reshape(-1).tolist()}
+    return out
+
+
+def row_poly_normal() -> dict:
+    return _polynomial(4, 400)
+
+
+def row_poly_underfit() -> dict:
+    return _polynomial(2, 400)
+
+
+def row_poly_overfit() -> dict:
+    return _polynomial(20, 1500)
+
+
+def row_conv_edge() -> dict:
+    """Lecture 19: learn the 1x2 kernel [1, -1] from a 6x8 image with a vertical stripe and its edge
+    map (the package's corr2d); lr 3e-2, 10 steps; the value is the squared-error sum at step 10."""
+    X = torch.ones((6, 8))
+    X[:, 2:6] = 0
+    Y = d2l.corr2d(X, torch.tensor([[1.0, -1.0]])).reshape((1, 1, 6, 7))
+    X = X.reshape((1, 1, 6, 8))
+    conv2d = nn.Conv2d(1, 1, kernel_size=(1, 2), bias=False)
+    curve = []
+    for _ in range(10):
+        sq_err = (conv2d(X) - Y) ** 2
+        conv2d.zero_grad()
+        sq_err.sum().backward()
+        conv2d.weight.data[:] -= 3e-2 * conv2d.weight.grad
+        curve.append(float(sq_err.sum()))
+    return {"value": curve[-1], "curve": curve, "curve_x": list(range(1, 11)),
+            "extra": {"kernel": conv2d.weight.data.reshape(-1).tolist()}}  # fmt: skip
+
+
 # --- lectures 23 and 28: LeNet and batch normalisation, on the package's train_ch6 ----------------
 
 
@@ -215,6 +276,134 @@ def row_lenet_bn() -> dict:
         nn.Linear(16 * 4 * 4, 120), BatchNorm(120, 2), nn.Sigmoid(),
         nn.Linear(120, 84), BatchNorm(84, 2), nn.Sigmoid(), nn.Linear(84, 10))  # fmt: skip
     return _train_ch6(net, 1.0)
+
+
+# --- book 12.11 (lecture 72): learning-rate schedules on a modern LeNet, 30 epochs ----------------
+
+
+def _modern_lenet() -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(1, 6, kernel_size=5, padding=2), nn.ReLU(), nn.MaxPool2d(kernel_size=2, stride=2),
+        nn.Conv2d(6, 16, kernel_size=5), nn.ReLU(), nn.MaxPool2d(kernel_size=2, stride=2), nn.Flatten(),
+        nn.Linear(16 * 5 * 5, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10))  # fmt: skip
+
+
+def train_with_schedule(net, train_iter, test_iter, num_epochs, loss, trainer, device, scheduler=None) -> dict:
+    """The book's loop for this section: a torch scheduler steps once an epoch; a plain callable
+    sets every group's lr to ``scheduler(epoch)`` at the end of each epoch."""
+    net.to(device)
+    animator = d2l.Animator(xlabel="epoch", xlim=[0, num_epochs], legend=["train loss", "train acc", "test acc"])
+    for epoch in range(num_epochs):
+        metric = d2l.Accumulator(3)  # loss sum, correct predictions, examples
+        for i, (X, y) in enumerate(train_iter):
+            net.train()
+            trainer.zero_grad()
+            y_hat = net(X)
+            batch_loss = loss(y_hat, y)
+            batch_loss.backward()
+            trainer.step()
+            with torch.no_grad():
+                metric.add(batch_loss * X.shape[0], d2l.accuracy(y_hat, y), X.shape[0])
+            if (i + 1) % 50 == 0:
+                animator.add(epoch + i / len(train_iter), (metric[0] / metric[2], metric[1] / metric[2], None))
+        animator.add(epoch + 1, (None, None, d2l.evaluate_accuracy_gpu(net, test_iter)))
+        if isinstance(scheduler, torch.optim.lr_scheduler.LRScheduler):
+            scheduler.step()
+        elif scheduler is not None:
+            for group in trainer.param_groups:
+                group["lr"] = scheduler(epoch)
+    out = _last_board(2)
+    out["extra"] = {"train_loss": metric[0] / metric[2], "train_acc": metric[1] / metric[2]}
+    return out
+
+
+class SquareRootScheduler:
+    def __init__(self, lr=0.1):
+        self.lr = lr
+
+    def __call__(self, num_update):
+        return self.lr * pow(num_update + 1.0, -0.5)
+
+
+class CosineScheduler:
+    """Cosine from base_lr to final_lr over max_update epochs, after an optional linear warm-up
+    from warmup_begin_lr; past max_update it keeps the last rate it gave."""
+
+    def __init__(self, max_update, base_lr=0.01, final_lr=0, warmup_steps=0, warmup_begin_lr=0):
+        self.base_lr_orig, self.max_update, self.final_lr = base_lr, max_update, final_lr
+        self.warmup_steps, self.warmup_begin_lr = warmup_steps, warmup_begin_lr
+        self.max_steps = max_update - warmup_steps
+
+    def __call__(self, epoch):
+        if epoch < self.warmup_steps:
+            return self.warmup_begin_lr + (self.base_lr_orig - self.warmup_begin_lr) * epoch / self.warmup_steps
+        if epoch <= self.max_update:
+            progress = (epoch - self.warmup_steps) / self.max_steps
+            self.base_lr = self.final_lr + (self.base_lr_orig - self.final_lr) * (1 + math.cos(math.pi * progress)) / 2
+        return self.base_lr
+
+
+def _schedule(lr: float, make_scheduler=None) -> dict:
+    """Batch 256, cross-entropy, SGD from ``lr`` (PyTorch's default init), 30 epochs."""
+    train_iter, test_iter = d2l.load_data_fashion_mnist(batch_size=256)
+    net = _modern_lenet()
+    trainer = torch.optim.SGD(net.parameters(), lr=lr)
+    scheduler = make_scheduler(trainer) if make_scheduler else None
+    return train_with_schedule(net, train_iter, test_iter, 30, nn.CrossEntropyLoss(), trainer, CPU, scheduler)
+
+
+def row_lenet_lr_constant() -> dict:
+    return _schedule(0.3)
+
+
+def row_lenet_lr_sqrt() -> dict:
+    return _schedule(0.3, lambda trainer: SquareRootScheduler(lr=0.1))
+
+
+def _multistep_as_plotted(trainer):
+    """MultiStepLR at x0.5 after epochs 15 and 30. The book plots its rates first by stepping it 30
+    times (with empty optimizer steps), so the run it prints trains at 0.125 throughout; done so here."""
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(trainer, milestones=[15, 30], gamma=0.5)
+    for _ in range(30):
+        trainer.step()
+        scheduler.step()
+    return scheduler
+
+
+def row_lenet_lr_multistep() -> dict:
+    return _schedule(0.5, _multistep_as_plotted)
+
+
+def row_lenet_lr_cosine() -> dict:
+    return _schedule(0.3, lambda trainer: CosineScheduler(max_update=20, base_lr=0.3, final_lr=0.01))
+
+
+def row_lenet_lr_warmup() -> dict:
+    return _schedule(0.3, lambda trainer: CosineScheduler(20, warmup_steps=5, base_lr=0.3, final_lr=0.01))
+
+
+def row_sine_mlp() -> dict:
+    """Lecture 51: x_t = sin(0.01 t) + N(0, 0.2) for t = 1..1000; predict x_t from the 4 before it,
+    an MLP 4-10-1 (Xavier), MSELoss, Adam lr 0.01, batch 16, the first 600 pairs, 5 epochs; the
+    value is the book's printed training loss (evaluate_loss over those 600) after epoch 5."""
+    T, tau = 1000, 4
+    x = torch.sin(0.01 * torch.arange(1, T + 1, dtype=torch.float32)) + torch.normal(0, 0.2, (T,))
+    features = torch.zeros((T - tau, tau))
+    for i in range(tau):
+        features[:, i] = x[i : T - tau + i]
+    train_iter = d2l.load_array((features[:600], x[tau:].reshape((-1, 1))[:600]), 16, is_train=True)
+    net = nn.Sequential(nn.Linear(4, 10), nn.ReLU(), nn.Linear(10, 1))
+    for m in (net[0], net[2]):
+        nn.init.xavier_uniform_(m.weight)
+    loss, trainer = nn.MSELoss(reduction="none"), torch.optim.Adam(net.parameters(), 0.01)
+    curve = []
+    for _ in range(5):
+        for X, y in train_iter:
+            trainer.zero_grad()
+            loss(net(X), y).sum().backward()
+            trainer.step()
+        curve.append(d2l.evaluate_loss(net, train_iter, loss))
+    return {"value": curve[-1], "curve": curve, "curve_x": [1, 2, 3, 4, 5]}
 
 
 # --- lectures 55-58: language models on The Time Machine (the Chinese book's chapter 8) ------------
@@ -377,6 +566,76 @@ def row_deep_lstm() -> dict:
     return _time_machine(lambda v: RNNModel(nn.LSTM(v, 256, 2), v), 2)
 
 
+def row_bi_rnn() -> dict:
+    """Lecture 59, the course's deliberately wrong use: a bidirectional 2-layer LSTM as a language
+    model sees the future, so its perplexity is low and what it generates is nonsense (``extra``)."""
+    return _time_machine(lambda v: RNNModel(nn.LSTM(v, 256, 2, bidirectional=True), v), 1)
+
+
+# --- lecture 64: Nadaraya-Watson attention pooling (book text: no such model in the package) -------
+
+
+def _nw_data():
+    """50 sorted x in [0, 5), y = 2 sin x + x^0.8 + N(0, 0.5); 50 test x on a 0.1 grid."""
+    x_train, _ = torch.sort(torch.rand(50) * 5)
+
+    def f(x):
+        return 2 * torch.sin(x) + x**0.8
+
+    x_test = torch.arange(0, 5, 0.1)
+    return x_train, f(x_train) + torch.normal(0.0, 0.5, (50,)), x_test, f(x_test)
+
+
+def _nw_pool(queries, keys, values, w=1.0):
+    """Gaussian-kernel attention pooling: each query averages the values, weighted by
+    softmax(-((query - key) w)^2 / 2) over its keys (one row of keys and values per query)."""
+    queries = queries.repeat_interleave(keys.shape[1]).reshape((-1, keys.shape[1]))
+    weights = F.softmax(-(((queries - keys) * w) ** 2) / 2, dim=1)
+    return torch.bmm(weights.unsqueeze(1), values.unsqueeze(-1)).reshape(-1)
+
+
+def _leave_one_out(x_train, y_train):
+    """Each training point's keys and values: the other 49 pairs, as the book trains the kernel."""
+    n = len(x_train)
+    keep = (1 - torch.eye(n)).type(torch.bool)
+    return x_train.repeat((n, 1))[keep].reshape((n, -1)), y_train.repeat((n, 1))[keep].reshape((n, -1))
+
+
+def row_nw_nonparametric() -> dict:
+    """No training: the value is the sum of squared errors at the 50 training points, each pooled
+    over all 50 training pairs; ``extra`` the same with each point left out of its own keys (the
+    parametric row's loss at w = 1), and the squared-error sum against the truth on the test grid."""
+    x_train, y_train, x_test, y_truth = _nw_data()
+    n = len(x_train)
+    fitted = _nw_pool(x_train, x_train.repeat((n, 1)), y_train.repeat((n, 1)))
+    test = _nw_pool(x_test, x_train.repeat((len(x_test), 1)), y_train.repeat((len(x_test), 1)))
+    keys, values = _leave_one_out(x_train, y_train)
+    sse = float(((fitted - y_train) ** 2).sum())
+    return {"value": sse, "curve": [sse], "curve_x": [0],
+            "extra": {"leave_one_out_sse": float(((_nw_pool(x_train, keys, values) - y_train) ** 2).sum()),
+                      "test_sse_vs_truth": float(((test - y_truth) ** 2).sum())}}  # fmt: skip
+
+
+def row_nw_parametric() -> dict:
+    """The book's NWKernelRegression: one learnable width w (from rand(1)), leave-one-out keys, MSE
+    summed over the 50 points, SGD lr 0.5, 5 epochs; the value is the printed loss of epoch 5."""
+    x_train, y_train, x_test, y_truth = _nw_data()
+    w = nn.Parameter(torch.rand((1,), requires_grad=True))
+    keys, values = _leave_one_out(x_train, y_train)
+    loss, trainer = nn.MSELoss(reduction="none"), torch.optim.SGD([w], lr=0.5)
+    curve = []
+    for _ in range(5):
+        trainer.zero_grad()
+        sq_err = loss(_nw_pool(x_train, keys, values, w), y_train)
+        sq_err.sum().backward()
+        trainer.step()
+        curve.append(float(sq_err.sum()))
+    with torch.no_grad():
+        test = _nw_pool(x_test, x_train.repeat((len(x_test), 1)), y_train.repeat((len(x_test), 1)), w)
+    return {"value": curve[-1], "curve": curve, "curve_x": [1, 2, 3, 4, 5],
+            "extra": {"w": float(w), "test_sse_vs_truth": float(((test - y_truth) ** 2).sum())}}  # fmt: skip
+
+
 # --- lectures 62-68: translation on 600 English-French pairs, the package's train_seq2seq ---------
 
 
@@ -515,6 +774,7 @@ def _translate(make_net, num_epochs: int) -> dict:
     for eng, fra in zip(engs, fras):
         translation, _ = d2l.predict_seq2seq(net, eng, src_vocab, tgt_vocab, 10, CPU)
         out["extra"][eng] = {"translation": translation, "bleu": d2l.bleu(translation, fra, k=2)}
+    out["extra"]["mean_bleu"] = sum(out["extra"][eng]["bleu"] for eng in engs) / len(engs)
     return out
 
 

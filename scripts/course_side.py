@@ -81,6 +81,10 @@ CH3 = "the Chinese book's train_ch3 (book text; not in 1.0.3)"
 CH8 = ("the Chinese book's load_data_time_machine (sequential partitioning) and train_ch8 (book text; "
        "not in 1.0.3) with the package's Vocab, tokenize and grad_clipping")  # fmt: skip
 NMT_DATA = "load_data_nmt(64, 10), 600 pairs; train_seq2seq, Adam lr 0.005"
+SCHED = (
+    "the book's modern LeNet and its train loop with a scheduler (text, d2l.ai 12.11); "
+    "load_data_fashion_mnist(256), evaluate_accuracy_gpu; SGD, 30 epochs"
+)
 AIR = "train_ch11 and get_data_ch11 (batch 10, 1,500 rows, 2 epochs); the optimizer as the book writes it"
 
 ROWS: dict[str, CourseRow] = {
@@ -93,6 +97,14 @@ ROWS: dict[str, CourseRow] = {
                      "value: test acc", FM, 30),
     "dropout": CourseRow(f"concise: 784-256-256-10, dropout 0.2 / 0.5; {CH3}; SGD lr 0.5, batch 256, "
                          "10 epochs; value: test acc", FM, 35),
+    "poly_normal": CourseRow("the book's polynomial data and loop (text) over the Chinese book's train_epoch_ch3 "
+                             "(not in 1.0.3); 4 features (degree 3), SGD lr 0.01, batch 10, 400 epochs; value: "
+                             "test MSE", None, 5),
+    "poly_underfit": CourseRow("as poly_normal with 2 features (1, x); value: test MSE", None, 5),
+    "poly_overfit": CourseRow("as poly_normal with all 20 features, 1,500 epochs; value: test MSE", None, 15),
+    "conv_edge": CourseRow("the package's corr2d builds Y from the 6x8 stripe image; the book's loop (text) "
+                           "learns a bias-free 1x2 Conv2d, lr 3e-2, 10 steps; value: squared-error sum at step 10",
+                           None, 1),
     "weight_decay": CourseRow("concise (book text): Linear(200, 1), weight_decay 3 on the weight only, "
                               "MSELoss; synthetic_data, load_array, evaluate_loss; 20 rows, SGD lr 0.003, "
                               "batch 5, 100 epochs; value: test MSE over 100 rows", None, 5),
@@ -100,6 +112,9 @@ ROWS: dict[str, CourseRow] = {
                        "10 epochs; value: test acc", FM, 150),
     "lenet_bn": CourseRow("the book's batch_norm and BatchNorm from scratch in LeNet (text); train_ch6 "
                           "lr 1.0, 10 epochs, batch 256; value: test acc", FM, 300),
+    "sine_mlp": CourseRow("the book's noisy sine, tau 4, MLP 4-10-1 and train loop (text); load_array, "
+                          "evaluate_loss; Adam lr 0.01, batch 16, 5 epochs; value: the printed training MSE",
+                          None, 2),
     "rnn_scratch": CourseRow(f"the book's RNNModelScratch, 512 hidden (text); {CH8}; batch 32 x 35, lr 1, "
                              "500 epochs; value: final perplexity", TM, 85),
     "rnn": CourseRow(f"nn.RNN(28, 256) in the book's RNNModel (text); {CH8}; lr 1, 500 epochs; "
@@ -108,6 +123,8 @@ ROWS: dict[str, CourseRow] = {
     "lstm": CourseRow(f"nn.LSTM(28, 256) in RNNModel; {CH8}; lr 1, 500 epochs; value: final perplexity", TM, 65),
     "deep_lstm": CourseRow(f"nn.LSTM(28, 256, 2 layers) in RNNModel; {CH8}; lr 2, 500 epochs; "
                            "value: final perplexity", TM, 160),
+    "bi_rnn": CourseRow(f"nn.LSTM(28, 256, 2 layers, bidirectional) in RNNModel; {CH8}; lr 1, 500 epochs; "
+                        "value: final perplexity; extra: the nonsense it generates", TM, 400),
     "seq2seq": CourseRow("the package's Seq2SeqEncoder (32, 32, 2 layers, dropout 0.1), the Chinese book's "
                          f"Seq2SeqDecoder and EncoderDecoder (text); {NMT_DATA}, 300 epochs; value: the "
                          "printed loss", NMT, 95),
@@ -117,6 +134,11 @@ ROWS: dict[str, CourseRow] = {
                              "0.1), the book's TransformerDecoder (text) over the package's MultiHeadAttention, "
                              f"AddNorm, PositionWiseFFN; {NMT_DATA}, 200 epochs; value: the printed loss",
                              NMT, 85),
+    "nw_nonparametric": CourseRow("the book's Nadaraya-Watson data and Gaussian pooling (text; no such model "
+                                  "in the package), no training; value: squared-error sum at the 50 training "
+                                  "points pooled over all 50", None, 1),
+    "nw_parametric": CourseRow("the book's NWKernelRegression (text): one width w, leave-one-out keys, SGD lr "
+                               "0.5, 5 epochs; value: the printed loss sum of epoch 5", None, 1),
     "airfoil_sgd": CourseRow(f"{AIR}: sgd, lr 0.05; value: the printed loss", "airfoil", 3),
     "airfoil_momentum": CourseRow(f"{AIR}: sgd_momentum, lr 0.005, momentum 0.9", "airfoil", 3),
     "airfoil_adagrad": CourseRow(f"{AIR}: adagrad, lr 0.1", "airfoil", 3),
@@ -124,6 +146,12 @@ ROWS: dict[str, CourseRow] = {
     "airfoil_adadelta": CourseRow(f"{AIR}: adadelta, rho 0.9", "airfoil", 3),
     "airfoil_adam": CourseRow(f"{AIR}: adam, lr 0.01", "airfoil", 3),
     "airfoil_yogi": CourseRow(f"{AIR}: yogi, lr 0.01", "airfoil", 3),
+    "lenet_lr_constant": CourseRow(f"{SCHED}, constant lr 0.3; value: test acc", FM, 450),
+    "lenet_lr_sqrt": CourseRow(f"{SCHED}, the book's SquareRootScheduler(0.1) from epoch 1; value: test acc", FM, 450),
+    "lenet_lr_multistep": CourseRow(f"{SCHED}, MultiStepLR(0.5, [15, 30], x0.5) stepped 30 times first as the book "
+                                    "plots it (lr 0.125 throughout); value: test acc", FM, 450),
+    "lenet_lr_cosine": CourseRow(f"{SCHED}, the book's CosineScheduler(20, 0.3 -> 0.01); value: test acc", FM, 450),
+    "lenet_lr_warmup": CourseRow(f"{SCHED}, CosineScheduler with 5 warm-up epochs; value: test acc", FM, 450),
     "word2vec": CourseRow("load_data_ptb(512, 5, 5); the book's skip_gram, SigmoidBCELoss and train (text), "
                           "embed 100, Adam lr 0.002, 5 epochs; value: the printed loss (its mean over all 5 "
                           "epochs, as the book's loop accumulates); extra: the 3 tokens nearest 'chip'",

@@ -793,6 +793,50 @@ def row_transformer() -> dict:
                                                       TransformerDecoder(tgt, 32, 64, 4, 2, 0.1)), 200)  # fmt: skip
 
 
+# --- lecture 69: BERT pretraining (the package's BERTModel, load_data_wiki, _get_batch_loss_bert) --
+
+
+def _bert_pretrain() -> dict:
+    """load_data_wiki(512, 64); BERTModel(128 hidden, FFN 256, 2 heads, 2 blocks, dropout 0.2); the
+    book's train_bert (text): Adam lr 0.01, 50 steps, cross-entropy with the mean reduction as the
+    book has it; the printed losses are means over the 50 steps (its accumulator), one per task."""
+    train_iter, vocab = d2l.load_data_wiki(512, 64)
+    net = d2l.BERTModel(len(vocab), 128, 256, 2, 2, 0.2)
+    loss = nn.CrossEntropyLoss()
+    trainer = torch.optim.Adam(net.parameters(), lr=0.01)
+    animator = d2l.Animator(xlabel="step", ylabel="loss", xlim=[1, 50], legend=["mlm", "nsp"])
+    metric, step = d2l.Accumulator(4), 0  # MLM loss sum, NSP loss sum, sentence pairs, steps
+    while step < 50:
+        for batch in train_iter:
+            trainer.zero_grad()
+            mlm_l, nsp_l, total = d2l._get_batch_loss_bert(net, loss, len(vocab), *batch)
+            total.backward()
+            trainer.step()
+            metric.add(mlm_l, nsp_l, batch[0].shape[0], 1)
+            animator.add(step + 1, (metric[0] / metric[3], metric[1] / metric[3]))
+            step += 1
+            if step == 50:
+                break
+    print(f"MLM loss {metric[0] / metric[3]:.3f}, NSP loss {metric[1] / metric[3]:.3f}")
+    return {"mlm": animator.line(0), "nsp": animator.line(1), "pairs": len(train_iter.dataset), "vocab": len(vocab)}
+
+
+def _bert_row(task: str) -> dict:
+    run = _bert_pretrain()
+    xs, ys = run[task]
+    other = "nsp" if task == "mlm" else "mlm"
+    extra = {f"{other}_loss": run[other][1][-1], "sentence_pairs": run["pairs"], "vocab": run["vocab"]}
+    return {"value": ys[-1], "curve": ys, "curve_x": xs, "extra": extra}
+
+
+def row_bert_mlm() -> dict:
+    return _bert_row("mlm")
+
+
+def row_bert_nsp() -> dict:
+    return _bert_row("nsp")
+
+
 # --- lecture 72: the optimizers on airfoil, the package's train_ch11 (batch 10, 2 epochs) ---------
 
 

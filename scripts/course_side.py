@@ -56,6 +56,9 @@ THREE_SEEDS_UNDER_S = 120.0  # a row whose run takes at most this long here gets
 # where the course's downloads are found under --data_root (DATA_HUB name -> file or folder)
 LOCAL_FILES = {"time_machine": "time_machine/timemachine.txt", "airfoil": "airfoil/airfoil_self_noise.dat"}
 LOCAL_FOLDERS = {"fra-eng": "fra_eng/fra-eng", "ptb": "ptb/ptb"}
+# WikiText-2's train split is not here: BERT pretrains on its valid and test splits, joined into the
+# wiki.train.tokens the course reads (in the work folder; the zoo's recipe trains on the same two)
+WIKITEXT2 = ("wikitext2/valid.txt", "wikitext2/test.txt")
 FASHION_MNIST = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
                  "t10k-labels-idx1-ubyte")  # fmt: skip
 
@@ -139,6 +142,12 @@ ROWS: dict[str, CourseRow] = {
                                   "points pooled over all 50", None, 1),
     "nw_parametric": CourseRow("the book's NWKernelRegression (text): one width w, leave-one-out keys, SGD lr "
                                "0.5, 5 epochs; value: the printed loss sum of epoch 5", None, 1),
+    "bert_mlm": CourseRow("the package's load_data_wiki(512, 64), BERTModel (128, FFN 256, 2 heads, 2 blocks, "
+                          "dropout 0.2) and _get_batch_loss_bert; the book's train_bert (text), Adam lr 0.01, 50 "
+                          "steps; on WikiText-2 valid+test (no train split here); value: printed MLM loss (mean "
+                          "over the 50 steps)", "wikitext2", 80),
+    "bert_nsp": CourseRow("the same run as bert_mlm; value: printed NSP loss (mean over the 50 steps)",
+                          "wikitext2", 80),
     "airfoil_sgd": CourseRow(f"{AIR}: sgd, lr 0.05; value: the printed loss", "airfoil", 3),
     "airfoil_momentum": CourseRow(f"{AIR}: sgd_momentum, lr 0.005, momentum 0.9", "airfoil", 3),
     "airfoil_adagrad": CourseRow(f"{AIR}: adagrad, lr 0.1", "airfoil", 3),
@@ -252,7 +261,13 @@ def _local_data(d2l: types.ModuleType, data_root: Path, work_dir: Path) -> None:
         return str(path)
 
     d2l.download = lambda name, *args, **kwargs: local("file", LOCAL_FILES, name)
-    d2l.download_extract = lambda name, *args, **kwargs: local("folder", LOCAL_FOLDERS, name)
+    wiki = work_dir / "wikitext-2"
+    folders = {**LOCAL_FOLDERS, "wikitext-2": str(wiki)}
+    d2l.download_extract = lambda name, *args, **kwargs: local("folder", folders, name)
+    if not (wiki / "wiki.train.tokens").exists() and all((data_root / f).is_file() for f in WIKITEXT2):
+        with atomic_write(wiki / "wiki.train.tokens") as f:
+            for split in WIKITEXT2:
+                f.write((data_root / split).read_text(encoding="utf-8"))
     raw = work_dir / "data" / "FashionMNIST" / "raw"
     for name in FASHION_MNIST:
         target, source = raw / name, data_root / FM / f"{name}.gz"

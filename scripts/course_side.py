@@ -42,7 +42,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import matplotlib
+import torch
+
 ROOT = Path(__file__).resolve().parents[1]
+SCRIPTS = ROOT / "scripts"
 sys.path.insert(0, str(ROOT))
 
 from zoo.run.errors import run_command  # noqa: E402
@@ -235,8 +239,6 @@ def load_d2l(d2l_path: Path) -> types.ModuleType:
         )
     if str(d2l_path) not in sys.path:
         sys.path.insert(0, str(d2l_path))
-    import matplotlib
-
     matplotlib.use("Agg")  # before d2l imports pyplot: no window, nothing shown
     _display_stand_ins()
     loaded = sys.modules.get("d2l")
@@ -291,7 +293,8 @@ def run(row_id: str, seed: int, data_root: Path, d2l_path: Path = DEFAULT_D2L_PA
     d2l = load_d2l(d2l_path)
     work_dir = Path(work_dir or Path(tempfile.gettempdir()) / "d2l-course-side").resolve()
     _local_data(d2l, data_root, work_dir)
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    if str(SCRIPTS) not in sys.path:
+        sys.path.insert(0, str(SCRIPTS))
     book = importlib.import_module("course_book")
     train: Callable[[], dict] = getattr(book, f"row_{row_id}")
     Recorder.made.clear()
@@ -300,8 +303,6 @@ def run(row_id: str, seed: int, data_root: Path, d2l_path: Path = DEFAULT_D2L_PA
         start = time.perf_counter()
         result = train()
         wall = time.perf_counter() - start
-    import torch
-
     return {"row": row_id, "seed": seed, "value": float(result["value"]), "wall_s": round(wall, 2),
             "curve": result["curve"], "curve_x": result["curve_x"], "extra": result.get("extra", {}),
             "description": row.description, "d2l": D2L_VERSION, "torch": torch.__version__,

@@ -15,10 +15,12 @@ a new lecture adds an entry and a recipe there, not code here. A ``recipe`` row 
 Each row runs with seed 0 first, cheapest rows first; then rows whose run took at most two
 minutes run seeds 1 and 2 (``--seeds``), so the table shows mean +- spread. ``--course`` does the
 same with the course's own ``d2l`` code through ``scripts/course_side.py`` (its ``run(row_id, seed,
-data_root)``). Every result is cached per row and seed in ``<out>.json``, written atomically after
-each run: an interrupted command loses at most the run in progress, and a rerun runs only what is
-missing or whose entry or recipe changed (``--force`` reruns). ``--budget N`` caps every run at N
-epochs and ``--max_batches B`` at B batches per epoch and split: a row so shortened says so.
+data_root)``), whose record of every run (``docs/reproduction/course_here/<row>-<seed>.json``) the
+table reads, whoever wrote it. Every result is cached per row and seed in ``<out>.json``, written
+atomically after each run: an interrupted command loses at most the run in progress, and a rerun
+runs only what is missing or (ours) whose entry or recipe changed (``--force`` reruns).
+``--budget N`` caps every run at N epochs and ``--max_batches B`` at B batches per epoch and split:
+a row so shortened says so.
 """
 
 from __future__ import annotations
@@ -162,20 +164,22 @@ def read_metric(run_dir: Path, metric: str) -> float:
         if metric not in test:
             raise ValueError(f"{run_dir}/metrics.json: no {metric} (it has {', '.join(test)})")
         return float(test[metric])
-    values = read_curves(run_dir).get(metric)
+    epochs, values = read_curves(run_dir).get(metric, ([], []))
     if not values:
         raise ValueError(f"{run_dir}/metrics.csv: {metric} was never logged")
     return values[-1]
 
 
-def read_curves(run_dir: Path) -> dict[str, list[float]]:
-    """Every epoch-level metric of a run's metrics.csv, in logged order."""
-    curves: dict[str, list[float]] = {}
+def read_curves(run_dir: Path) -> dict[str, tuple[list[int], list[float]]]:
+    """Every epoch-level metric of a run's metrics.csv: the epochs (from 1) it was logged at, and its values."""
+    curves: dict[str, tuple[list[int], list[float]]] = {}
     with open(run_dir / "metrics.csv", newline="") as f:
         for row in csv.DictReader(f):
             for k, v in row.items():
                 if k not in ("epoch", "step") and v and not k.endswith("_step"):
-                    curves.setdefault(k.removesuffix("_epoch"), []).append(float(v))
+                    epochs, values = curves.setdefault(k.removesuffix("_epoch"), ([], []))
+                    epochs.append(int(row["epoch"]) + 1)
+                    values.append(float(v))
     return curves
 
 
@@ -212,8 +216,9 @@ def run_fit(entry: dict, fit: list[str], runs: Path, in_process: bool = False) -
         value = read_metric(run_dir, entry["metric"]) * float(entry.get("scale", 1.0))
     except (ValueError, KeyError) as e:  # the registry names a metric this run does not log
         return {**result, "error": str(e)}
-    curve = [v * float(entry.get("scale", 1.0)) for v in read_curves(run_dir).get(curve_metric(entry["metric"]), [])]
-    return {**result, "value": value, "curve": curve, "run_dir": str(run_dir)}
+    epochs, values = read_curves(run_dir).get(curve_metric(entry["metric"]), ([], []))
+    curve = [v * float(entry.get("scale", 1.0)) for v in values]
+    return {**result, "value": value, "curve": curve, "curve_x": epochs, "run_dir": str(run_dir)}
 
 
 def load_module(path: Path, what: str):
@@ -267,7 +272,35 @@ def run_course(row: str, seed: int, args: argparse.Namespace) -> dict:
         last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
         return {"wall_s": wall, "error": f"course side failed: {last[:200]}"}
     r = json.loads(lines[-1][len("RESULT ") :])
-    return {"value": float(r["value"]), "wall_s": float(r.get("wall_s", wall)), "curve": list(r.get("curve") or [])}
+    with atomic_write(Path(args.course_results) / f"{row}-{seed}.json") as f:  # the course side's own record
+        json.dump(r, f, indent=1)
+    return course_result(r, wall)
+
+
+def course_result(r: dict, wall: float | None = None) -> dict:
+    """What the table keeps of one course-side result (``value``, ``wall_s``, ``curve``)."""
+    threads = r.get("threads")
+    machine = {"machine": f"{os.cpu_count()} CPU cores ({threads} thread{'s' * (threads != 1)})"} if threads else {}
+    curve = list(r.get("curve") or [])
+    x = list(r.get("curve_x") or []) if len(r.get("curve_x") or []) == len(curve) else []
+    return {"value": float(r["value"]), "wall_s": float(r.get("wall_s", wall or 0.0)),
+            "curve": curve, **({"curve_x": x} if x else {}), **machine}  # fmt: skip
+
+
+def import_course_results(entries: list[dict], cache: dict, folder: Path) -> int:
+    """The course side's files ``<row>-<seed>.json`` in ``folder`` (``course_side.write_result``'s
+    record of each run), for the rows and seeds the cache lacks; returns how many were taken."""
+    taken = 0
+    for e in entries:
+        seeds = cache["course"].setdefault(e["id"], {"seeds": {}})["seeds"]
+        for path in sorted(folder.glob(f"{e['id']}-*.json")) if folder.is_dir() else []:
+            seed = path.stem[len(e["id"]) + 1 :]
+            if seed.isdigit() and seed not in seeds:
+                result = course_result(json.loads(path.read_text(encoding="utf-8")))
+                date = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.timezone.utc).strftime("%Y-%m-%d")
+                seeds[seed] = {**result, "date": date, "source": str(path)}
+                taken += 1
+    return taken
 
 
 # -- judging ---------------------------------------------------------------------------------
@@ -330,9 +363,11 @@ def fmt_time(seconds: float | None) -> str:
 # -- the page --------------------------------------------------------------------------------
 def plot_row(entry: dict, ours: dict, course: dict, path: Path) -> Path | None:
     """The row's metric per epoch: each of our seeds and each course-here run (<= 60 KB)."""
-    lines = [(f"ours, seed {s}", r["curve"], "-") for s, r in sorted(ours.items()) if r.get("curve")]
-    lines += [(f"course here, seed {s}", r["curve"], "--") for s, r in sorted(course.items())
-              if r.get("curve")]  # fmt: skip
+    def xy(r: dict) -> tuple[list[float], list[float]]:
+        return r.get("curve_x") or list(range(1, len(r["curve"]) + 1)), r["curve"]
+
+    lines = [(f"ours, seed {s}", *xy(r), "-") for s, r in sorted(ours.items()) if r.get("curve")]
+    lines += [(f"course here, seed {s}", *xy(r), "--") for s, r in sorted(course.items()) if r.get("curve")]
     if not lines:
         return None
     import matplotlib
@@ -341,16 +376,15 @@ def plot_row(entry: dict, ours: dict, course: dict, path: Path) -> Path | None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(4.2, 2.8), dpi=80)
-    for label, curve, style in lines:
-        marker = "o" if len(curve) < 3 else None
-        ax.plot(range(1, len(curve) + 1), curve, style, label=label, linewidth=1, marker=marker)
+    for label, x, curve, style in lines:
+        ax.plot(x, curve, style, label=label, linewidth=1, marker="o" if len(curve) < 3 else None)
     if entry["course"] is not None:
         for c in entry["course"] if isinstance(entry["course"], list) else [entry["course"]]:
             ax.axhline(c, color="grey", linewidth=0.8, linestyle=":")
     ax.set_title(f"{entry['id']}: {curve_metric(entry['metric'])}", fontsize=9)
-    ax.set_xlabel("epoch (logged point)", fontsize=8)
+    ax.set_xlabel("epoch", fontsize=8)
     ax.tick_params(labelsize=7)
-    if entry["better"] == "lower" and all(v > 0 for _, c, _ in lines for v in c):
+    if entry["better"] == "lower" and all(v > 0 for *_, c, _ in lines for v in c):
         ax.set_yscale("log")
     ax.legend(fontsize=6)
     fig.tight_layout()
@@ -482,6 +516,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--gpu_rows_on_cpu", action="store_true", help="run rows marked gpu on the CPU too (slow)")
     p.add_argument("--course", action="store_true", help="also run the course's own code for its rows")
     p.add_argument("--course_module", default=str(ROOT / "scripts" / "course_side.py"))
+    p.add_argument("--course_results", default=str(ROOT / "docs" / "reproduction" / "course_here"),
+                   help="the course side's record, one <row>-<seed>.json per run (read, and written by --course)")
     p.add_argument("--d2l_path", default=None, help="folder holding the d2l 1.0.3 package (course_side's default)")
     p.add_argument("--no_ours", action="store_true", help="run only the course side (with --course)")
     args = p.parse_args(argv)
@@ -493,6 +529,8 @@ def main(argv: list[str] | None = None) -> dict:
     entries, out = load_registry(Path(args.registry)), Path(args.out)
     cache_path = out.with_suffix(".json")
     cache = load_cache(cache_path)
+    if not args.force:
+        import_course_results(entries, cache, Path(args.course_results))
     (here, short_here), has_gpu = machine(), torch.cuda.is_available()
     course_rows = set(load_module(Path(args.course_module), "--course_module").ROWS) if args.course else set()
     invoked = "python scripts/reproduce.py " + shlex.join(sys.argv[1:] if argv is None else argv)
@@ -501,12 +539,14 @@ def main(argv: list[str] | None = None) -> dict:
                 for e in entries}  # fmt: skip
 
     def save(entry: dict | None = None) -> None:  # after every run: an interrupted command keeps what it did
+        if not args.force:  # the course side may be running beside this command
+            import_course_results(entries, cache, Path(args.course_results))
         with atomic_write(cache_path) as f:
             json.dump(cache, f, indent=1, sort_keys=True)
-        if entry is not None:
-            png = out.parent / "reproduction" / f"{entry['id']}.png"
-            ours, course = (cache[side].get(entry["id"], {}).get("seeds", {}) for side in ("ours", "course"))
-            plot_row(entry, ours, course, png)
+        for e in [entry] if entry is not None else selected:  # at the end: every row, with the course's curves
+            png = out.parent / "reproduction" / f"{e['id']}.png"
+            ours, course = (cache[side].get(e["id"], {}).get("seeds", {}) for side in ("ours", "course"))
+            plot_row(e, ours, course, png)
         with atomic_write(out) as f:
             f.write(render(entries, cache, commands, invoked, here, out))
 
@@ -526,10 +566,9 @@ def main(argv: list[str] | None = None) -> dict:
             print(f"{e['id']}: {why}", flush=True)
         elif not args.no_ours:
             todo.append(("ours", e, 0))
-        if e["id"] in course_rows:
-            c = cache["course"].setdefault(e["id"], {"key": key, "seeds": {}})
-            if args.force or c.get("key") != key:
-                cache["course"][e["id"]] = {"key": key, "seeds": {}}
+        if e["id"] in course_rows:  # the course's code does not change with our recipes: only --force reruns it
+            if args.force:
+                cache["course"][e["id"]] = {"seeds": {}}
             todo.append(("course", e, 0))
     todo.sort(key=lambda t: (bool(t[1].get("needs")), expected(t[1], cache[t[0]][t[1]["id"]])))
 

@@ -77,9 +77,9 @@ def test_generator_runs_marks_skips_caches_and_plots(tmp_path, monkeypatch, caps
     row = cache["ours"]["tiny_line"]
     assert row["shortened"] == ["2 of 3 epochs"] and "error" not in row, row
     run_dir = Path(row["seeds"]["0"]["run_dir"])
-    values = reproduce.read_curves(run_dir)["val/loss"]
+    epochs, values = reproduce.read_curves(run_dir)["val/loss"]
     assert row["seeds"]["0"]["value"] == pytest.approx(0.5 * values[-1])  # the last val/loss, on the course's scale
-    assert row["seeds"]["0"]["curve"] == pytest.approx([0.5 * v for v in values])
+    assert row["seeds"]["0"]["curve"] == pytest.approx([0.5 * v for v in values]) and epochs == [2]
     assert "needs data: not_here" in cache["ours"]["tiny_data"]["skipped"]
     assert "needs a GPU" in cache["ours"]["tiny_gpu"]["skipped"]
     printed = capsys.readouterr().out
@@ -118,7 +118,8 @@ def test_course_side_runs_per_seed_is_cached_and_banded(tmp_path, monkeypatch):
              "metric": "m", "better": "lower", "data": None}]  # fmt: skip
     out = tmp_path / "REPRO.md"
     args = ["--registry", str(_registry(tmp_path, rows)), "--out", str(out), "--runs", str(tmp_path / "runs"),
-            "--course", "--course_module", str(module), "--seeds", "3"]  # fmt: skip
+            "--course", "--course_module", str(module), "--seeds", "3",
+            "--course_results", str(tmp_path / "course_here")]  # fmt: skip
     cache = reproduce.main(args)
     course = cache["course"]["tiny_anchors"]["seeds"]
     assert {s: r["value"] for s, r in course.items()} == pytest.approx({"0": 0.5, "1": 0.6, "2": 0.7})
@@ -128,9 +129,19 @@ def test_course_side_runs_per_seed_is_cached_and_banded(tmp_path, monkeypatch):
     assert "0.600 +- 0.100 (3)" in line  # course here: mean +- sample standard deviation
     assert line.split(" | ")[8] == "yes"  # ours (0 differences) is better than the band
     assert "course side: course side failed" in next(li for li in out.read_text().splitlines() if li.startswith("| 08"))
+    assert json.loads((tmp_path / "course_here" / "tiny_anchors-2.json").read_text())["value"] == pytest.approx(0.7)
     ran = (tmp_path / "calls.txt").read_text().splitlines()
     reproduce.main(args)  # cached: only the failed row runs again
     assert (tmp_path / "calls.txt").read_text().splitlines()[len(ran):] == ["tiny_line 0"]
+
+    # the course side's files, whoever wrote them, are read into the table without running anything
+    (tmp_path / "calls.txt").unlink()
+    (tmp_path / "REPRO.json").unlink()
+    (tmp_path / "course_here" / "tiny_line-0.json").write_text(json.dumps({"value": 2.0, "wall_s": 1.0, "threads": 1}))
+    cache = reproduce.main([a for a in args if a != "--course"])
+    assert not (tmp_path / "calls.txt").exists()
+    assert cache["course"]["tiny_anchors"]["seeds"]["1"]["value"] == pytest.approx(0.6)
+    assert cache["course"]["tiny_line"]["seeds"]["0"]["machine"].endswith("(1 thread)")
 
 
 def test_judging_against_the_band_or_the_printed_number():
@@ -192,7 +203,7 @@ def test_ours_is_read_from_metrics_json_or_the_last_logged_value(tmp_path):
     (tmp_path / "metrics.csv").write_text("epoch,step,train/ppl,val/ppl\n0,9,3.5,\n0,9,,4.0\n1,19,1.25,\n")
     assert reproduce.read_metric(tmp_path, "test/acc") == 0.81
     assert reproduce.read_metric(tmp_path, "train/ppl") == 1.25  # the last epoch's, not the best
-    assert reproduce.read_curves(tmp_path) == {"train/ppl": [3.5, 1.25], "val/ppl": [4.0]}
+    assert reproduce.read_curves(tmp_path) == {"train/ppl": ([1, 2], [3.5, 1.25]), "val/ppl": ([1], [4.0])}
     with pytest.raises(ValueError, match="no test/bleu"):
         reproduce.read_metric(tmp_path, "test/bleu")
     with pytest.raises(ValueError, match="train/loss was never logged"):

@@ -218,7 +218,13 @@ def run_fit(entry: dict, fit: list[str], runs: Path, in_process: bool = False) -
         return {**result, "error": str(e)}
     epochs, values = read_curves(run_dir).get(curve_metric(entry["metric"]), ([], []))
     curve = [v * float(entry.get("scale", 1.0)) for v in values]
-    return {**result, "value": value, "curve": curve, "curve_x": epochs, "run_dir": str(run_dir)}
+    return {**result, "value": value, "curve": curve, "curve_x": epochs, "run_dir": shown_path(run_dir)}
+
+
+def shown_path(path: Path) -> str:
+    """``path`` relative to the repository when it lies inside it (the cache is committed)."""
+    path = Path(path).resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 def load_module(path: Path, what: str):
@@ -236,9 +242,9 @@ def run_check(entry: dict, ours: dict, args: argparse.Namespace) -> dict:
     context = {"data_root": Path(args.data_root), "out": Path(args.runs) / entry["id"]}
     if entry.get("needs"):
         needed = ours.get(entry["needs"], {}).get("seeds", {}).get("0", {})
-        if "run_dir" not in needed or not Path(needed["run_dir"]).is_dir():
+        if "run_dir" not in needed or not (ROOT / needed["run_dir"]).is_dir():
             return {"wall_s": 0.0, "error": f"needs the run of row {entry['needs']} first"}
-        context["run_dir"] = Path(needed["run_dir"])
+        context["run_dir"] = ROOT / needed["run_dir"]
     start = time.perf_counter()
     try:
         result = checks[entry["check"]](entry, context)
@@ -298,7 +304,7 @@ def import_course_results(entries: list[dict], cache: dict, folder: Path) -> int
             if seed.isdigit() and seed not in seeds:
                 result = course_result(json.loads(path.read_text(encoding="utf-8")))
                 date = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.timezone.utc).strftime("%Y-%m-%d")
-                seeds[seed] = {**result, "date": date, "source": str(path)}
+                seeds[seed] = {**result, "date": date, "source": shown_path(path)}
                 taken += 1
     return taken
 

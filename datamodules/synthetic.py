@@ -53,6 +53,11 @@ class SyntheticRegression(ZooDataModule):
 
 
 
+def run_generator(seed: int | None) -> torch.Generator:
+    """A generator seeded with ``seed``, or with the run's seed (``seed_everything``'s) when None."""
+    return torch.Generator().manual_seed(torch.initial_seed() if seed is None else seed)
+
+
 class SyntheticPolynomial(ZooDataModule):
     """The course's polynomial fit (lecture 11, book 4.4): ``x ~ N(0, 1)``, features
     ``x^i / i!`` for ``i < max_degree`` (20), targets ``5 + 1.2 x - 3.4 x^2/2! + 5.6 x^3/3!``
@@ -60,7 +65,8 @@ class SyntheticPolynomial(ZooDataModule):
 
     ``num_features`` columns are kept: 4 fits the cubic exactly (normal), 2 underfits it (a line),
     20 overfits it (the course trains that one for 1,500 epochs). Validation and test are the same
-    held-out rows (the course's test loss).
+    held-out rows (the course's test loss). ``seed`` None draws from the run's seed
+    (``seed_everything``), so that runs of other seeds see other draws, as the course's do.
     """
 
     def __init__(
@@ -72,7 +78,7 @@ class SyntheticPolynomial(ZooDataModule):
         num_train: int = 100,
         num_val: int = 100,
         batch_size: int = 10,
-        seed: int = 0,
+        seed: int | None = None,
         num_workers: int = 0,
     ) -> None:
         super().__init__(batch_size, num_workers)
@@ -86,7 +92,7 @@ class SyntheticPolynomial(ZooDataModule):
         self.in_features = num_features
 
     def setup(self, stage: str | None = None) -> None:
-        g = torch.Generator().manual_seed(self.seed)
+        g = run_generator(self.seed)
         x = torch.randn(self.num_train + self.num_val, 1, generator=g, dtype=torch.float64)
         powers = torch.arange(self.max_degree, dtype=torch.float64)
         features = x**powers / torch.exp(torch.lgamma(powers + 1))  # x^i / i!
@@ -124,10 +130,10 @@ class NadarayaWatsonData(ZooDataModule):
     Rows are ``[query, keys, values]`` for ``zoo.models.nadaraya_watson``: in training each
     point queries the other 49 (the course's leave-one-out keys); validation and test query
     ``x = 0, 0.1, ..., 4.9`` against all 50 training points, scored against the noise-free curve.
-    One batch holds every row (the course's full-batch SGD).
+    One batch holds every row (the course's full-batch SGD). ``seed`` None: the run's seed.
     """
 
-    def __init__(self, num_train: int = 50, noise: float = 0.5, seed: int = 0, num_workers: int = 0) -> None:
+    def __init__(self, num_train: int = 50, noise: float = 0.5, seed: int | None = None, num_workers: int = 0) -> None:
         super().__init__(num_train, num_workers)
         self.num_train, self.noise, self.seed = num_train, noise, seed
 
@@ -136,7 +142,7 @@ class NadarayaWatsonData(ZooDataModule):
         return 2 * torch.sin(x) + x**0.8
 
     def setup(self, stage: str | None = None) -> None:
-        g = torch.Generator().manual_seed(self.seed)
+        g = run_generator(self.seed)
         n = self.num_train
         x = torch.sort(torch.rand(n, generator=g) * 5).values
         y = self.truth(x) + self.noise * torch.randn(n, generator=g)

@@ -51,7 +51,8 @@ from zoo.run.io import atomic_write, save_figure  # noqa: E402
 
 REQUIRED = ("id", "lecture", "setting", "course", "metric", "better", "data")
 #: what decides whether a row reruns: not its lecture, notes or printed number
-RUN_FIELDS = ("recipe", "check", "args", "metric", "scale", "data", "needs", "gpu", "gpu_args", "check_args", "devices")
+RUN_FIELDS = ("recipe", "check", "args", "metric", "reduce", "scale", "data", "needs", "gpu", "gpu_args", "check_args",
+              "devices")  # fmt: skip
 SLOW_S = 120  # a run longer than this gets one seed
 #: what --gpu adds to a GPU row (and the row's own gpu_args): bf16 autocast, channels-last
 GPU_ARGS = ["--trainer.precision", "bf16-mixed", "--model.init_args.channels_last", "true",
@@ -157,17 +158,20 @@ def fingerprint(entry: dict) -> str:
     return hashlib.sha256(json.dumps([fields, text], sort_keys=True).encode()).hexdigest()[:16]
 
 
-def read_metric(run_dir: Path, metric: str) -> float:
-    """``test/...`` from metrics.json; any other metric is its last value in metrics.csv."""
+def read_metric(run_dir: Path, metric: str, reduce: str = "last") -> float:
+    """``test/...`` from metrics.json; any other metric is its last value in metrics.csv, or with
+    ``reduce="mean"`` the mean of its logged epochs."""
+    if reduce not in ("last", "mean"):
+        raise ValueError(f"reduce must be last or mean, got {reduce!r}")
     if metric.startswith("test/"):
         test = json.loads((run_dir / "metrics.json").read_text())["test"]
         if metric not in test:
             raise ValueError(f"{run_dir}/metrics.json: no {metric} (it has {', '.join(test)})")
         return float(test[metric])
-    epochs, values = read_curves(run_dir).get(metric, ([], []))
+    values = read_curves(run_dir).get(metric, ([], []))[1]
     if not values:
         raise ValueError(f"{run_dir}/metrics.csv: {metric} was never logged")
-    return values[-1]
+    return statistics.fmean(values) if reduce == "mean" else values[-1]
 
 
 def read_curves(run_dir: Path) -> dict[str, tuple[list[int], list[float]]]:
@@ -213,7 +217,7 @@ def run_fit(entry: dict, fit: list[str], runs: Path, in_process: bool = False) -
         return {**result, "error": f"zoo.fit wrote no {runs / name}/version_*/metrics.json"}
     run_dir = done[-1].parent
     try:
-        value = read_metric(run_dir, entry["metric"]) * float(entry.get("scale", 1.0))
+        value = read_metric(run_dir, entry["metric"], entry.get("reduce", "last")) * float(entry.get("scale", 1.0))
     except (ValueError, KeyError) as e:  # the registry names a metric this run does not log
         return {**result, "error": str(e)}
     epochs, values = read_curves(run_dir).get(curve_metric(entry["metric"]), ([], []))
@@ -535,6 +539,8 @@ def main(argv: list[str] | None = None) -> dict:
     entries, out = load_registry(Path(args.registry)), Path(args.out)
     cache_path = out.with_suffix(".json")
     cache = load_cache(cache_path)
+    for side in ("ours", "course"):  # rows the registry no longer has (renamed, split) leave the cache
+        cache[side] = {k: v for k, v in cache[side].items() if k in {e["id"] for e in entries}}
     if not args.force:
         import_course_results(entries, cache, Path(args.course_results))
     (here, short_here), has_gpu = machine(), torch.cuda.is_available()

@@ -203,6 +203,7 @@ def test_ours_is_read_from_metrics_json_or_the_last_logged_value(tmp_path):
     (tmp_path / "metrics.csv").write_text("epoch,step,train/ppl,val/ppl\n0,9,3.5,\n0,9,,4.0\n1,19,1.25,\n")
     assert reproduce.read_metric(tmp_path, "test/acc") == 0.81
     assert reproduce.read_metric(tmp_path, "train/ppl") == 1.25  # the last epoch's, not the best
+    assert reproduce.read_metric(tmp_path, "train/ppl", "mean") == pytest.approx(2.375)  # over the run's epochs
     assert reproduce.read_curves(tmp_path) == {"train/ppl": ([1, 2], [3.5, 1.25]), "val/ppl": ([1], [4.0])}
     with pytest.raises(ValueError, match="no test/bleu"):
         reproduce.read_metric(tmp_path, "test/bleu")

@@ -51,8 +51,8 @@ from zoo.run.io import atomic_write, save_figure  # noqa: E402
 
 REQUIRED = ("id", "lecture", "setting", "course", "metric", "better", "data")
 #: what decides whether a row reruns: not its lecture, notes or printed number
-RUN_FIELDS = ("recipe", "check", "args", "metric", "reduce", "scale", "data", "needs", "gpu", "gpu_args", "check_args",
-              "devices")  # fmt: skip
+RUN_FIELDS = ("recipe", "check", "args", "metric", "scale", "data", "needs", "gpu", "gpu_args", "check_args", "devices")
+LATER_FIELDS = ("reduce",)  # count only where an entry sets them: the other rows' results stay current
 SLOW_S = 120  # a run longer than this gets one seed
 #: what --gpu adds to a GPU row (and the row's own gpu_args): bf16 autocast, channels-last
 GPU_ARGS = ["--trainer.precision", "bf16-mixed", "--model.init_args.channels_last", "true",
@@ -154,7 +154,7 @@ def fingerprint(entry: dict) -> str:
     lecture, notes, printed number or the machine's paths."""
     recipe = ROOT / entry["recipe"] if "recipe" in entry else None
     text = recipe.read_text(encoding="utf-8") if recipe and recipe.is_file() else ""
-    fields = {k: entry.get(k) for k in RUN_FIELDS}
+    fields = {k: entry.get(k) for k in RUN_FIELDS} | {k: entry[k] for k in LATER_FIELDS if k in entry}
     return hashlib.sha256(json.dumps([fields, text], sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -14,13 +14,14 @@ from datamodules.kaggle_images import DogBreeds, KaggleCIFAR10, Leaves
 from datamodules.language_model import LanguageModelData, PennTreebank, TimeMachine, WikiText2
 from datamodules.sine import NoisySine
 from datamodules.snli import SNLI as SNLI
-from datamodules.synthetic import SyntheticRegression
+from datamodules.synthetic import EdgeImage, NadarayaWatsonData, SyntheticPolynomial, SyntheticRegression
 from datamodules.translation import FraEng as FraEng
 from datamodules.voc import SegmentationFolder as SegmentationFolder
 from datamodules.voc import VOCSegmentation as VOCSegmentation
 from datamodules.wikitext_bert import WikiText2BERT as WikiText2BERT
 from datamodules.word2vec import PTBWord2Vec as PTBWord2Vec
 
-__all__ = ["ZooDataModule", "FashionMNIST", "SyntheticRegression",
+__all__ = ["ZooDataModule", "FashionMNIST", "SyntheticRegression", "SyntheticPolynomial", "EdgeImage",
+           "NadarayaWatsonData",
            "LanguageModelData", "TimeMachine", "PennTreebank", "WikiText2", "NoisySine", "HousePrices",
            "CIFAR10", "Leaves", "DogBreeds", "KaggleCIFAR10"]

@@ -12,6 +12,7 @@ import gzip
 import hashlib
 import struct
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -91,6 +92,8 @@ class FashionMNIST(ZooDataModule):
         batch_size: examples per batch.
         resize: side length to resize to (the course uses 224 for AlexNet/VGG/NiN, 96 for
             GoogLeNet/ResNet/DenseNet); ``None`` keeps 28.
+        resize_on_device: resize after the batch reached the training device (a GPU resizes
+            a batch of 128 to 224 px far faster than the loader's CPU workers).
         normalize: standardise pixels with the training set's mean and std (the course only
             scales them to [0, 1]).
         val_size: validation examples taken from the training set (a count or a fraction),
@@ -111,6 +114,7 @@ class FashionMNIST(ZooDataModule):
         data_dir: str = "data",
         batch_size: int = 256,
         resize: int | None = None,
+        resize_on_device: bool = False,
         normalize: bool = False,
         val_size: int | float = 5000,
         seed: int = 0,
@@ -125,7 +129,7 @@ class FashionMNIST(ZooDataModule):
             raise ValueError("give both fold and folds_file, or neither")
         self.fold, self.folds_file = fold, folds_file
         self.data_dir = Path(data_dir).expanduser()
-        self.resize = resize
+        self.resize, self.resize_on_device = resize, resize_on_device
         self.normalize = normalize
         self.val_size = val_size
         self.seed = seed
@@ -216,11 +220,22 @@ class FashionMNIST(ZooDataModule):
 
     def _to_float(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = x.float().div_(255)  # (B, 1, 28, 28)
-        if self.resize and self.resize != x.shape[-1]:
-            x = F.interpolate(x, size=(self.resize, self.resize), mode="bilinear", align_corners=False)
-        if self.normalize:
+        if not self.resize_on_device:
+            x = self._resize(x)
+        if self.normalize:  # per-pixel affine: the same before or after a bilinear resize
             x = (x - MEAN) / STD
         return x, y
+
+    def _resize(self, x: torch.Tensor) -> torch.Tensor:
+        if self.resize and self.resize != x.shape[-1]:
+            x = F.interpolate(x, size=(self.resize, self.resize), mode="bilinear", align_corners=False)
+        return x
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        if not self.resize_on_device:
+            return batch
+        x, *rest = batch
+        return (self._resize(x), *rest)
 
 
 def _check_labels(labels: torch.Tensor, path: Path) -> None:

@@ -23,6 +23,9 @@ MULTI_INPUT = {
     "bert_classifier": ({"vocab_size": 7, "num_hiddens": 8},
                         lambda: (torch.randint(7, (2, 5)), torch.tensor([[0, 0, 0, 1, 1]] * 2), torch.tensor([5, 3])),
                         (2, 3)),
+    # one row per query: [query, n keys, n values] (n = 3) -> one prediction
+    "nadaraya_watson": ({}, lambda: (torch.rand(2, 7),), (2, 1)),
+    "edge_conv": ({}, lambda: (torch.rand(2, 1, 6, 8),), (2, 1, 6, 7)),
 }  # fmt: skip
 
 

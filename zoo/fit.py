@@ -151,7 +151,8 @@ class ZooCLI(LightningCLI):
         ckpt_dir = self.run.dir / "checkpoints"
         self.trainer_defaults["callbacks"] = [
             ModelCheckpoint(dirpath=ckpt_dir, monitor=metric, mode=mode, filename="best-{epoch:03d}",
-                            auto_insert_metric_name=False),
+                            auto_insert_metric_name=False,
+                            save_on_train_epoch_end=True if metric.startswith("train/") else None),
             # last.ckpt at every epoch's end: Lightning's save_last refreshes it only when a best one
             # is saved, and a checkpoint without a monitor waits for validation when
             # check_val_every_n_epoch > 1

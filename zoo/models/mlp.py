@@ -25,6 +25,7 @@ class MLP(nn.Module):
         hidden: sizes of the hidden layers (empty: a linear model).
         activation: ``relu``, ``sigmoid``, ``tanh`` or ``gelu``.
         dropout: one probability for every hidden layer, or one per layer (course: 0.2, 0.5).
+        bias: whether the output layer has a bias (the course's polynomial fit, lecture 11, has none).
     """
 
     def __init__(
@@ -34,6 +35,7 @@ class MLP(nn.Module):
         hidden: Sequence[int] = (),
         activation: str = "relu",
         dropout: float | Sequence[float] = 0.0,
+        bias: bool = True,
     ) -> None:
         super().__init__()
         if activation not in _ACTIVATIONS:
@@ -48,7 +50,7 @@ class MLP(nn.Module):
             if p > 0:
                 layers.append(nn.Dropout(p))
             width = size
-        layers.append(nn.Linear(width, out_features))
+        layers.append(nn.Linear(width, out_features, bias=bias))
         self.net = nn.Sequential(*layers)
 
     def forward(self, x):
@@ -56,9 +58,9 @@ class MLP(nn.Module):
 
 
 @register_model
-def linear(in_features: int = 2, out_features: int = 1) -> MLP:
-    """Linear regression (lecture 08): one ``Linear`` layer."""
-    return MLP(in_features, out_features)
+def linear(in_features: int = 2, out_features: int = 1, bias: bool = True) -> MLP:
+    """Linear regression (lecture 08): one ``Linear`` layer (``bias=False``: lecture 11's polynomial fit)."""
+    return MLP(in_features, out_features, bias=bias)
 
 
 def _image_features(in_channels: int, image_size: int | Sequence[int]) -> int:

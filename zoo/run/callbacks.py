@@ -77,9 +77,15 @@ class RunReport(L.Callback):
     def summary(self, trainer: L.Trainer, test_metrics: dict[str, float], monitor: str) -> dict[str, Any]:
         ckpt = trainer.checkpoint_callback
         best = _scalar(ckpt.best_model_score) if ckpt is not None and ckpt.best_model_score is not None else None
+        # the last epoch's training metrics: what the course prints, and the only signal of a run
+        # whose validation means nothing (its checkpoint is then picked by a train/ metric)
+        final_train = {k: v for k, v in (self.history[-1] if self.history else {}).items() if k.startswith("train/")}
+        picked = {monitor: best} if best is not None else {}
         return {
             "test": test_metrics,
-            "best_val": {monitor: best} if best is not None else {},
+            "best_val": picked if monitor.startswith("val/") else {},
+            **({} if monitor.startswith("val/") else {"best_train": picked}),
+            "final_train": final_train,
             "best_checkpoint": getattr(ckpt, "best_model_path", "") or None,
             "epochs": trainer.current_epoch,
             "wall_seconds": round(time.perf_counter() - self._t_start, 2),

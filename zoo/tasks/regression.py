@@ -22,8 +22,10 @@ class Regression(ZooTask):
         out_features: number of targets.
         arch_kwargs: further keyword arguments for the model's builder.
         init: ``default``, ``xavier`` or ``normal`` (std 0.01, as the course's linear regression).
-        loss: ``mse``, or ``half_mse`` (the course's squared loss ``(y_hat - y)^2 / 2``, whose
-            numbers its optimisation chapter prints); ``*/rmse`` is the root of the MSE either way.
+        loss: ``mse``, ``half_mse`` (the course's squared loss ``(y_hat - y)^2 / 2``, whose
+            numbers its optimisation chapter prints) or ``sse``: the batch's summed squared error,
+            which the course's hand-written loops (lectures 19 and 64) minimise and print;
+            ``*/rmse`` is the root of the MSE in every case.
         **kwargs: optimizer and schedule settings, see ``ZooTask``.
     """
 
@@ -34,14 +36,15 @@ class Regression(ZooTask):
         out_features: int = 1,
         arch_kwargs: dict[str, Any] | None = None,
         init: Init = "default",
-        loss: Literal["mse", "half_mse"] = "mse",
+        loss: Literal["mse", "half_mse", "sse"] = "mse",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if loss not in ("mse", "half_mse"):
-            raise ValueError(f"loss must be mse or half_mse, got {loss!r}")
+        if loss not in ("mse", "half_mse", "sse"):
+            raise ValueError(f"loss must be mse, half_mse or sse, got {loss!r}")
         self.save_hyperparameters()
         self.loss_scale = 0.5 if loss == "half_mse" else 1.0
+        self.reduction = "sum" if loss == "sse" else "mean"
         self.model = self.build_model(
             arch, init, in_features=in_features, out_features=out_features, **(arch_kwargs or {})
         )
@@ -51,7 +54,7 @@ class Regression(ZooTask):
     def _step(self, batch: Any, stage: str) -> torch.Tensor:
         x, y = batch[0], batch[1]
         pred = self.model(x).reshape(y.shape)
-        loss = self.loss_scale * F.mse_loss(pred, y)
+        loss = self.loss_scale * F.mse_loss(pred, y, reduction=self.reduction)
         if stage == "train":
             self.log("train/loss", loss, on_step=False, on_epoch=True, batch_size=len(y), prog_bar=True, sync_dist=True)
         else:

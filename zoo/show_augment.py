@@ -13,29 +13,22 @@ where the augmentation moved them (``--augment ssd`` of ``configs/tiny_ssd_banan
 from __future__ import annotations
 
 import argparse
-import importlib
 from pathlib import Path
 from typing import Any
 
 import torch
 from torchvision.utils import make_grid, save_image
 
+from datamodules.base import ZooDataModule
+from zoo.core.classes import from_section
 from zoo.run.errors import run_command
 from zoo.run.io import atomic_write, read_yaml
 
 
-def data_module(config: str | Path, overrides: dict[str, Any]):
-    """The data module of a recipe, with ``overrides`` on its ``init_args``."""
-    cfg = read_yaml(config)
-    data = cfg.get("data") if isinstance(cfg, dict) else None
-    if not isinstance(data, dict) or "class_path" not in data:
-        raise ValueError(f"{config}: no data.class_path section (expected a zoo.fit recipe)")
-    module, _, name = data["class_path"].rpartition(".")
-    try:
-        cls = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError, ValueError):
-        raise ValueError(f"{config}: data.class_path {data['class_path']!r} names no class") from None
-    return cls(**{**(data.get("init_args") or {}), **overrides})
+def data_module(config: str | Path, overrides: dict[str, Any]) -> ZooDataModule:
+    """The data module of a recipe, with ``overrides`` on its ``init_args``: a ``ZooDataModule``,
+    as ``zoo.fit`` requires (``zoo.core.classes``), never any other class the file names."""
+    return from_section(read_yaml(config), "data", ZooDataModule, config, overrides)
 
 
 def to_display(x: torch.Tensor, mean: Any, std: Any) -> torch.Tensor:

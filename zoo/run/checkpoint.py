@@ -15,7 +15,6 @@ e.g. class names).
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import os
 import pickle
@@ -26,9 +25,7 @@ from typing import Any, TypeVar
 
 import torch
 
-#: the zoo's own packages: the only ones a checkpoint's ``_class_path`` may import from
-#: (importing a module runs it)
-ZOO_PACKAGES = ("zoo", "datamodules", "competitions")
+from zoo.core.classes import ZOO_PACKAGES, ConfigError, resolve_class
 
 T = TypeVar("T")
 
@@ -99,24 +96,17 @@ def _describe(hparams: dict[str, Any]) -> str:
 
 def _build(path: str | os.PathLike, hparams: dict[str, Any], expected: type, what: str) -> Any:
     """An ``expected`` built from ``hparams``: of the class their ``_class_path`` names, which
-    must be ``expected`` or a subclass, from ``ZOO_PACKAGES``."""
+    must be ``expected`` or a subclass, from ``ZOO_PACKAGES`` (``zoo.core.classes``)."""
     class_path = hparams.get("_class_path")
     if class_path is None:  # built in Python rather than by zoo.fit: only a named class will do
         if expected.__module__.split(".")[0] not in ZOO_PACKAGES:
             raise CheckpointError(f"{path}: names no {what} class (not saved by zoo.fit)")
         cls = expected
     else:
-        module, _, name = str(class_path).rpartition(".")
-        if module.split(".")[0] not in ZOO_PACKAGES:
-            raise CheckpointError(f"{path}: its {what} is {class_path}, outside the zoo's packages "
-                                  f"{', '.join(ZOO_PACKAGES)}; refused to import it")  # fmt: skip
         try:
-            cls = getattr(importlib.import_module(module), name, None)
-        except ImportError:
-            cls = None
-        if not (isinstance(cls, type) and issubclass(cls, expected)):
-            found = "a class this zoo does not have" if cls is None else f"expected a {expected.__name__}"
-            raise CheckpointError(f"{path}: holds a {_describe(hparams)} {what}, {found}")
+            cls = resolve_class(class_path, expected, f"{path}: its {what}", zoo_only=True, shown=_describe(hparams))
+        except ConfigError as e:
+            raise CheckpointError(str(e)) from None
     params = inspect.signature(cls).parameters
     any_key = any(p.kind is p.VAR_KEYWORD for p in params.values())
     kwargs = {k: v for k, v in hparams.items() if not k.startswith("_") and (any_key or k in params)}

@@ -62,7 +62,7 @@ def test_weights_of_another_architecture_are_refused(tmp_path) -> None:
     torch.save(create_model("resnet18").state_dict(), tmp_path / "zoo_resnet.pth")
     with pytest.raises(ValueError, match=r"does not fit this backbone: \d+ of its \d+ weights are missing"):
         finetune(backbone=BACKBONE, weights=str(tmp_path / "zoo_resnet.pth"))
-    with pytest.raises(FileNotFoundError, match="no such file"):
+    with pytest.raises(CheckpointError, match="no such checkpoint file"):
         finetune(backbone=BACKBONE, weights=str(tmp_path / "missing.pth"))
     with pytest.raises(ValueError, match="not both"):
         finetune(backbone=BACKBONE, pretrained=True, weights=str(tmp_path / "zoo_resnet.pth"))

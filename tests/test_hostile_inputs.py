@@ -50,3 +50,63 @@ def test_a_checkpoints_class_is_imported_only_from_the_zoo(tmp_path):
     assert "antigravity" not in set(sys.modules) - before  # refused before importing it
     with pytest.raises(ConfigError, match="not a Module"):
         resolve_class("zoo.core.classes.ConfigError", torch.nn.Module, "x.ckpt: its task", zoo_only=True)
+
+
+# -- checkpoints that are no checkpoint ---------------------------------------------------------
+#: 25 bytes on which torch's weights-only unpickler raises IndexError ("pop from empty list")
+JUNK_25 = b".\x80a18pl.\x02.9l)g6p494\x803}\x028q"
+
+
+def _ckpt_commands(tmp_path: Path, ckpt: Path) -> dict[str, tuple]:
+    """Every command that reads a ``--ckpt_path``, with otherwise valid arguments."""
+    from zoo.detect import main as detect
+    from zoo.export import main as export
+    from zoo.fit import main as fit
+    from zoo.forecast import main as forecast
+    from zoo.generate import main as generate
+    from zoo.nli import main as nli
+    from zoo.predict import main as predict
+    from zoo.segment import main as segment
+    from zoo.similar import main as similar
+    from zoo.translate import main as translate
+
+    image = tmp_path / "cat.png"
+    image.write_bytes(_png(8, 8))
+    c = str(ckpt)
+    return {
+        "translate": (translate, ["--ckpt_path", c, "hello"]),
+        "predict": (predict, ["--ckpt_path", c, str(image)]),
+        "export": (export, ["--ckpt_path", c, "--out", str(tmp_path / "m.onnx")]),
+        "detect": (detect, [str(image), "--ckpt_path", c, "--out", str(tmp_path / "det")]),
+        "segment": (segment, [str(image), "--ckpt_path", c, "--out", str(tmp_path / "seg")]),
+        "nli": (nli, ["a cat", "an animal", "--ckpt_path", c]),
+        "similar": (similar, ["--ckpt_path", c, "cat"]),
+        "generate": (generate, ["--ckpt_path", c]),
+        "forecast": (forecast, ["--ckpt_path", c, "--out", str(tmp_path / "f.png")]),
+        "fit": (fit, ["--config", str(ROOT / "configs" / "sine_mlp.yaml"), "--ckpt_path", c,
+                      "--trainer.default_root_dir", str(tmp_path / "runs")]),
+    }  # fmt: skip
+
+
+def _png(width: int, height: int) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (width, height), (200, 30, 30)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_junk_and_folders_as_ckpt_path_are_one_line_in_every_command(tmp_path):
+    junk = tmp_path / "junk.ckpt"
+    junk.write_bytes(JUNK_25)
+    folder = tmp_path / "run_folder"
+    folder.mkdir()
+    for name, (command, argv) in _ckpt_commands(tmp_path, junk).items():
+        message = one_line(command, argv)
+        assert f"{junk}: not a readable PyTorch checkpoint" in message, (name, message)
+    for name, (command, argv) in _ckpt_commands(tmp_path, folder).items():
+        message = one_line(command, argv)
+        assert f"{folder}: a folder, expected a checkpoint file" in message, (name, message)
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "m.onnx").exists()

@@ -36,7 +36,7 @@ import datamodules  # noqa: F401  (registers the data modules as subclasses for 
 import zoo.tasks  # noqa: F401
 from datamodules.base import ZooDataModule
 from zoo.run.callbacks import RunReport
-from zoo.run.checkpoint import CheckpointError, load_checkpoint
+from zoo.run.checkpoint import CheckpointError, checkpoint_file, load_checkpoint
 from zoo.run.errors import user_errors_as_one_line
 from zoo.run.faults import FiniteLossGuard, RNGState, fault_plugins
 from zoo.run.folds import cv_summary, fit_folds, load_or_make_folds
@@ -170,8 +170,8 @@ def _default_name(cfg) -> str:
 def _resolve_resume(ckpt_path: str | None, experiment: Path) -> tuple[str | None, str | None]:
     """``last`` -> the newest ``last.ckpt`` among this experiment's runs, and that run's folder."""
     if ckpt_path != "last":
-        if ckpt_path and not Path(ckpt_path).is_file():
-            raise FileNotFoundError(f"--ckpt_path {ckpt_path}: no such checkpoint file")
+        if ckpt_path:
+            checkpoint_file(ckpt_path, "--ckpt_path")
         return ckpt_path, None
     runs = sorted(experiment.glob("version_*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
     if not runs:

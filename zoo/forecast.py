@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from datamodules.sine import NoisySine
-from zoo.run.checkpoint import load_datamodule, load_task
+from zoo.run.checkpoint import checkpoint_file, load_datamodule, load_task
 from zoo.run.errors import run_command
 from zoo.run.io import save_figure
 from zoo.tasks.regression import Regression
@@ -85,8 +85,7 @@ def main(argv: list[str] | None = None) -> Path:
     p.add_argument("--out", default="sine_forecast.png")
     p.add_argument("--steps", type=int, nargs="+", default=[1, 4, 16, 64])
     args = p.parse_args(argv)
-    if not Path(args.ckpt_path).is_file():
-        raise FileNotFoundError(f"--ckpt_path {args.ckpt_path}: no such checkpoint file")
+    checkpoint_file(args.ckpt_path, "--ckpt_path")
     if min(args.steps) < 1:
         raise ValueError(f"--steps must be positive, got {args.steps}")
     task = load_task(args.ckpt_path, Regression)

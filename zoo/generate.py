@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from datamodules.text import Tokenizer, Vocab
-from zoo.run.checkpoint import CheckpointError, load_task
+from zoo.run.checkpoint import CheckpointError, checkpoint_file, load_task
 from zoo.run.errors import run_command
 from zoo.tasks.language_model import LanguageModel
 
@@ -72,8 +72,7 @@ def _sample(vocab: Vocab, n: int = 12) -> str:
 
 def load(ckpt_path: str | Path, device: str = "cpu") -> LanguageModel:
     """A ``LanguageModel`` with the vocabulary and tokenizer its checkpoint was trained with."""
-    if not Path(ckpt_path).is_file():
-        raise FileNotFoundError(f"--ckpt_path {ckpt_path}: no such checkpoint file")
+    checkpoint_file(ckpt_path, "--ckpt_path")
     task = load_task(ckpt_path, LanguageModel).to(device)
     if task.vocab is None or task.tokenizer is None:
         raise CheckpointError(f"{ckpt_path} holds no vocabulary/tokenizer: was it trained by "

@@ -12,15 +12,14 @@ import argparse
 import warnings
 from pathlib import Path
 
-from zoo.run.checkpoint import CheckpointError, load_task
+from zoo.run.checkpoint import CheckpointError, checkpoint_file, load_task
 from zoo.run.errors import run_command
 from zoo.tasks.word2vec import Word2Vec, nearest_words
 
 
 def load(ckpt_path: str | Path) -> Word2Vec:
     """A ``Word2Vec`` task with the vocabulary its checkpoint was trained with."""
-    if not Path(ckpt_path).is_file():
-        raise FileNotFoundError(f"--ckpt_path {ckpt_path}: no such checkpoint file")
+    checkpoint_file(ckpt_path, "--ckpt_path")
     task = load_task(ckpt_path, Word2Vec).eval()
     if task.vocab is None:
         raise CheckpointError(f"{ckpt_path} holds no vocabulary: was it trained by zoo.tasks.Word2Vec "

@@ -27,6 +27,7 @@ import torch
 from PIL import Image
 
 from zoo.ops import style
+from zoo.run.checkpoint import checkpoint_file
 from zoo.run.errors import run_command
 from zoo.run.io import atomic_write, save_figure
 
@@ -45,9 +46,9 @@ def find_weights(given: str | None, random_weights: bool) -> Path | None:
             raise ValueError("give --weights or --random_weights, not both")
         return None
     if given:
-        if not Path(given).is_file():
+        if not Path(given).exists():
             raise FileNotFoundError(f"--weights {given}: no such file; {GET_WEIGHTS}")
-        return Path(given)
+        return checkpoint_file(given, "--weights")
     cached = Path(torch.hub.get_dir()) / "checkpoints" / VGG19_FILE
     if cached.is_file():
         return cached

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from zoo.registry import TIMM_PREFIX, register_model
-from zoo.run.checkpoint import load_checkpoint
+from zoo.run.checkpoint import checkpoint_file, load_checkpoint
 
 # where checkpoints keep the weights, and the prefixes the backbone's keys may carry there
 _NESTED = ("state_dict", "model", "state_dict_ema")
@@ -52,9 +52,7 @@ class FineTuned(nn.Module):
 
 def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
     """The tensors of a weights file, unwrapped from a checkpoint's ``state_dict``/``model``."""
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(f"weights={str(path)!r}: no such file")
+    path = checkpoint_file(Path(path).expanduser(), "weights")
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 

@@ -19,7 +19,7 @@ import inspect
 import os
 import pickle
 import re
-import zipfile
+import warnings
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -34,17 +34,26 @@ class CheckpointError(ValueError):
     """A checkpoint or weights file that is missing, damaged, or not what a command expected."""
 
 
+def checkpoint_file(path: str | os.PathLike, option: str | None = None) -> Path:
+    """``path`` when it is a file; a folder or a missing path is a ``CheckpointError`` naming it
+    (after ``option``, e.g. ``--ckpt_path``, when it came from one)."""
+    path, shown = Path(path), f"{option} {path}" if option else str(path)
+    if path.is_dir():
+        raise CheckpointError(f"{shown}: a folder, expected a checkpoint file")
+    if not path.is_file():
+        raise CheckpointError(f"{shown}: no such checkpoint file")
+    return path
+
+
 def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu", require: tuple[str, ...] = ()) -> dict:
     """The dict stored in ``path``, loaded with ``weights_only=True``; ``require`` lists keys
     it must hold (e.g. ``("state_dict", "hyper_parameters")`` for a Lightning checkpoint)."""
-    path = Path(path)
-    if path.is_dir():
-        raise CheckpointError(f"{path}: is a folder, expected a checkpoint file")
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file")
+    path = checkpoint_file(path)
     try:
-        obj = torch.load(path, map_location=map_location, weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, KeyError, OSError, zipfile.BadZipFile, ValueError) as e:
+        with warnings.catch_warnings():  # junk read as a pickle "protocol 113": the line below says what it is
+            warnings.filterwarnings("ignore", "Detected pickle protocol", UserWarning)
+            obj = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # any failure of the unpickler (it raises IndexError, KeyError, ... on junk)
         found = re.search(r"GLOBAL ([\w.]+)", str(e))  # a callable the pickle asked for: refused
         if isinstance(e, pickle.UnpicklingError) and found:
             raise CheckpointError(f"{path}: refused to load: it asks for {found.group(1)}, but a checkpoint "

@@ -110,3 +110,44 @@ def test_junk_and_folders_as_ckpt_path_are_one_line_in_every_command(tmp_path):
         message = one_line(command, argv)
         assert f"{folder}: a folder, expected a checkpoint file" in message, (name, message)
     assert not (tmp_path / "runs").exists() and not (tmp_path / "m.onnx").exists()
+
+
+# -- images that declare more pixels than a machine holds ---------------------------------------
+def declaring_png(width: int, height: int) -> bytes:
+    """A PNG of 8x8 pixels whose header declares ``width x height`` (CRC fixed, so it parses)."""
+    import struct
+    import zlib
+
+    data = bytearray(_png(8, 8))
+    assert data[12:16] == b"IHDR"
+    data[16:24] = struct.pack(">II", width, height)
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    return bytes(data)
+
+
+def test_an_image_declaring_400_megapixels_is_refused_from_its_header(tmp_path, monkeypatch):
+    from zoo.core.images import image_size, read_pil, read_rgb
+    from zoo.core.problems import DataError
+
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(declaring_png(20000, 20000))
+    assert bomb.stat().st_size < 1000
+    for read in (read_rgb, read_pil, image_size):
+        with pytest.raises(DataError, match=r"bomb\.png: declares more than 178,956,970 pixels, more than the "
+                                            r"89,478,485 pixels an image may have \(set ZOO_MAX_IMAGE_PIXELS"):
+            read(bomb)  # fmt: skip
+    bomb.write_bytes(declaring_png(10000, 10000))  # between PIL's limit and twice it: the size is known
+    with pytest.raises(DataError, match=r"bomb\.png: declares 10000x10000 pixels \(100 megapixels\)"):
+        read_rgb(bomb)
+    monkeypatch.setenv("ZOO_MAX_IMAGE_PIXELS", "100")  # a lower limit, and a higher one, by the variable
+    small = tmp_path / "small.png"
+    small.write_bytes(_png(10, 10))
+    assert read_rgb(small).shape == (10, 10, 3)
+    small.write_bytes(_png(11, 10))
+    with pytest.raises(DataError, match=r"small\.png: declares 11x10 pixels"):
+        read_rgb(small)
+    monkeypatch.setenv("ZOO_MAX_IMAGE_PIXELS", "5e8")
+    assert image_size(bomb) == (10000, 10000)
+    monkeypatch.setenv("ZOO_MAX_IMAGE_PIXELS", "lots")
+    with pytest.raises(DataError, match="ZOO_MAX_IMAGE_PIXELS: 'lots': expected a positive number"):
+        read_rgb(small)

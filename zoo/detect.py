@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from datamodules.image_folder import read_rgb
+from zoo.core.images import read_rgb
 from zoo.run.checkpoint import load_task
 from zoo.run.errors import run_command
 from zoo.run.io import atomic_write

@@ -31,7 +31,9 @@ import numpy as np
 import torch
 
 from datamodules.augment import from_preprocessing
-from datamodules.image_folder import IMAGE_SUFFIXES, read_rgb
+from datamodules.image_folder import IMAGE_SUFFIXES
+from zoo.core.images import read_rgb
+from zoo.core.problems import DataError
 from zoo.run.checkpoint import CheckpointError, load_checkpoint, load_task
 from zoo.run.errors import run_command
 from zoo.run.io import atomic_write
@@ -111,10 +113,11 @@ def predict(
     def load(path: Path) -> torch.Tensor | str:
         try:
             return transform(image=read_image(path, channels))["image"]
-        except ValueError as e:  # read_rgb's "cannot decode", naming the file
+        except DataError as e:  # read_rgb's: missing, too large, damaged
+            reason = "; ".join(e.problems)
             if not skip_bad:
-                raise ValueError(f"{e} (--skip_bad leaves unreadable images out)") from None
-            return f"{path} ({str(e).split(': ', 1)[-1]})"
+                raise DataError(str(path), [f"{reason} (--skip_bad leaves unreadable images out)"]) from None
+            return f"{path} ({reason})"
 
     # cv2 decodes and resizes without the GIL: threads keep the model fed
     with (

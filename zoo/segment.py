@@ -18,8 +18,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from datamodules.image_folder import read_rgb
 from datamodules.voc import IMAGENET_MEAN, IMAGENET_STD, voc_palette
+from zoo.core.images import read_rgb
 from zoo.run.checkpoint import load_checkpoint, load_datamodule, load_task
 from zoo.run.errors import run_command
 from zoo.run.io import atomic_write

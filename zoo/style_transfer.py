@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from zoo.core.images import read_rgb
 from zoo.ops import style
 from zoo.run.checkpoint import checkpoint_file
 from zoo.run.errors import run_command
@@ -57,8 +58,6 @@ def find_weights(given: str | None, random_weights: bool) -> Path | None:
 
 def preprocess(path: str | Path, size: tuple[int, int]) -> torch.Tensor:
     """An image file as a ``(1, 3, h, w)`` tensor resized to ``size`` and ImageNet-normalised."""
-    from datamodules.image_folder import read_rgb
-
     image = Image.fromarray(read_rgb(path)).resize((size[1], size[0]), Image.BILINEAR)
     x = torch.from_numpy(np.asarray(image).copy()).float().div(255).permute(2, 0, 1)
     mean, std = torch.tensor(style.RGB_MEAN)[:, None, None], torch.tensor(style.RGB_STD)[:, None, None]

@@ -151,3 +151,91 @@ def test_an_image_declaring_400_megapixels_is_refused_from_its_header(tmp_path, 
     monkeypatch.setenv("ZOO_MAX_IMAGE_PIXELS", "lots")
     with pytest.raises(DataError, match="ZOO_MAX_IMAGE_PIXELS: 'lots': expected a positive number"):
         read_rgb(small)
+
+
+# -- degenerate text: empty, one word, every label dropped, no pairs --------------------------
+def _error_of(build) -> str:
+    from zoo.core.problems import DataError
+    from zoo.run.errors import one_line as format_line
+
+    with pytest.raises(DataError) as e:
+        build().setup("fit")
+    line = format_line(e.value)
+    assert "\n" not in line
+    return line
+
+
+@pytest.mark.parametrize("text", ["", "cat\n", "\ufeffthe cat\r\n"])
+def test_degenerate_corpora_name_the_file(tmp_path, text):
+    import datamodules as D
+
+    for f in ("ptb.train.txt", "ptb.valid.txt", "ptb.test.txt", "timemachine.txt", "wiki.train.tokens",
+              "wiki.valid.tokens", "wiki.test.tokens"):  # fmt: skip
+        (tmp_path / f).write_text(text, encoding="utf-8")
+    train = tmp_path / "ptb.train.txt"
+    assert _error_of(lambda: D.PTBWord2Vec(str(tmp_path), download=False)).startswith(
+        f"{train}: no word occurs at least min_freq=10 times")
+    assert _error_of(lambda: D.PTBWord2Vec(str(tmp_path), min_freq=1, download=False)).startswith(
+        f"{train} (train split): no two vocabulary words share a sentence") if text else True
+    assert f"{train} (train split): " in _error_of(lambda: D.PennTreebank(data_dir=str(tmp_path), download=False))
+    assert f"{tmp_path / 'timemachine.txt'} (train split): " in _error_of(
+        lambda: D.TimeMachine(data_dir=str(tmp_path), download=False))
+    assert _error_of(lambda: D.WikiText2BERT(data_dir=str(tmp_path), download=False)).startswith(
+        f"{tmp_path / 'wiki.train.tokens'} (train split): no sentence pairs")  # fmt: skip
+
+
+def test_snli_and_fra_eng_without_examples_say_what_is_missing(tmp_path):
+    import datamodules as D
+
+    header = "gold_label\tsentence1_binary_parse\tsentence2_binary_parse\tsentence1\tsentence2\n"
+    rows = {"empty": "", "dashes": header + "-\t( a )\t( b )\ta\tb\n" * 3}
+    for name, body in rows.items():
+        (tmp_path / name).mkdir()
+        for s in ("train", "dev", "test"):
+            (tmp_path / name / f"snli_1.0_{s}.txt").write_text(body)
+    first = tmp_path / "empty" / "snli_1.0_train.txt"
+    assert _error_of(lambda: D.SNLI(str(tmp_path / "empty"), download=False)) == f"{first}: empty file; expected " \
+        "SNLI 1.0's .txt (tab-separated, with a header) or .jsonl"  # fmt: skip
+    assert _error_of(lambda: D.SNLI(str(tmp_path / "dashes"), download=False)).startswith(
+        f"{tmp_path / 'dashes' / 'snli_1.0_train.txt'}: no labelled examples: 3 rows, 3 of them dropped")
+    fra = tmp_path / "fra.txt"
+    fra.write_text("")
+    assert _error_of(lambda: D.FraEng(str(tmp_path))).startswith(f"{fra}: no sentence pairs (empty file)")
+    fra.write_bytes("\ufeffGo.\tVa !\r\nHi.\tSalut !\r\n".encode())  # a BOM and Windows line ends
+    data = D.FraEng(str(tmp_path), num_examples=1, val_size=1, test_size=0)
+    assert data.splits()["train"] == [("go .", "va !")]  # the BOM is not part of the first word
+
+
+# -- lines that keep their file ---------------------------------------------------------------
+def test_translate_files_that_are_not_utf8_or_empty_are_named(tmp_path):
+    from zoo.translate import main as translate
+
+    junk = tmp_path / "junk.ckpt"
+    junk.write_bytes(JUNK_25)
+    latin1, empty = tmp_path / "latin1.txt", tmp_path / "empty.txt"
+    latin1.write_bytes("caf\xe9 au lait\n".encode("latin-1"))
+    empty.write_text("\n\n")
+    assert one_line(translate, ["--ckpt_path", str(junk), "--file", str(latin1)]).startswith(
+        f"error: {latin1}: not UTF-8 text (byte 0xe9 at offset 3); save it as UTF-8")
+    assert one_line(translate, ["--ckpt_path", str(junk), "--file", str(empty)]).startswith(
+        f"error: --file {empty}: empty file; expected one sentence a line")
+    assert one_line(translate, ["--ckpt_path", str(junk), "hi", "--references_file", str(tmp_path)]).startswith(
+        f"error: --references_file {tmp_path}: a folder, expected a file")  # fmt: skip
+    import datamodules as D
+
+    (tmp_path / "fra.txt").write_bytes("Go.\tVa !\nCaf\xe9.\tCaf\xe9 !\n".encode("latin-1"))
+    assert _error_of(lambda: D.FraEng(str(tmp_path))).startswith(f"{tmp_path / 'fra.txt'}: not UTF-8 text")
+
+
+def test_cowboy_ids_outside_64_bit_unsigned_are_one_line(tmp_path):
+    from datamodules.cowboy import read_image_list
+    from zoo.core.problems import DataError
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "images" / "a.jpg").write_bytes(_png(4, 4))
+    (tmp_path / "images" / "b.jpg").write_bytes(_png(4, 4))
+    csv = tmp_path / "valid.csv"
+    csv.write_text(f"id,file_name\n{2**64 - 1},a.jpg\n{2**64},b.jpg\n")
+    with pytest.raises(DataError, match=rf"valid\.csv: line 3: id {2**64} is above 2\*\*64 - 1") as e:
+        read_image_list(csv, tmp_path / "images")
+    assert "line 2" not in str(e.value)  # 2**64 - 1 itself is an id

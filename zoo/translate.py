@@ -21,7 +21,9 @@ from pathlib import Path
 
 import torch
 
+from datamodules.base import read_text
 from datamodules.translation import encode, preprocess_nmt, tokenize_nmt
+from zoo.core.problems import DataError
 from zoo.ops.bleu import course_bleu
 from zoo.run.checkpoint import CheckpointError, load_task
 from zoo.run.errors import run_command
@@ -46,10 +48,13 @@ def load(ckpt_path: str | Path, device: str = "cpu") -> Seq2Seq:
 
 
 def _read_lines(path: str, what: str) -> list[str]:
-    try:
-        return Path(path).read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as e:
-        raise ValueError(f"{what} {path}: not UTF-8 text") from e
+    """The lines of a ``--file`` or ``--references_file``: UTF-8 text with at least one line."""
+    lines = read_text(path).splitlines() if Path(path).is_file() else None
+    if lines is None:
+        raise DataError(f"{what} {path}", ["no such file" if not Path(path).is_dir() else "a folder, expected a file"])
+    if not any(line.strip() for line in lines):
+        raise DataError(f"{what} {path}", ["empty file; expected one sentence a line"])
+    return lines
 
 
 def translate(task: Seq2Seq, sentences: list[str], beam: int = 1, max_len: int | None = None,

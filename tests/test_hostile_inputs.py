@@ -239,3 +239,35 @@ def test_cowboy_ids_outside_64_bit_unsigned_are_one_line(tmp_path):
     with pytest.raises(DataError, match=rf"valid\.csv: line 3: id {2**64} is above 2\*\*64 - 1") as e:
         read_image_list(csv, tmp_path / "images")
     assert "line 2" not in str(e.value)  # 2**64 - 1 itself is an id
+
+
+# -- numeric options checked by the parser --------------------------------------------------------
+BAD_OPTIONS = [
+    ("translate", ["hi"], "--beam", "0", "expected an integer at least 1, got 0"),
+    ("translate", ["hi"], "--max_len", "-1", "expected an integer from 1 to 1000, got -1"),
+    ("translate", ["hi"], "--max_len", "0", "expected an integer from 1 to 1000, got 0"),
+    ("translate", ["hi"], "--max_len", "1000000", "expected an integer from 1 to 1000, got 1000000"),
+    ("export", ["--out", "m.onnx"], "--image_size", "0", "expected an integer from 1 to 4096, got 0"),
+    ("export", ["--out", "m.onnx"], "--image_size", "-3", "expected an integer from 1 to 4096, got -3"),
+    ("predict", ["a.png"], "--top_k", "0", "expected an integer at least 1, got 0"),
+    ("predict", ["a.png"], "--batch_size", "-1", "expected an integer from 1 to 4096, got -1"),
+    ("detect", ["a.png", "--out", "o"], "--score_threshold", "nan", "expected a number from 0 to 1, got nan"),
+    ("segment", ["a.png"], "--alpha", "1.5", "expected a number from 0 to 1, got 1.5"),
+    ("similar", ["cat"], "--k", "0", "expected an integer at least 1, got 0"),
+    ("generate", [], "--num_tokens", "0", "expected an integer from 1 to 100000, got 0"),
+    ("generate", [], "--temperature", "-1", "expected a number from 0 to 100, got -1"),
+    ("forecast", [], "--steps", "0", "expected an integer from 1 to 10000, got 0"),
+    ("show_augment", ["--config", "c.yaml"], "--draws", "many", "expected an integer from 1 to 64, got 'many'"),
+]
+
+
+@pytest.mark.parametrize("command, argv, option, value, expected", BAD_OPTIONS)
+def test_numeric_options_are_checked_by_the_parser(command, argv, option, value, expected, tmp_path, capsys):
+    import importlib
+
+    main = importlib.import_module(f"zoo.{command}").main
+    ckpt = [] if command == "show_augment" else ["--ckpt_path", str(tmp_path / "never_read.ckpt")]
+    with pytest.raises(SystemExit) as exit_:
+        main([*ckpt, *argv, option, value])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].endswith(f"error: argument {option}: {expected}")

@@ -35,6 +35,7 @@ from lightning.pytorch.loggers import Logger
 import datamodules  # noqa: F401  (registers the data modules as subclasses for the CLI)
 import zoo.tasks  # noqa: F401
 from datamodules.base import ZooDataModule
+from zoo.core.classes import ConfigError
 from zoo.run.callbacks import RunReport
 from zoo.run.checkpoint import CheckpointError, checkpoint_file, load_checkpoint
 from zoo.run.errors import user_errors_as_one_line
@@ -285,6 +286,8 @@ def _fit_folds(cli: ZooCLI, args: list[str] | None, exit_on_error: bool) -> dict
     and testing on the test set; ``cv.json`` holds each fold's metrics, their mean and std."""
     cfg, data = cli.config, cli.datamodule
     k = cfg.folds
+    if k < 2:
+        raise ConfigError(f"--folds {k}: expected 0 (no cross-validation) or at least 2 folds")
     if not (hasattr(data, "fold_rows") and {"fold", "folds_file"} <= set(inspect.signature(type(data)).parameters)):
         raise ValueError(f"--folds: {type(data).__name__} cannot hold out folds (it has no fold_rows and "
                          "fold/folds_file arguments)")  # fmt: skip

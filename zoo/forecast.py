@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from datamodules.sine import NoisySine
+from zoo.core.options import number
 from zoo.run.checkpoint import checkpoint_file, load_datamodule, load_task
 from zoo.run.errors import run_command
 from zoo.run.io import save_figure
@@ -83,11 +84,10 @@ def main(argv: list[str] | None = None) -> Path:
     p = argparse.ArgumentParser(description="Plot 1-step and k-step-ahead predictions on the noisy sine.")
     p.add_argument("--ckpt_path", required=True)
     p.add_argument("--out", default="sine_forecast.png")
-    p.add_argument("--steps", type=int, nargs="+", default=[1, 4, 16, 64])
+    p.add_argument("--steps", type=number(int, 1, 10_000), nargs="+", default=[1, 4, 16, 64],
+                   help="k of the k-step-ahead predictions (1-10000)")
     args = p.parse_args(argv)
     checkpoint_file(args.ckpt_path, "--ckpt_path")
-    if min(args.steps) < 1:
-        raise ValueError(f"--steps must be positive, got {args.steps}")
     task = load_task(args.ckpt_path, Regression)
     data = load_datamodule(args.ckpt_path, NoisySine)  # the series it was trained on
     out = plot(task.model, data, args.out, args.steps)

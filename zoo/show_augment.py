@@ -21,6 +21,7 @@ from torchvision.utils import make_grid, save_image
 
 from datamodules.base import ZooDataModule
 from zoo.core.classes import from_section
+from zoo.core.options import number
 from zoo.run.errors import run_command
 from zoo.run.io import atomic_write, read_yaml
 
@@ -58,8 +59,8 @@ def main(argv: list[str] | None = None) -> Path:
     p.add_argument("--out", default="augment.png", help="PNG file to write")
     p.add_argument("--data_dir", help="override the recipe's data_dir")
     p.add_argument("--augment", help="override the recipe's augmentation pipeline")
-    p.add_argument("--images", type=int, default=6, help="rows: different training images")
-    p.add_argument("--draws", type=int, default=8, help="columns: augmentations of each image")
+    p.add_argument("--images", type=number(int, 1, 64), default=6, help="rows: different training images (1-64)")
+    p.add_argument("--draws", type=number(int, 1, 64), default=8, help="columns: augmentations of each image (1-64)")
     args = p.parse_args(argv)
     overrides = {k: v for k, v in (("data_dir", args.data_dir), ("augment", args.augment)) if v}
     dm = data_module(args.config, overrides)

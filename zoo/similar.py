@@ -12,6 +12,7 @@ import argparse
 import warnings
 from pathlib import Path
 
+from zoo.core.options import number
 from zoo.run.checkpoint import CheckpointError, checkpoint_file, load_task
 from zoo.run.errors import run_command
 from zoo.tasks.word2vec import Word2Vec, nearest_words
@@ -31,7 +32,7 @@ def main(argv: list[str] | None = None) -> dict[str, list[tuple[str, float]]]:
     p = argparse.ArgumentParser(description="The nearest words of a trained word2vec model.")
     p.add_argument("--ckpt_path", required=True)
     p.add_argument("words", nargs="+", help="words to look up")
-    p.add_argument("--k", type=int, default=3, help="nearest words per word (default 3)")
+    p.add_argument("--k", type=number(int, 1), default=3, help="nearest words per word (default 3)")
     args = p.parse_args(argv)
     if args.k < 1:
         raise ValueError(f"--k must be at least 1, got {args.k}")

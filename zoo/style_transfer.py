@@ -27,6 +27,7 @@ import torch
 from PIL import Image
 
 from zoo.core.images import read_rgb
+from zoo.core.options import number
 from zoo.ops import style
 from zoo.run.checkpoint import checkpoint_file
 from zoo.run.errors import run_command
@@ -121,14 +122,14 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     p.add_argument("--out", default="style_transfer.png", help="the synthesised image (PNG)")
     p.add_argument("--weights", help=f"torchvision's vgg19 state dict ({VGG19_FILE}); default: torch hub's cache")
     p.add_argument("--random_weights", action="store_true", help="untrained features: a pipeline check only")
-    p.add_argument("--size", type=int, nargs=2, default=(300, 450), metavar=("H", "W"))
-    p.add_argument("--epochs", type=int, default=500)
-    p.add_argument("--lr", type=float, default=0.3)
-    p.add_argument("--decay_every", type=int, default=50, help="epochs between learning-rate decays")
-    p.add_argument("--gamma", type=float, default=0.8, help="learning-rate decay factor")
-    p.add_argument("--content_weight", type=float, default=style.CONTENT_WEIGHT)
-    p.add_argument("--style_weight", type=float, default=style.STYLE_WEIGHT)
-    p.add_argument("--tv_weight", type=float, default=style.TV_WEIGHT)
+    p.add_argument("--size", type=number(int, 32, 4096), nargs=2, default=(300, 450), metavar=("H", "W"))
+    p.add_argument("--epochs", type=number(int, 1), default=500)
+    p.add_argument("--lr", type=number(float, 0, low_open=True), default=0.3)
+    p.add_argument("--decay_every", type=number(int, 1), default=50, help="epochs between learning-rate decays")
+    p.add_argument("--gamma", type=number(float, 0, 1, low_open=True), default=0.8, help="learning-rate decay factor")
+    p.add_argument("--content_weight", type=number(float, 0), default=style.CONTENT_WEIGHT)
+    p.add_argument("--style_weight", type=number(float, 0), default=style.STYLE_WEIGHT)
+    p.add_argument("--tv_weight", type=number(float, 0), default=style.TV_WEIGHT)
     p.add_argument("--device", default="cpu")
     p.add_argument("--no_progress", action="store_true", help="no progress bar")
     args = p.parse_args(argv)

@@ -23,6 +23,7 @@ import torch
 
 from datamodules.base import read_text
 from datamodules.translation import encode, preprocess_nmt, tokenize_nmt
+from zoo.core.options import number
 from zoo.core.problems import DataError
 from zoo.ops.bleu import course_bleu
 from zoo.run.checkpoint import CheckpointError, load_task
@@ -37,6 +38,10 @@ class Translation:
     translation: str
     bleu: float | None = None
     attention: torch.Tensor | None = None  # (len(translation) + 1, len(source) + 1)
+
+
+#: the most tokens a translation may be given (the course's sentences have fewer than 20)
+MAX_LEN = 1000
 
 
 def load(ckpt_path: str | Path, device: str = "cpu") -> Seq2Seq:
@@ -117,8 +122,10 @@ def main(argv: list[str] | None = None) -> list[Translation]:
     p.add_argument("sentences", nargs="*", help="sentences to translate")
     p.add_argument("--ckpt_path", required=True)
     p.add_argument("--file", help="a file of sentences, one per line (instead of arguments)")
-    p.add_argument("--beam", type=int, default=1, help="beam width (1: greedy, the default)")
-    p.add_argument("--max_len", type=int, default=None, help="most tokens per translation (default: the task's)")
+    p.add_argument("--beam", type=number(int, 1), default=1,
+                   help="beam width (1: greedy, the default; capped at the target vocabulary's size)")
+    p.add_argument("--max_len", type=number(int, 1, MAX_LEN), default=None,
+                   help=f"most tokens per translation, 1 to {MAX_LEN} (default: the task's)")  # fmt: skip
     p.add_argument("--references", nargs="*", help="one reference translation per sentence")
     p.add_argument("--references_file", help="a file of references, one per line")
     p.add_argument("--attention_png", help="write the attention heat maps here")
@@ -126,12 +133,13 @@ def main(argv: list[str] | None = None) -> list[Translation]:
     args = p.parse_args(argv)
     if bool(args.file) == bool(args.sentences):
         raise ValueError("give the sentences as arguments or --file, one of the two")
-    if args.beam < 1:
-        raise ValueError(f"--beam must be at least 1, got {args.beam}")
     sentences = _read_lines(args.file, "--file") if args.file else args.sentences
     references = _read_lines(args.references_file, "--references_file") if args.references_file else args.references
     task = load(args.ckpt_path, args.device)
-    results = translate(task, sentences, args.beam, args.max_len, references, bool(args.attention_png))
+    beam = min(args.beam, len(task.tgt_vocab))
+    if beam < args.beam:
+        print(f"note: --beam {args.beam} is more than the {beam} target tokens; searching with {beam}", file=sys.stderr)
+    results = translate(task, sentences, beam, args.max_len, references, bool(args.attention_png))
     for r in results:
         print(f"{r.source} => {r.translation}" + ("" if r.bleu is None else f", bleu {r.bleu:.3f}"))
     if args.attention_png:

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import competitions
+from zoo.core.options import number
 from zoo.run.errors import run_command
 from zoo.run.io import read_yaml
 
@@ -46,7 +47,7 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
         help="average with horizontally flipped test images (default: the config's predict.tta)",
     )
     p.add_argument("--output", help="submission path; default <work_dir>/submission.csv")
-    p.add_argument("--train_folds", type=lambda s: [int(k) for k in s.split(",")],
+    p.add_argument("--train_folds", type=lambda s: [number(int, 0)(k) for k in s.split(",")],
                    help="fit only these folds, e.g. 0 or 0,1 (default: cv.train_folds, else all)")  # fmt: skip
     p.add_argument("--dry_run", action="store_true",
                    help="check the stage's inputs, then stop: nothing trained or written")  # fmt: skip

@@ -122,9 +122,10 @@ def fold_split(folds_file: str | Path, fold: int, ids: Sequence[str]) -> tuple[n
 
 
 def read_text(path: str | Path) -> str:
-    """A UTF-8 text file; one in another encoding is an error that names the file and the byte."""
+    """A UTF-8 text file, without a byte-order mark (Windows editors write one) and with Windows
+    line ends read as ``\n``; one in another encoding is an error that names the file and the byte."""
     try:
-        return Path(path).read_text(encoding="utf-8")
+        return Path(path).read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as e:
         byte = f"byte 0x{e.object[e.start]:02x} at offset {e.start}"
         raise DataError(str(path), [f"not UTF-8 text ({byte}); save it as UTF-8"]) from None

@@ -28,7 +28,8 @@ from lightning.pytorch.utilities import rank_zero_warn
 from datamodules import augment as augmentations
 from datamodules.base import ZooDataModule, fold_split, read_text, seeded_split
 from datamodules.download import Found, download, extract, find_data
-from datamodules.image_folder import ImageFiles, list_images, read_rgb
+from datamodules.image_folder import ImageFiles, list_images
+from zoo.core.images import read_rgb
 
 URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 MD5 = "c58f30108f718f92721af3b95e74349a"  # as torchvision lists it

@@ -18,6 +18,8 @@ from datamodules.base import read_csv
 from datamodules.detection import CocoDetection, DetectionDataset, DetectionRecord
 from datamodules.problems import Problems
 
+#: the largest image id: the competition's ids are 64-bit unsigned integers
+UINT64_MAX = 2**64 - 1
 #: Kaggle's category ids and names, in id order: label k is the k-th
 CATEGORIES = ((87, "belt"), (131, "boot"), (318, "cowboy_hat"), (588, "jacket"), (1034, "sunglasses"))
 
@@ -35,7 +37,9 @@ def read_image_list(csv: Path, images_dir: Path) -> list[DetectionRecord]:
             problems.add(f"line {line}: id {raw_id!r} is not a non-negative integer")
             continue
         image_id, path = int(raw_id), images_dir / name
-        if image_id in seen:
+        if image_id > UINT64_MAX:
+            problems.add(f"line {line}: id {image_id} is above 2**64 - 1 (CowBoy ids are 64-bit unsigned)")
+        elif image_id in seen:
             problems.add(f"line {line}: duplicate id {image_id}")
         elif not path.resolve().is_relative_to(root):
             problems.add(f"line {line}: file_name {name!r} lies outside {images_dir} (refused)")

@@ -34,8 +34,9 @@ from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 
 from datamodules.base import ZooDataModule, fold_split, read_csv, read_text, seeded_split
 from datamodules.download import find_data
-from datamodules.image_folder import list_images, read_rgb
+from datamodules.image_folder import list_images
 from datamodules.problems import DataError, Problems
+from zoo.core.images import image_size, read_rgb
 
 #: how far (pixels; fractions for YOLO) a box may stick out of its image before it is an error:
 #: labelling tools round the edges
@@ -54,15 +55,13 @@ class DetectionRecord:
 
 
 # -- readers ------------------------------------------------------------------------------------
-def _image_size(path: Path) -> tuple[int, int] | None:
-    """``(width, height)`` from the image's header, or None when it is missing or unreadable."""
-    from PIL import Image
-
+def _header_size(path: Path) -> tuple[int, int] | str:
+    """``(width, height)`` from the image's header, or what is wrong with the file (missing, no
+    image, too large), naming it."""
     try:
-        with Image.open(path) as im:
-            return im.size
-    except Exception:  # PIL raises several types for damaged files
-        return None
+        return image_size(path)
+    except DataError as e:
+        return str(e)
 
 
 def check_box(box: Sequence[float], width: float, height: float, tol: float = TOLERANCE) -> str | None:
@@ -104,9 +103,9 @@ def read_banana_csv(folder: Path) -> list[DetectionRecord]:
             problems.add(f"{csv} line {line}: image {name!r} lies outside {folder} (refused)")
             continue
         if name not in sizes:
-            sizes[name] = _image_size(path)
-        if sizes[name] is None:
-            problems.add(f"{csv} line {line}: image {path} is missing or does not decode")
+            sizes[name] = _header_size(path)
+        if isinstance(sizes[name], str):
+            problems.add(f"{csv} line {line}: image {sizes[name]}")
             continue
         try:
             label, box = int(row.label), [float(v) for v in row[2:]]
@@ -130,9 +129,9 @@ def read_yolo_split(folder: Path, num_classes: int) -> list[DetectionRecord]:
     images = list_images(folder / "images")
     records = []
     for path in images:
-        size = _image_size(path)
-        if size is None:
-            problems.add(f"{path}: image does not decode")
+        size = _header_size(path)
+        if isinstance(size, str):
+            problems.add(size)
             continue
         width, height = size
         rec = DetectionRecord(path.stem, path)
@@ -219,9 +218,9 @@ def read_coco(json_path: Path, images_dir: Path, categories: Sequence[tuple[int,
         if not path.resolve().is_relative_to(root):
             problems.add(f"image {iid}: file_name {name!r} lies outside {images_dir} (refused)")
             continue
-        size = _image_size(path)
-        if size is None:
-            problems.add(f"image {iid}: {path} is missing or does not decode")
+        size = _header_size(path)
+        if isinstance(size, str):
+            problems.add(f"image {iid}: {size}")
             continue
         if "width" in im and "height" in im and (int(im["width"]), int(im["height"])) != size:
             problems.add(f"image {iid}: {name} is {size[0]}x{size[1]}, the json says {im['width']}x{im['height']}")

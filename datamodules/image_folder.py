@@ -11,27 +11,17 @@ import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset, get_worker_info
+
+from zoo.core.images import read_rgb
 
 #: the label an unlabelled image gets (so batches keep the ``(x, y)`` shape)
 NO_LABEL = -1
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
 Image = str | os.PathLike | np.ndarray
-
-
-def read_rgb(path: str | os.PathLike) -> np.ndarray:
-    """An image file as an ``(H, W, 3)`` uint8 RGB array (grey images are repeated to 3
-    channels, an alpha channel is dropped)."""
-    # cv2 rather than PIL: it decodes JPEG/PNG about twice as fast, which matters per epoch
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:
-        reason = "no such file" if not Path(path).is_file() else "not a readable image"
-        raise ValueError(f"{path}: cannot decode ({reason}); expected a PNG/JPEG image file")
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
 def list_images(folder: str | os.PathLike) -> list[Path]:

@@ -24,13 +24,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from PIL import Image
 
 from datamodules import augment as augmentations
 from datamodules.base import ZooDataModule, fold_split, read_csv, seeded_split
 from datamodules.cifar10 import CLASSES as CIFAR_CLASSES
 from datamodules.image_folder import ImageFiles, list_images
 from datamodules.problems import DataError, Problems
+from zoo.core.images import decode_problem
 
 
 @dataclass
@@ -51,22 +51,10 @@ def read_table(path: Path) -> pd.DataFrame:
     return read_csv(path, dtype=str, keep_default_na=False)
 
 
-def _decode_problem(path: Path) -> str | None:
-    try:
-        with Image.open(path) as im:
-            im.draft("RGB", (64, 64))  # JPEGs decode at reduced scale: every byte is still read
-            im.load()
-    except FileNotFoundError:
-        return f"{path.name} (missing)"
-    except Exception as e:  # PIL raises several types for damaged files
-        return f"{path.name} ({type(e).__name__}: {e})"
-    return None
-
-
 def bad_images(paths: Sequence[Path]) -> list[str]:
     """``name (reason)`` for every path that is missing or does not decode completely."""
     with ThreadPoolExecutor(max_workers=4) as pool:  # PIL releases the GIL while decoding
-        return [p for p in pool.map(_decode_problem, paths) if p]
+        return [p for p in pool.map(decode_problem, paths) if p]
 
 
 def check_images(paths: Sequence[Path], decode: bool, problems: Problems) -> None:

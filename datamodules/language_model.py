@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader, IterableDataset
 
 from datamodules.base import ZooDataModule, read_text
 from datamodules.download import Files, Found, download, extract, find_data
+from datamodules.problems import DataError
 from datamodules.text import Level, Tokenizer, Vocab
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ class LMBatches(IterableDataset):
 
     def __init__(
         self, corpus: torch.Tensor, batch_size: int, num_steps: int, sampling: Sampling,
-        shuffle: bool, seed: int = 0,
+        shuffle: bool, seed: int = 0, source: str = "the corpus",
     ) -> None:  # fmt: skip
         if sampling not in ("random", "sequential"):
             raise ValueError(f"sampling must be 'random' or 'sequential', got {sampling!r}")
@@ -62,10 +63,9 @@ class LMBatches(IterableDataset):
             self.row_len = (n - num_steps - 1) // batch_size
             self.num_batches = self.row_len // num_steps
         if self.num_batches < 1:
-            raise ValueError(
-                f"a corpus of {n} tokens is too short for one batch of {batch_size} x {num_steps} "
-                f"tokens ({sampling} sampling); lower batch_size or num_steps"
-            )
+            raise DataError(source, [f"{n} tokens{' (an empty text)' if n == 0 else ''}, too short for one batch "
+                                     f"of {batch_size} x {num_steps} tokens ({sampling} sampling); lower batch_size "
+                                     "or num_steps, or give a longer text"])  # fmt: skip
 
     def __len__(self) -> int:
         return self.num_batches
@@ -132,6 +132,7 @@ class LanguageModelData(ZooDataModule):
         self.level, self.num_steps, self.sampling = level, num_steps, sampling
         self.min_freq, self.max_tokens, self.seed, self.download = min_freq, max_tokens, seed, download
         self._tokens: dict[str, list[str]] | None = None
+        self.sources: dict[str, str] = {}  # split -> the file its tokens come from (for messages)
         self._vocab: Vocab | None = None
 
     # -- what a subclass provides -------------------------------------------------------------
@@ -188,6 +189,7 @@ class LanguageModelData(ZooDataModule):
                 self.sampling,
                 shuffle=split == "train",
                 seed=self.seed,
+                source=f"{self.sources.get(split, type(self).__name__)} ({split} split)",
             )  # fmt: skip
             for split in ("train", "val", "test")
         }
@@ -272,6 +274,7 @@ class TimeMachine(LanguageModelData):
     def _split_tokens(self) -> dict[str, list[str]]:
         path = self.path()
         tokens = self.tokenizer(read_text(path))
+        self.sources = dict.fromkeys(("train", "val", "test"), str(path))
         return _tail_splits(tokens, self.val_fraction, self.test_fraction, str(path))
 
 
@@ -299,6 +302,7 @@ class PennTreebank(LanguageModelData):
         d = self.data_dir
         files = {s: (f,) for s, f in self.FILES.items()}
         found = self._find([d, d / "ptb", d / "ptb" / "ptb"], files, SHARED / "ptb" / "ptb", self._fetch, self.URL)
+        self.sources = {s: str(path) for s, path in found.paths.items()}
         return {s: self.tokenizer(read_text(path)) for s, path in found.paths.items()}
 
 
@@ -338,4 +342,5 @@ class WikiText2(LanguageModelData):
         if self.train_on == "valid":
             log.warning("WikiText2: training on valid.txt, validating and testing on test.txt")
         text = {f: read_text(path) for f, path in found.paths.items()}
+        self.sources = {s: str(found.paths[f]) for s, f in files.items()}
         return {s: self.tokenizer(text[f]) for s, f in files.items()}

@@ -77,6 +77,8 @@ def read_snli(path: str | Path) -> tuple[list[Example], int]:
     dropped. Every unreadable row is named (file and line) in one ``DataError``."""
     path = Path(path)
     lines = read_text(path).split("\n")
+    if not any(line.strip() for line in lines):
+        raise DataError(str(path), ["empty file; expected SNLI 1.0's .txt (tab-separated, with a header) or .jsonl"])
     problems, bad = Problems(), {"not a JSON object": [], "no sentence1 or sentence2": [], "another label": []}
     rows: list[tuple[int, dict]] = []
     if path.suffix == ".jsonl":
@@ -121,6 +123,9 @@ def read_snli(path: str | Path) -> tuple[list[Example], int]:
         expected = f"; expected one of {', '.join(LABELS)} or -" if what == "another label" else ""
         problems.add_each(f"{what}{expected}; lines", numbers)
     problems.raise_if_any(str(path))
+    if not examples:
+        raise DataError(str(path), [f"no labelled examples: {len(rows)} rows, {dropped} of them dropped for the "
+                                    "gold label '-' (no annotator majority)"])  # fmt: skip
     return examples, dropped
 
 

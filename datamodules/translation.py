@@ -30,8 +30,9 @@ from typing import Literal
 
 import torch
 
-from datamodules.base import TensorDataset, ZooDataModule
+from datamodules.base import TensorDataset, ZooDataModule, read_text
 from datamodules.download import find_data
+from datamodules.problems import DataError
 from datamodules.text import Vocab
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,7 @@ def tokenize_nmt(sentence: str) -> list[str]:
 
 def parse_pairs(text: str, source: str = "fra.txt") -> list[Pair]:
     """Preprocessed ``(english, french)`` pairs of a ``fra.txt``'s text; every bad line (no tab,
-    an empty side) is named by its line number in one ``ValueError``."""
+    an empty side) is named by its line number in one ``DataError``, as is a file with no pair."""
     pairs, bad = [], []
     for number, line in enumerate(preprocess_nmt(text).split("\n"), 1):  # one pass over the whole text
         if not line.strip():
@@ -69,8 +70,10 @@ def parse_pairs(text: str, source: str = "fra.txt") -> list[Pair]:
             pairs.append((src, tgt))
     if bad:
         shown = ", ".join(map(str, bad[:20])) + (f" and {len(bad) - 20} more" if len(bad) > 20 else "")
-        raise ValueError(f"{source}: {len(bad)} line(s) are not 'english<TAB>french' with both sides "
-                         f"non-empty: line {shown}")  # fmt: skip
+        raise DataError(source, [f"{len(bad)} line(s) are not 'english<TAB>french' with both sides non-empty: "
+                                 f"line {shown}"])  # fmt: skip
+    if not pairs:
+        raise DataError(source, ["no sentence pairs (empty file); expected 'english<TAB>french' lines"])
     return pairs
 
 
@@ -166,13 +169,9 @@ class FraEng(ZooDataModule):
         """``train``, ``val`` and ``test`` pairs (read once)."""
         if self._splits is None:
             path = self.path()
-            try:
-                text = path.read_text(encoding="utf-8")
-            except UnicodeDecodeError as e:
-                raise ValueError(f"{path}: not UTF-8 text ({e})") from e
-            pairs = parse_pairs(text, str(path))
+            pairs = parse_pairs(read_text(path), str(path))
             self._splits = split_pairs(pairs, self.num_examples, self.select, self.val_size, self.test_size,
-                                       self.seed)  # fmt: skip
+                                       self.seed, str(path))  # fmt: skip
             log.info("FraEng: %s from %s", ", ".join(f"{len(v)} {k}" for k, v in self._splits.items()), path)
         return self._splits
 
@@ -214,7 +213,8 @@ class FraEng(ZooDataModule):
 
 
 def split_pairs(
-    pairs: list[Pair], num_examples: int | None, select: str, val_size: int, test_size: int, seed: int
+    pairs: list[Pair], num_examples: int | None, select: str, val_size: int, test_size: int, seed: int,
+    source: str = "fra.txt",
 ) -> dict[str, list[Pair]]:
     """Training pairs (the first ``num_examples`` or a seeded sample), then held-out pairs drawn
     from the others whose source sentence is not a training source."""
@@ -223,15 +223,15 @@ def split_pairs(
     order = torch.arange(n) if select == "first" else torch.randperm(n, generator=gen)
     n_train = n - val_size - test_size if num_examples is None else num_examples
     if not 0 < n_train <= n:
-        raise ValueError(f"num_examples={num_examples} with val_size={val_size} and test_size={test_size}: "
-                         f"no training pairs out of {n}")  # fmt: skip
+        raise DataError(source, [f"{n} pairs: none left for training with num_examples={num_examples}, "
+                                 f"val_size={val_size} and test_size={test_size}"])  # fmt: skip
     train = [pairs[i] for i in order[:n_train].tolist()]
     seen = {s for s, _ in train}
     rest = [i for i in order[n_train:].tolist() if pairs[i][0] not in seen]
     if len(rest) < val_size + test_size:
-        raise ValueError(f"only {len(rest)} pairs are left outside the {n_train} training pairs (and their "
-                         f"source sentences) for val_size={val_size} + test_size={test_size}; "
-                         "lower num_examples or the held-out sizes")  # fmt: skip
+        raise DataError(source, [f"only {len(rest)} pairs are left outside the {n_train} training pairs (and "
+                                 f"their source sentences) for val_size={val_size} + test_size={test_size}; "
+                                 "lower num_examples or the held-out sizes"])  # fmt: skip
     held = [rest[i] for i in torch.randperm(len(rest), generator=gen)[: val_size + test_size].tolist()]
     return {
         "train": train,

@@ -32,8 +32,9 @@ from torch.utils.data import DataLoader
 
 from datamodules.base import ZooDataModule, read_text, seeded_split
 from datamodules.download import Found, download, extract, find_data, say
-from datamodules.image_folder import ImageFiles, list_images, read_rgb
+from datamodules.image_folder import ImageFiles, list_images
 from datamodules.problems import DataError, Problems
+from zoo.core.images import image_size, read_pil, read_rgb
 
 #: the label of pixels that loss and metrics ignore (VOC's object boundaries)
 IGNORE_INDEX = 255
@@ -71,14 +72,9 @@ def read_mask(path: str | os.PathLike, num_classes: int | None = None) -> np.nda
     """A mask PNG as ``(H, W)`` uint8 class indices: a palette PNG's indices (VOC's, not its
     colours) or a greyscale PNG's values; 255 is ignored. With ``num_classes``, any other value
     outside ``[0, num_classes)`` is an error naming the file and the values."""
-    try:
-        with Image.open(path) as im:
-            mode = im.mode
-            mask = np.array(im) if mode in ("P", "L") else None
-    except FileNotFoundError:
-        raise DataError(str(path), ["no such mask file"]) from None
-    except OSError as e:
-        raise DataError(str(path), [f"not a readable PNG ({e})"]) from None
+    im = read_pil(path)
+    mode = im.mode
+    mask = np.array(im) if mode in ("P", "L") else None
     if mask is None:
         raise DataError(str(path), [f"a {mode} image; expected a palette (P) or greyscale (L) PNG whose "
                                     "values are class indices (255: ignored)"])  # fmt: skip
@@ -152,11 +148,7 @@ def pad_collate(batch: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> tuple[tor
 def large_enough(images: Sequence[Path], crop: tuple[int, int]) -> list[bool]:
     """Whether each image is at least ``crop`` (h, w): the course's filter of training images
     (only the header is read)."""
-    keep = []
-    for path in images:
-        with Image.open(path) as im:
-            keep.append(im.height >= crop[0] and im.width >= crop[1])
-    return keep
+    return [h >= crop[0] and w >= crop[1] for w, h in map(image_size, images)]
 
 
 class SegmentationData(ZooDataModule):

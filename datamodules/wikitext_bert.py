@@ -41,6 +41,7 @@ import torch
 from datamodules.base import TensorDataset, ZooDataModule, read_text
 from datamodules.download import download, extract, find_data
 from datamodules.language_model import SHARED, WikiText2
+from datamodules.problems import DataError
 from datamodules.text import Vocab
 
 log = logging.getLogger(__name__)
@@ -239,7 +240,15 @@ class WikiText2BERT(ZooDataModule):
     def pairs(self, split: str) -> list[Pair]:
         """The split's sentence pairs, drawn with a seed of the split's own."""
         rng = random.Random(f"{self.seed}-{split}")
-        return nsp_pairs(self.paragraphs()[split], self.max_len, rng)
+        pairs = nsp_pairs(self.paragraphs()[split], self.max_len, rng)
+        if not pairs:
+            files = self.paths()
+            source = files[{"val": "valid"}.get(split, split)] if self.train_on == "train" else \
+                f"{files['valid']} + {files['test']}"  # fmt: skip
+            raise DataError(f"{source} ({split} split)", [
+                f"no sentence pairs of at most max_len={self.max_len} tokens (an empty or tiny text); expected "
+                "lines of at least two sentences, ' . ' between them"])  # fmt: skip
+        return pairs
 
     def prepare_data(self) -> None:
         self.paths()  # finds or downloads the files; raises naming them if that fails

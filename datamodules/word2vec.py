@@ -31,6 +31,7 @@ import torch
 
 from datamodules.base import TensorDataset, ZooDataModule
 from datamodules.language_model import PennTreebank
+from datamodules.problems import DataError
 from datamodules.text import Vocab
 
 EOS = "<eos>"  # PennTreebank's end of line, where one sentence stops
@@ -51,7 +52,8 @@ def sentences_of(tokens: list[str]) -> list[list[str]]:
 def flatten(sentences: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
     """Token ids ``(N,)`` and each token's sentence number ``(N,)``."""
     ids = torch.tensor([i for line in sentences for i in line], dtype=torch.long)
-    sent = torch.repeat_interleave(torch.arange(len(sentences)), torch.tensor([len(s) for s in sentences]))
+    lengths = torch.tensor([len(s) for s in sentences], dtype=torch.long)  # long even when there is none
+    sent = torch.repeat_interleave(torch.arange(len(sentences)), lengths)
     return ids, sent
 
 
@@ -95,7 +97,7 @@ def noise_weights(counts: torch.Tensor, unk: int = 0) -> torch.Tensor:
 
 
 def negatives(contexts: torch.Tensor, n_context: torch.Tensor, weights: torch.Tensor, K: int,
-              generator: torch.Generator, chunk: int = 65536) -> torch.Tensor:  # fmt: skip
+              generator: torch.Generator, chunk: int = 65536, source: str = "the corpus") -> torch.Tensor:  # fmt: skip
     """``K`` noise words per context word, ``(N, 2W * K)`` left-aligned (row ``i``'s first
     ``K * n_context[i]`` are used), drawn by ``weights`` and redrawn where one is a context word
     of its row (the course's ``get_negatives``)."""
@@ -115,17 +117,23 @@ def negatives(contexts: torch.Tensor, n_context: torch.Tensor, weights: torch.Te
         banned = torch.zeros(len(rows), len(weights) + 1, dtype=torch.bool).scatter_(1, contexts[rows] + 1, True)
         w = weights.expand(len(rows), -1).masked_fill(banned[:, 1:], 0)  # (r, V); column 0 of banned: the pads
         if (w.sum(1) == 0).any():
-            raise ValueError("a centre's context words are all the words noise can be drawn from; use a larger corpus")
+            raise DataError(source, ["a centre's context words are all the words noise can be drawn from; "
+                                     "use a larger corpus"])  # fmt: skip
         out[rows] = torch.multinomial(w, width, replacement=True, generator=generator)
     return out
 
 
-def skipgram_examples(ids, sent, keep, weights, max_window_size: int, K: int, seed: int) -> TensorDataset:
-    """Steps 2-4 on one split: a dataset of ``(center, contexts_negatives, mask, label)`` batches."""
+def skipgram_examples(ids, sent, keep, weights, max_window_size: int, K: int, seed: int,
+                      source: str = "the corpus") -> TensorDataset:  # fmt: skip
+    """Steps 2-4 on one split: a dataset of ``(center, contexts_negatives, mask, label)`` batches;
+    a split without a single (centre, context) pair is a ``DataError`` naming ``source``."""
     g = torch.Generator().manual_seed(seed)
     ids, sent = subsample(ids, sent, keep, g)
     centers, contexts, n_context = centers_and_contexts(ids, sent, max_window_size, g)
-    noise = negatives(contexts, n_context, weights, K, g)
+    if len(centers) == 0:
+        raise DataError(source, [f"no two vocabulary words share a sentence after subsampling ({len(ids)} words "
+                                 "kept): no skip-gram pair to train or score on; give a longer text"])  # fmt: skip
+    noise = negatives(contexts, n_context, weights, K, g, source=source)
     # each row: its contexts, then its K * n_context noise words, then 0s
     W2 = contexts.shape[1]
     used = torch.cat([torch.arange(W2) < n_context[:, None], torch.arange(W2 * K) < K * n_context[:, None]], 1)
@@ -213,10 +221,15 @@ class PTBWord2Vec(ZooDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         counts = self.counts()
+        if counts.sum() == 0:
+            raise DataError(self.ptb.sources.get("train", "PTB"), [
+                f"no word occurs at least min_freq={self.min_freq} times (an empty or tiny text): no word to "
+                "learn, and none to draw as noise"])  # fmt: skip
         keep, weights = keep_probabilities(counts, self.subsample_t), noise_weights(counts, self.vocab.unk)
         sets = {
             split: skipgram_examples(
-                *self.split_ids(split), keep, weights, self.max_window_size, self.num_noise_words, self.seed + i
+                *self.split_ids(split), keep, weights, self.max_window_size, self.num_noise_words, self.seed + i,
+                source=f"{self.ptb.sources.get(split, 'PTB')} ({split} split)",
             )  # fmt: skip
             for i, split in enumerate(("train", "val", "test"))
         }

@@ -86,7 +86,7 @@ def test_image_files_decode_rgb_and_labels(tmp_path) -> None:
 def test_bad_inputs_name_the_problem(tmp_path) -> None:
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"\x89PNG not really")
-    with pytest.raises(ValueError, match="broken.png: cannot decode"):
+    with pytest.raises(ValueError, match="broken.png: not a readable image"):
         ImageFiles([bad], [0])[0]
     with pytest.raises(ValueError, match="2 images but 1 labels"):
         ImageFiles([bad, bad], [0])

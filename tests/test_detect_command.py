@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 from test_detection_data import draw
 from test_detection_task import fit_tiny_ssd
+from test_hostile_inputs import declaring_png
 
 from zoo.detect import detect, main
 from zoo.run.checkpoint import load_task
@@ -68,18 +69,28 @@ def _one_line(*args: str) -> str:
     return str(exit_.value)
 
 
-def test_bad_input_is_one_line(checkpoint, tmp_path):
+def test_bad_input_is_one_line(checkpoint, tmp_path, capsys):
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"\xff\xd8 not really")
     # the real entry point, once: one line on stderr, exit status 1
     run = subprocess.run([sys.executable, "-m", "zoo.detect", "--ckpt_path", checkpoint, str(broken), "--out",
                           str(tmp_path / "o")], cwd=ROOT, capture_output=True, text=True, timeout=120)  # fmt: skip
-    assert run.returncode == 1 and "broken.jpg: cannot decode" in run.stderr and "Traceback" not in run.stderr
+    assert run.returncode == 1 and "broken.jpg: not a readable image" in run.stderr and "Traceback" not in run.stderr
     other = tmp_path / "weights.ckpt"
     torch.save({"state_dict": {}, "hyper_parameters": {"_class_path": "zoo.tasks.Classification"}}, other)
     assert "weights.ckpt" in _one_line("--ckpt_path", str(other), str(broken), "--out", str(tmp_path / "o"))
-    message = _one_line("--ckpt_path", checkpoint, str(broken), "--out", str(tmp_path / "o"), "--score_threshold", "2")
-    assert "--score_threshold must be in [0, 1]" in message
+    with pytest.raises(SystemExit) as exit_:  # the parser refuses it, before the checkpoint is read
+        main(["--ckpt_path", checkpoint, str(broken), "--out", str(tmp_path / "o"), "--score_threshold", "2"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.endswith("error: argument --score_threshold: expected a number from 0 to 1, got 2"), err
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(declaring_png(20000, 20000))
+    message = _one_line("--ckpt_path", checkpoint, str(bomb), "--out", str(tmp_path / "o"))
+    assert message.startswith(f"error: {bomb}: declares more than 178,956,970 pixels"), message
+    assert _one_line("--ckpt_path", checkpoint, str(tmp_path), "--out", str(tmp_path / "o")).startswith(
+        f"error: {tmp_path}: a folder, expected an image file"
+    )
     (tmp_path / "file").write_text("")
     assert "is a file; expected a folder" in _one_line(
         "--ckpt_path", checkpoint, str(broken), "--out", str(tmp_path / "file")

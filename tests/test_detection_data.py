@@ -165,7 +165,7 @@ def test_bad_yolo_files_are_named_by_file_and_line(tmp_path):
     assert "img_1.txt line 2: expected 5 fields (class cx cy w h), got 4" in text
     assert "img_2.txt line 1: box" in text and "outside its 96x96 image" in text
     assert "img_3.txt line 1: class 3 is not one of the 1 in data.yaml" in text
-    assert "img_0.jpg: image does not decode" in text
+    assert "img_0.jpg: not a readable image" in text
 
 
 def test_bad_coco_annotations_are_named_by_id(tmp_path):
@@ -184,7 +184,7 @@ def test_bad_coco_annotations_are_named_by_id(tmp_path):
     assert f"annotation {anns[1]['id']}: image_id 42 is not in images" in text
     assert f"annotation {anns[2]['id']}: box [10.0, 10.0, 10.0, 15.0] has non-positive size" in text
     assert f"annotation {anns[3]['id']}: box" in text and "outside its 96x80 image" in text
-    assert f"image {BIG_ID + 4}: " in text and "does not decode" in text
+    assert f"image {BIG_ID + 4}: " in text and "not a readable image" in text
     assert "train.json" in text
 
 

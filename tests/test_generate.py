@@ -7,7 +7,7 @@ import pytest
 
 from zoo.fit import main as fit
 from zoo.generate import main as generate
-from zoo.run.checkpoint import load_checkpoint
+from zoo.run.checkpoint import CheckpointError, load_checkpoint
 
 RECIPE = Path(__file__).parents[1] / "configs" / "gru_time_machine.yaml"
 
@@ -59,7 +59,7 @@ def test_temperature_sampling_is_seeded(trained):
 
 def test_bad_arguments_are_explained(trained, tmp_path):
     run, _ = trained
-    with pytest.raises(FileNotFoundError, match="no such checkpoint"):
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
         generate(["--ckpt_path", str(tmp_path / "missing.ckpt")])
     with pytest.raises(ValueError, match="temperature"):
         generate(["--ckpt_path", str(run / "checkpoints" / "last.ckpt"), "--temperature", "-1"])

@@ -10,8 +10,10 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from test_hostile_inputs import declaring_png
 
 from datamodules.fashion_mnist import CLASSES, read_idx
+from zoo.core.problems import DataError
 from zoo.predict import main
 from zoo.run.checkpoint import CheckpointError
 
@@ -62,12 +64,16 @@ def test_an_unreadable_image_is_named_and_skipped_only_when_asked(fashion_classi
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n not really")
     good = [str(folder / "a" / f"{i:03d}.png") for i in range(3)]
-    with pytest.raises(ValueError, match=r"broken\.png: cannot decode.*--skip_bad"):
+    with pytest.raises(ValueError, match=r"broken\.png: not a readable image.*--skip_bad"):
         main(["--ckpt_path", str(ckpt), *good, str(bad), "--out", str(tmp_path / "p.csv")])
     assert not (tmp_path / "p.csv").exists()
     rows = main(["--ckpt_path", str(ckpt), *good, str(bad), "--skip_bad", "--out", str(tmp_path / "p.csv")])
     assert [r["path"] for r in rows] == good and len(_read(tmp_path / "p.csv")) == 3
-    assert f"skipped: {bad} (cannot decode" in capsys.readouterr().err
+    assert f"skipped: {bad} (not a readable image" in capsys.readouterr().err
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(declaring_png(20000, 20000))  # 400 megapixels declared: refused before decoding
+    with pytest.raises(DataError, match=r"bomb\.png: declares more than 178,956,970 pixels.*--skip_bad"):
+        main(["--ckpt_path", str(ckpt), *good, str(bomb)])
 
 
 def test_an_rgb_file_is_read_as_grey_for_a_grey_model(fashion_classifier, test_pngs, tmp_path):

@@ -11,9 +11,11 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from test_hostile_inputs import declaring_png
 from test_segmentation_task import fit_args, shapes
 
 from datamodules.voc import voc_palette
+from zoo.core.problems import DataError
 from zoo.fit import main as fit
 from zoo.run.checkpoint import CheckpointError, load_task
 from zoo.segment import main as segment
@@ -64,7 +66,12 @@ def test_overlay_blends_only_objects():
 
 
 def test_bad_inputs_are_one_line(ckpt, tmp_path):
-    with pytest.raises(ValueError, match=r"missing\.jpg: cannot decode \(no such file\)"):
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(declaring_png(20000, 20000))  # 400 megapixels declared: refused before decoding
+    with pytest.raises(DataError, match=r"bomb\.png: declares more than 178,956,970 pixels"):
+        segment(["--ckpt_path", str(ckpt), str(bomb), "--out", str(tmp_path / "out")])
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(ValueError, match=r"missing\.jpg: no such image file"):
         segment(["--ckpt_path", str(ckpt), str(tmp_path / "missing.jpg"), "--out", str(tmp_path)])
     torch.save({"weight": torch.zeros(2)}, tmp_path / "plain.pt")
     with pytest.raises(CheckpointError, match=r"plain\.pt: not a zoo\.fit checkpoint"):

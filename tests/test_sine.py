@@ -10,6 +10,7 @@ from datamodules.sine import NoisySine, lagged_windows, noisy_sine
 from zoo.fit import main as fit
 from zoo.forecast import free_run, k_step_ahead
 from zoo.forecast import main as forecast
+from zoo.run.checkpoint import CheckpointError
 
 RECIPE = Path(__file__).parents[1] / "configs" / "sine_mlp.yaml"
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -78,5 +79,5 @@ def test_fit_then_forecast_plot(tmp_path):
     out = forecast(["--ckpt_path", str(tmp_path / "sine" / "version_0" / "checkpoints" / "last.ckpt"),
                     "--out", str(tmp_path / "plot.png"), "--steps", "1", "4", "16"])  # fmt: skip
     assert out.read_bytes()[:8] == PNG
-    with pytest.raises(FileNotFoundError, match="no such checkpoint"):
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
         forecast(["--ckpt_path", str(tmp_path / "none.ckpt")])

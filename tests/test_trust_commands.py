@@ -120,10 +120,10 @@ def test_a_damaged_checkpoint_is_named_in_one_line(tmp_path, runs, house, damage
 def test_another_models_checkpoint_says_what_it_holds(tmp_path, runs, house):
     sine, lm = runs["sine"], runs["lm"]
     assert one_line(generate, ["--ckpt_path", str(sine)]).startswith(
-        f"error: {sine}: holds a zoo.tasks.Regression (arch mlp_regressor) task, expected a LanguageModel"
+        f"error: {sine}: its task is zoo.tasks.Regression (arch mlp_regressor), not a LanguageModel"
     )
     assert one_line(forecast, ["--ckpt_path", str(lm), "--out", str(tmp_path / "f.png")]).startswith(
-        f"error: {lm}: holds a zoo.tasks.LanguageModel (arch gru) task, expected a Regression"
+        f"error: {lm}: its task is zoo.tasks.LanguageModel (arch gru), not a Regression"
     )
     _point_cv_at(house["work"], sine)
     assert one_line(competitions, _predict(house)).startswith(
@@ -141,7 +141,7 @@ def test_weights_that_do_not_fit_and_classes_outside_the_zoo(tmp_path, runs):
     ckpt["hyper_parameters"]["_class_path"] = "subprocess.Popen"
     torch.save(ckpt, tmp_path / "foreign.ckpt")
     message = one_line(forecast, ["--ckpt_path", str(tmp_path / "foreign.ckpt"), "--out", str(tmp_path / "f.png")])
-    assert "its task is subprocess.Popen, outside the zoo's packages" in message
+    assert "its task is subprocess.Popen (arch mlp_regressor), outside the zoo's packages" in message
 
 
 def test_zoo_debug_shows_the_traceback_and_bugs_keep_theirs(tmp_path, monkeypatch):

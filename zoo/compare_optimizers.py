@@ -23,6 +23,7 @@ from pathlib import Path
 
 import lightning as L
 
+from zoo.core.options import number
 from zoo.run.errors import run_command
 from zoo.run.io import atomic_write, save_figure
 
@@ -103,7 +104,7 @@ def main(argv: list[str] | None = None) -> list[Curve]:
     p = argparse.ArgumentParser(description="Train one model per recipe and plot every loss curve.")
     p.add_argument("recipes", nargs="+", help="zoo.fit recipes, one per optimizer (e.g. configs/airfoil_*.yaml)")
     p.add_argument("--out", default="runs/compare_optimizers/curves.png", help="the PNG; the table goes beside it")
-    p.add_argument("--every", type=int, default=10, help="validate every this many training batches")
+    p.add_argument("--every", type=number(int, 1), default=10, help="validate every this many training batches")
     p.add_argument("--metric", default="val/loss")
     p.add_argument("--root", default=None, help="run folders (default: beside --out)")
     p.add_argument("--dry_run", action="store_true", help="load and check the inputs, then stop")

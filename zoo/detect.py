@@ -19,7 +19,8 @@ from pathlib import Path
 
 import torch
 
-from datamodules.image_folder import read_rgb
+from zoo.core.images import read_rgb
+from zoo.core.options import number
 from zoo.run.checkpoint import load_task
 from zoo.run.errors import run_command
 from zoo.run.io import atomic_write
@@ -68,12 +69,11 @@ def main(argv: list[str] | None = None) -> list[ImageDetections]:
     p.add_argument("images", nargs="+", help="image files (PNG, JPEG, ...)")
     p.add_argument("--ckpt_path", required=True, help="a zoo.fit checkpoint of zoo.tasks.Detection")
     p.add_argument("--out", required=True, help="folder for the drawn PNGs and detections.json")
-    p.add_argument("--score_threshold", type=float, default=0.5, help="keep detections scored at least this")
+    p.add_argument("--score_threshold", type=number(float, 0, 1), default=0.5,
+                   help="keep detections scored at least this (0 to 1)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--dry_run", action="store_true", help="load and check the inputs, then stop")
     args = p.parse_args(argv)
-    if not 0 <= args.score_threshold <= 1:
-        raise ValueError(f"--score_threshold must be in [0, 1], got {args.score_threshold}")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"--out {out}: is a file; expected a folder")

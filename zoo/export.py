@@ -27,16 +27,20 @@ from typing import Any
 import torch
 from torch import nn
 
+from zoo.core.classes import ConfigError
+from zoo.core.options import number
 from zoo.predict import load_classifier
 from zoo.run.errors import run_command
 from zoo.run.io import atomic_write
 
 FORMATS = ("onnx", "torchscript")
+#: the largest --image_size (a 4096x4096 example batch is already 0.4 GB of floats)
+MAX_IMAGE_SIZE = 4096
 
 
 def example_input(preprocessing: dict[str, Any], batch: int = 2, image_size: int | None = None) -> torch.Tensor:
     """A random batch of the shape the model takes, ``(batch, C, H, W)``."""
-    size = image_size or preprocessing.get("image_size")
+    size = preprocessing.get("image_size") if image_size is None else image_size
     if not size:
         raise ValueError("the checkpoint records no image size; pass --image_size")
     return torch.rand(batch, preprocessing.get("in_channels", 3), size, size)
@@ -100,6 +104,13 @@ def export(ckpt_path: str | Path, fmt: str, out: str | Path, image_size: int | N
     metadata = {"classes": json.dumps(task.classes), "preprocessing": json.dumps(task.preprocessing),
                 "arch": str(task.hparams.arch), "source_checkpoint": str(ckpt_path)}  # fmt: skip
     x = example_input(task.preprocessing, 2, image_size)
+    try:
+        with torch.inference_mode():
+            model(x)
+    except RuntimeError as e:  # a kernel or pooling window larger than what is left of the input
+        trained = task.preprocessing.get("image_size")
+        raise ConfigError(f"--image_size {x.shape[-1]}: too small for {task.hparams.arch} (trained at {trained}): "
+                          f"{' '.join(str(e).split())[:200]}") from None  # fmt: skip
     path = (export_onnx if fmt == "onnx" else export_torchscript)(model, x, out, metadata)
     check = example_input(task.preprocessing, 3, image_size)
     with torch.inference_mode():
@@ -113,7 +124,8 @@ def main(argv: list[str] | None = None) -> Path:
     p.add_argument("--ckpt_path", required=True)
     p.add_argument("--format", choices=FORMATS, default="onnx")
     p.add_argument("--out", required=True, help="file to write, e.g. model.onnx or model.pt")
-    p.add_argument("--image_size", type=int, help="input side length (default: the checkpoint's)")
+    p.add_argument("--image_size", type=number(int, 1, MAX_IMAGE_SIZE),
+                   help=f"input side length, up to {MAX_IMAGE_SIZE} (default: the checkpoint's)")
     p.add_argument("--dry_run", action="store_true", help="load and check the inputs, then stop")
     args = p.parse_args(argv)
     if args.dry_run:

@@ -35,9 +35,10 @@ from lightning.pytorch.loggers import Logger
 import datamodules  # noqa: F401  (registers the data modules as subclasses for the CLI)
 import zoo.tasks  # noqa: F401
 from datamodules.base import ZooDataModule
+from zoo.core.classes import ConfigError
 from zoo.models.weights import check_course_file
 from zoo.run.callbacks import RunReport
-from zoo.run.checkpoint import CheckpointError, load_checkpoint
+from zoo.run.checkpoint import CheckpointError, checkpoint_file, load_checkpoint
 from zoo.run.errors import user_errors_as_one_line
 from zoo.run.faults import FiniteLossGuard, RNGState, fault_plugins
 from zoo.run.folds import cv_summary, fit_folds, load_or_make_folds
@@ -194,8 +195,8 @@ def _default_name(cfg) -> str:
 def _resolve_resume(ckpt_path: str | None, experiment: Path) -> tuple[str | None, str | None]:
     """``last`` -> the newest ``last.ckpt`` among this experiment's runs, and that run's folder."""
     if ckpt_path != "last":
-        if ckpt_path and not Path(ckpt_path).is_file():
-            raise FileNotFoundError(f"--ckpt_path {ckpt_path}: no such checkpoint file")
+        if ckpt_path:
+            checkpoint_file(ckpt_path, "--ckpt_path")
         return ckpt_path, None
     runs = sorted(experiment.glob("version_*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
     if not runs:
@@ -309,6 +310,8 @@ def _fit_folds(cli: ZooCLI, args: list[str] | None, exit_on_error: bool) -> dict
     and testing on the test set; ``cv.json`` holds each fold's metrics, their mean and std."""
     cfg, data = cli.config, cli.datamodule
     k = cfg.folds
+    if k < 2:
+        raise ConfigError(f"--folds {k}: expected 0 (no cross-validation) or at least 2 folds")
     if not (hasattr(data, "fold_rows") and {"fold", "folds_file"} <= set(inspect.signature(type(data)).parameters)):
         raise ValueError(f"--folds: {type(data).__name__} cannot hold out folds (it has no fold_rows and "
                          "fold/folds_file arguments)")  # fmt: skip

@@ -22,7 +22,8 @@ import torch
 from torch import nn
 
 from datamodules.sine import NoisySine
-from zoo.run.checkpoint import load_datamodule, load_task
+from zoo.core.options import number
+from zoo.run.checkpoint import checkpoint_file, load_datamodule, load_task
 from zoo.run.errors import run_command
 from zoo.run.io import save_figure
 from zoo.tasks.regression import Regression
@@ -83,13 +84,11 @@ def main(argv: list[str] | None = None) -> Path:
     p = argparse.ArgumentParser(description="Plot 1-step and k-step-ahead predictions on the noisy sine.")
     p.add_argument("--ckpt_path", required=True)
     p.add_argument("--out", default="runs/forecast/sine_forecast.png", help="the PNG to write")
-    p.add_argument("--steps", type=int, nargs="+", default=[1, 4, 16, 64])
+    p.add_argument("--steps", type=number(int, 1, 10_000), nargs="+", default=[1, 4, 16, 64],
+                   help="k of the k-step-ahead predictions (1-10000)")
     p.add_argument("--dry_run", action="store_true", help="load and check the inputs, then stop")
     args = p.parse_args(argv)
-    if not Path(args.ckpt_path).is_file():
-        raise FileNotFoundError(f"--ckpt_path {args.ckpt_path}: no such checkpoint file")
-    if min(args.steps) < 1:
-        raise ValueError(f"--steps must be positive, got {args.steps}")
+    checkpoint_file(args.ckpt_path, "--ckpt_path")
     task = load_task(args.ckpt_path, Regression)
     data = load_datamodule(args.ckpt_path, NoisySine)  # the series it was trained on
     if args.dry_run:

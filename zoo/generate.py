@@ -18,7 +18,8 @@ from pathlib import Path
 import torch
 
 from datamodules.text import Tokenizer, Vocab
-from zoo.run.checkpoint import CheckpointError, load_task
+from zoo.core.options import number
+from zoo.run.checkpoint import CheckpointError, checkpoint_file, load_task
 from zoo.run.errors import run_command
 from zoo.tasks.language_model import LanguageModel
 
@@ -72,8 +73,7 @@ def _sample(vocab: Vocab, n: int = 12) -> str:
 
 def load(ckpt_path: str | Path, device: str = "cpu") -> LanguageModel:
     """A ``LanguageModel`` with the vocabulary and tokenizer its checkpoint was trained with."""
-    if not Path(ckpt_path).is_file():
-        raise FileNotFoundError(f"--ckpt_path {ckpt_path}: no such checkpoint file")
+    checkpoint_file(ckpt_path, "--ckpt_path")
     task = load_task(ckpt_path, LanguageModel).to(device)
     if task.vocab is None or task.tokenizer is None:
         raise CheckpointError(f"{ckpt_path} holds no vocabulary/tokenizer: was it trained by "
@@ -85,9 +85,9 @@ def main(argv: list[str] | None = None) -> str:
     p = argparse.ArgumentParser(description="Generate text with a trained language model.")
     p.add_argument("--ckpt_path", required=True)
     p.add_argument("--prefix", default="time traveller")
-    p.add_argument("--num_tokens", type=int, default=50)
-    p.add_argument("--temperature", type=float, default=0.0, help="0: greedy (default); > 0: sampling")
-    p.add_argument("--seed", type=int, default=0, help="seed of the sampling")
+    p.add_argument("--num_tokens", type=number(int, 1, 100_000), default=50, help="tokens to generate (1-100000)")
+    p.add_argument("--temperature", type=number(float, 0, 100), default=0.0, help="0: greedy (default); > 0: sampling")
+    p.add_argument("--seed", type=number(int, 0, 2**63 - 1), default=0, help="seed of the sampling")
     p.add_argument("--device", default="cpu")
     p.add_argument("--dry_run", action="store_true", help="load and check the inputs, then stop")
     args = p.parse_args(argv)

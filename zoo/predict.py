@@ -31,7 +31,10 @@ import numpy as np
 import torch
 
 from datamodules.augment import from_preprocessing
-from datamodules.image_folder import IMAGE_SUFFIXES, read_rgb
+from datamodules.image_folder import IMAGE_SUFFIXES
+from zoo.core.images import read_rgb
+from zoo.core.options import number
+from zoo.core.problems import DataError
 from zoo.run.checkpoint import CheckpointError, load_checkpoint, load_task
 from zoo.run.errors import run_command
 from zoo.run.io import atomic_write
@@ -111,10 +114,11 @@ def predict(
     def load(path: Path) -> torch.Tensor | str:
         try:
             return transform(image=read_image(path, channels))["image"]
-        except ValueError as e:  # read_rgb's "cannot decode", naming the file
+        except DataError as e:  # read_rgb's: missing, too large, damaged
+            reason = "; ".join(e.problems)
             if not skip_bad:
-                raise ValueError(f"{e} (--skip_bad leaves unreadable images out)") from None
-            return f"{path} ({str(e).split(': ', 1)[-1]})"
+                raise DataError(str(path), [f"{reason} (--skip_bad leaves unreadable images out)"]) from None
+            return f"{path} ({reason})"
 
     # cv2 decodes and resizes without the GIL: threads keep the model fed
     with (
@@ -156,8 +160,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
     p.add_argument("--ckpt_path", required=True, help="a zoo.fit checkpoint of zoo.tasks.Classification")
     p.add_argument("inputs", nargs="+", help="image files, folders (searched recursively) or glob patterns")
     p.add_argument("--out", help="CSV file to write (default: print it)")
-    p.add_argument("--top_k", type=int, default=3, help="classes per image, most likely first (default 3)")
-    p.add_argument("--batch_size", type=int, default=64)
+    p.add_argument("--top_k", type=number(int, 1), default=3,
+                   help="classes per image, most likely first (default 3; capped at the classes)")
+    p.add_argument("--batch_size", type=number(int, 1, 4096), default=64)
     p.add_argument("--skip_bad", action="store_true", help="leave unreadable images out (named on stderr)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--no_progress", action="store_true", help="no progress bar")

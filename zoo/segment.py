@@ -18,8 +18,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from datamodules.image_folder import read_rgb
 from datamodules.voc import IMAGENET_MEAN, IMAGENET_STD, voc_palette
+from zoo.core.images import read_rgb
+from zoo.core.options import number
 from zoo.run.checkpoint import load_checkpoint, load_datamodule, load_task
 from zoo.run.errors import run_command
 from zoo.run.io import atomic_write
@@ -63,12 +64,10 @@ def main(argv: list[str] | None = None) -> list[tuple[Path, Path]]:
     p.add_argument("images", nargs="+", help="image files (PNG, JPEG, ...)")
     p.add_argument("--ckpt_path", required=True)
     p.add_argument("--out", default="runs/segment", help="folder for <name>_mask.png and <name>_overlay.png")
-    p.add_argument("--alpha", type=float, default=0.5, help="opacity of the colours in the overlay")
+    p.add_argument("--alpha", type=number(float, 0, 1), default=0.5, help="opacity of the colours in the overlay (0-1)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--dry_run", action="store_true", help="load and check the inputs, then stop")
     args = p.parse_args(argv)
-    if not 0 <= args.alpha <= 1:
-        raise ValueError(f"--alpha must be in [0, 1], got {args.alpha}")
     stems = [Path(i).stem for i in args.images]
     twice = sorted({s for s in stems if stems.count(s) > 1})
     if twice:

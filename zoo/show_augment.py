@@ -13,29 +13,23 @@ where the augmentation moved them (``--augment ssd`` of ``configs/tiny_ssd_banan
 from __future__ import annotations
 
 import argparse
-import importlib
 from pathlib import Path
 from typing import Any
 
 import torch
 from torchvision.utils import make_grid, save_image
 
+from datamodules.base import ZooDataModule
+from zoo.core.classes import from_section
+from zoo.core.options import number
 from zoo.run.errors import run_command
 from zoo.run.io import atomic_write, read_yaml
 
 
-def data_module(config: str | Path, overrides: dict[str, Any]):
-    """The data module of a recipe, with ``overrides`` on its ``init_args``."""
-    cfg = read_yaml(config)
-    data = cfg.get("data") if isinstance(cfg, dict) else None
-    if not isinstance(data, dict) or "class_path" not in data:
-        raise ValueError(f"{config}: no data.class_path section (expected a zoo.fit recipe)")
-    module, _, name = data["class_path"].rpartition(".")
-    try:
-        cls = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError, ValueError):
-        raise ValueError(f"{config}: data.class_path {data['class_path']!r} names no class") from None
-    return cls(**{**(data.get("init_args") or {}), **overrides})
+def data_module(config: str | Path, overrides: dict[str, Any]) -> ZooDataModule:
+    """The data module of a recipe, with ``overrides`` on its ``init_args``: a ``ZooDataModule``,
+    as ``zoo.fit`` requires (``zoo.core.classes``), never any other class the file names."""
+    return from_section(read_yaml(config), "data", ZooDataModule, config, overrides)
 
 
 def to_display(x: torch.Tensor, mean: Any, std: Any) -> torch.Tensor:
@@ -65,8 +59,8 @@ def main(argv: list[str] | None = None) -> Path:
     p.add_argument("--out", default="runs/show_augment/augment.png", help="PNG file to write")
     p.add_argument("--data_dir", help="override the recipe's data_dir")
     p.add_argument("--augment", help="override the recipe's augmentation pipeline")
-    p.add_argument("--images", type=int, default=6, help="rows: different training images")
-    p.add_argument("--draws", type=int, default=8, help="columns: augmentations of each image")
+    p.add_argument("--images", type=number(int, 1, 64), default=6, help="rows: different training images (1-64)")
+    p.add_argument("--draws", type=number(int, 1, 64), default=8, help="columns: augmentations of each image (1-64)")
     p.add_argument("--dry_run", action="store_true", help="load and check the inputs, then stop")
     args = p.parse_args(argv)
     overrides = {k: v for k, v in (("data_dir", args.data_dir), ("augment", args.augment)) if v}

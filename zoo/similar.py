@@ -12,15 +12,15 @@ import argparse
 import warnings
 from pathlib import Path
 
-from zoo.run.checkpoint import CheckpointError, load_task
+from zoo.core.options import number
+from zoo.run.checkpoint import CheckpointError, checkpoint_file, load_task
 from zoo.run.errors import run_command
 from zoo.tasks.word2vec import Word2Vec, nearest_words
 
 
 def load(ckpt_path: str | Path) -> Word2Vec:
     """A ``Word2Vec`` task with the vocabulary its checkpoint was trained with."""
-    if not Path(ckpt_path).is_file():
-        raise FileNotFoundError(f"--ckpt_path {ckpt_path}: no such checkpoint file")
+    checkpoint_file(ckpt_path, "--ckpt_path")
     task = load_task(ckpt_path, Word2Vec).eval()
     if task.vocab is None:
         raise CheckpointError(f"{ckpt_path} holds no vocabulary: was it trained by zoo.tasks.Word2Vec "
@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> dict[str, list[tuple[str, float]]]:
     p = argparse.ArgumentParser(description="The nearest words of a trained word2vec model.")
     p.add_argument("--ckpt_path", required=True)
     p.add_argument("words", nargs="+", help="words to look up")
-    p.add_argument("--k", type=int, default=3, help="nearest words per word (default 3)")
+    p.add_argument("--k", type=number(int, 1), default=3, help="nearest words per word (default 3)")
     p.add_argument("--dry_run", action="store_true", help="load and check the inputs, then stop")
     args = p.parse_args(argv)
     if args.k < 1:

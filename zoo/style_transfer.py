@@ -27,6 +27,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from zoo.core.images import read_rgb
+from zoo.core.options import number
 from zoo.models.vgg import vgg19_features
 from zoo.ops import style
 from zoo.run.errors import run_command
@@ -39,8 +41,6 @@ RANDOM_NOTE = ("RANDOM WEIGHTS: the VGG-19 features are untrained (--random_weig
 
 def preprocess(path: str | Path, size: tuple[int, int]) -> torch.Tensor:
     """An image file as a ``(1, 3, h, w)`` tensor resized to ``size`` and ImageNet-normalised."""
-    from datamodules.image_folder import read_rgb
-
     image = Image.fromarray(read_rgb(path)).resize((size[1], size[0]), Image.BILINEAR)
     x = torch.from_numpy(np.asarray(image).copy()).float().div(255).permute(2, 0, 1)
     mean, std = torch.tensor(style.RGB_MEAN)[:, None, None], torch.tensor(style.RGB_STD)[:, None, None]
@@ -105,14 +105,14 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     p.add_argument("--weights", help="VGG-19 weights: a file of torchvision's vgg19 layout or a torchvision weights "
                                       f"name (default {VGG19_WEIGHTS}: vgg19-dcbb9e9d.pth from torch hub's cache)")
     p.add_argument("--random_weights", action="store_true", help="untrained features: a pipeline check only")
-    p.add_argument("--size", type=int, nargs=2, default=(300, 450), metavar=("H", "W"))
-    p.add_argument("--epochs", type=int, default=500)
-    p.add_argument("--lr", type=float, default=0.3)
-    p.add_argument("--decay_every", type=int, default=50, help="epochs between learning-rate decays")
-    p.add_argument("--gamma", type=float, default=0.8, help="learning-rate decay factor")
-    p.add_argument("--content_weight", type=float, default=style.CONTENT_WEIGHT)
-    p.add_argument("--style_weight", type=float, default=style.STYLE_WEIGHT)
-    p.add_argument("--tv_weight", type=float, default=style.TV_WEIGHT)
+    p.add_argument("--size", type=number(int, 16, 4096), nargs=2, default=(300, 450), metavar=("H", "W"))
+    p.add_argument("--epochs", type=number(int, 1), default=500)
+    p.add_argument("--lr", type=number(float, 0, low_open=True), default=0.3)
+    p.add_argument("--decay_every", type=number(int, 1), default=50, help="epochs between learning-rate decays")
+    p.add_argument("--gamma", type=number(float, 0, 1, low_open=True), default=0.8, help="learning-rate decay factor")
+    p.add_argument("--content_weight", type=number(float, 0), default=style.CONTENT_WEIGHT)
+    p.add_argument("--style_weight", type=number(float, 0), default=style.STYLE_WEIGHT)
+    p.add_argument("--tv_weight", type=number(float, 0), default=style.TV_WEIGHT)
     p.add_argument("--device", default="cpu")
     p.add_argument("--no_progress", action="store_true", help="no progress bar")
     p.add_argument("--dry_run", action="store_true", help="load and check the inputs, then stop")

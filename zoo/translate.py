@@ -21,7 +21,10 @@ from pathlib import Path
 
 import torch
 
+from datamodules.base import read_text
 from datamodules.translation import encode, preprocess_nmt, tokenize_nmt
+from zoo.core.options import number
+from zoo.core.problems import DataError
 from zoo.ops.bleu import course_bleu
 from zoo.run.checkpoint import CheckpointError, load_task
 from zoo.run.errors import run_command
@@ -37,6 +40,10 @@ class Translation:
     attention: torch.Tensor | None = None  # (len(translation) + 1, len(source) + 1)
 
 
+#: the most tokens a translation may be given (the course's sentences have fewer than 20)
+MAX_LEN = 1000
+
+
 def load(ckpt_path: str | Path, device: str = "cpu") -> Seq2Seq:
     task = load_task(ckpt_path, Seq2Seq).to(device).eval()
     if task.src_vocab is None or task.tgt_vocab is None:
@@ -46,10 +53,13 @@ def load(ckpt_path: str | Path, device: str = "cpu") -> Seq2Seq:
 
 
 def _read_lines(path: str, what: str) -> list[str]:
-    try:
-        return Path(path).read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as e:
-        raise ValueError(f"{what} {path}: not UTF-8 text") from e
+    """The lines of a ``--file`` or ``--references_file``: UTF-8 text with at least one line."""
+    lines = read_text(path).splitlines() if Path(path).is_file() else None
+    if lines is None:
+        raise DataError(f"{what} {path}", ["no such file" if not Path(path).is_dir() else "a folder, expected a file"])
+    if not any(line.strip() for line in lines):
+        raise DataError(f"{what} {path}", ["empty file; expected one sentence a line"])
+    return lines
 
 
 def translate(task: Seq2Seq, sentences: list[str], beam: int = 1, max_len: int | None = None,
@@ -112,8 +122,10 @@ def main(argv: list[str] | None = None) -> list[Translation]:
     p.add_argument("sentences", nargs="*", help="sentences to translate")
     p.add_argument("--ckpt_path", required=True)
     p.add_argument("--file", help="a file of sentences, one per line (instead of arguments)")
-    p.add_argument("--beam", type=int, default=1, help="beam width (1: greedy, the default)")
-    p.add_argument("--max_len", type=int, default=None, help="most tokens per translation (default: the task's)")
+    p.add_argument("--beam", type=number(int, 1), default=1,
+                   help="beam width (1: greedy, the default; capped at the target vocabulary's size)")
+    p.add_argument("--max_len", type=number(int, 1, MAX_LEN), default=None,
+                   help=f"most tokens per translation, 1 to {MAX_LEN} (default: the task's)")  # fmt: skip
     p.add_argument("--references", nargs="*", help="one reference translation per sentence")
     p.add_argument("--references_file", help="a file of references, one per line")
     p.add_argument("--attention_png", help="write the attention heat maps here")
@@ -122,14 +134,15 @@ def main(argv: list[str] | None = None) -> list[Translation]:
     args = p.parse_args(argv)
     if bool(args.file) == bool(args.sentences):
         raise ValueError("give the sentences as arguments or --file, one of the two")
-    if args.beam < 1:
-        raise ValueError(f"--beam must be at least 1, got {args.beam}")
     sentences = _read_lines(args.file, "--file") if args.file else args.sentences
     references = _read_lines(args.references_file, "--references_file") if args.references_file else args.references
     task = load(args.ckpt_path, args.device)
     if args.dry_run:
         return print(f"dry run: {args.ckpt_path} holds a seq2seq model; {len(sentences)} sentences")
-    results = translate(task, sentences, args.beam, args.max_len, references, bool(args.attention_png))
+    beam = min(args.beam, len(task.tgt_vocab))
+    if beam < args.beam:
+        print(f"note: --beam {args.beam} is more than the {beam} target tokens; searching with {beam}", file=sys.stderr)
+    results = translate(task, sentences, beam, args.max_len, references, bool(args.attention_png))
     for r in results:
         print(f"{r.source} => {r.translation}" + ("" if r.bleu is None else f", bleu {r.bleu:.3f}"))
     if args.attention_png:

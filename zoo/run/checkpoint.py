@@ -15,20 +15,18 @@ e.g. class names).
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import os
 import pickle
 import re
-import zipfile
+import warnings
 from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
 
-#: the zoo's own packages: the only ones a checkpoint's ``_class_path`` may import from
-#: (importing a module runs it)
-ZOO_PACKAGES = ("zoo", "datamodules", "competitions")
+from zoo.core.classes import ZOO_PACKAGES, ConfigError, resolve_class
+
 #: where checkpoints keep the weights (a Lightning, a timm or a torchvision training checkpoint)
 _NESTED = ("state_dict", "model", "state_dict_ema")
 
@@ -39,17 +37,26 @@ class CheckpointError(ValueError):
     """A checkpoint or weights file that is missing, damaged, or not what a command expected."""
 
 
+def checkpoint_file(path: str | os.PathLike, option: str | None = None) -> Path:
+    """``path`` when it is a file; a folder or a missing path is a ``CheckpointError`` naming it
+    (after ``option``, e.g. ``--ckpt_path``, when it came from one)."""
+    path, shown = Path(path), f"{option} {path}" if option else str(path)
+    if path.is_dir():
+        raise CheckpointError(f"{shown}: a folder, expected a checkpoint file")
+    if not path.is_file():
+        raise CheckpointError(f"{shown}: no such checkpoint file")
+    return path
+
+
 def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu", require: tuple[str, ...] = ()) -> dict:
     """The dict stored in ``path``, loaded with ``weights_only=True``; ``require`` lists keys
     it must hold (e.g. ``("state_dict", "hyper_parameters")`` for a Lightning checkpoint)."""
-    path = Path(path)
-    if path.is_dir():
-        raise CheckpointError(f"{path}: is a folder, expected a checkpoint file")
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file")
+    path = checkpoint_file(path)
     try:
-        obj = torch.load(path, map_location=map_location, weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, KeyError, OSError, zipfile.BadZipFile, ValueError) as e:
+        with warnings.catch_warnings():  # junk read as a pickle "protocol 113": the line below says what it is
+            warnings.filterwarnings("ignore", "Detected pickle protocol", UserWarning)
+            obj = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # any failure of the unpickler (it raises IndexError, KeyError, ... on junk)
         found = re.search(r"GLOBAL ([\w.]+)", str(e))  # a callable the pickle asked for: refused
         if isinstance(e, pickle.UnpicklingError) and found:
             raise CheckpointError(f"{path}: refused to load: it asks for {found.group(1)}, but a checkpoint "
@@ -67,9 +74,7 @@ def read_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """The tensors of a weights file (``torch.save`` or ``.safetensors``), unwrapped from a
     checkpoint's ``state_dict`` / ``model`` / ``state_dict_ema`` (Lightning's, timm's, torchvision's
     training checkpoints)."""
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise CheckpointError(f"weights={str(path)!r}: no such file")
+    path = checkpoint_file(Path(path).expanduser(), "weights")
     if path.suffix == ".safetensors":
         from safetensors import SafetensorError
         from safetensors.torch import load_file
@@ -126,24 +131,17 @@ def _describe(hparams: dict[str, Any]) -> str:
 
 def _build(path: str | os.PathLike, hparams: dict[str, Any], expected: type, what: str) -> Any:
     """An ``expected`` built from ``hparams``: of the class their ``_class_path`` names, which
-    must be ``expected`` or a subclass, from ``ZOO_PACKAGES``."""
+    must be ``expected`` or a subclass, from ``ZOO_PACKAGES`` (``zoo.core.classes``)."""
     class_path = hparams.get("_class_path")
     if class_path is None:  # built in Python rather than by zoo.fit: only a named class will do
         if expected.__module__.split(".")[0] not in ZOO_PACKAGES:
             raise CheckpointError(f"{path}: names no {what} class (not saved by zoo.fit)")
         cls = expected
     else:
-        module, _, name = str(class_path).rpartition(".")
-        if module.split(".")[0] not in ZOO_PACKAGES:
-            raise CheckpointError(f"{path}: its {what} is {class_path}, outside the zoo's packages "
-                                  f"{', '.join(ZOO_PACKAGES)}; refused to import it")  # fmt: skip
         try:
-            cls = getattr(importlib.import_module(module), name, None)
-        except ImportError:
-            cls = None
-        if not (isinstance(cls, type) and issubclass(cls, expected)):
-            found = "a class this zoo does not have" if cls is None else f"expected a {expected.__name__}"
-            raise CheckpointError(f"{path}: holds a {_describe(hparams)} {what}, {found}")
+            cls = resolve_class(class_path, expected, f"{path}: its {what}", zoo_only=True, shown=_describe(hparams))
+        except ConfigError as e:
+            raise CheckpointError(str(e)) from None
     params = inspect.signature(cls).parameters
     any_key = any(p.kind is p.VAR_KEYWORD for p in params.values())
     kwargs = {k: v for k, v in hparams.items() if not k.startswith("_") and (any_key or k in params)}

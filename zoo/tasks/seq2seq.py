@@ -101,7 +101,8 @@ class Seq2Seq(ZooTask):
     def translate_ids(self, src: torch.Tensor, src_len: torch.Tensor | None, beam_size: int = 1,
                       max_len: int | None = None) -> list[list[int]]:  # fmt: skip
         """Target token ids (without ``<eos>``) for a batch of sources."""
-        bos, eos, max_len = self.special("<bos>"), self.special("<eos>"), max_len or self.max_len
+        bos, eos = self.special("<bos>"), self.special("<eos>")
+        max_len = self.max_len if max_len is None else max_len
         if beam_size > 1:
             return beam_search(self.model, src, src_len, bos, eos, max_len, beam_size, self.length_penalty)
         return greedy_search(self.model, src, src_len, bos, eos, max_len)

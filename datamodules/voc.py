@@ -19,6 +19,7 @@ A batch is ``(images (B, 3, H, W) float, masks (B, H, W) long)``.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -29,6 +30,7 @@ import torch
 from albumentations.pytorch import ToTensorV2
 from PIL import Image
 from torch.utils.data import DataLoader
+from tqdm import tqdm
 
 from datamodules.base import ZooDataModule, read_text, seeded_split
 from datamodules.download import Found, download, extract, find_data, say
@@ -84,6 +86,42 @@ def read_mask(path: str | os.PathLike, num_classes: int | None = None) -> np.nda
             raise DataError(str(path), [f"class indices {bad[:10].tolist()} outside 0..{num_classes - 1} "
                                         f"(and {IGNORE_INDEX}: ignored)"])  # fmt: skip
     return mask
+
+
+def check_masks(images: Sequence[Path], masks: Sequence[Path], num_classes: int) -> None:
+    """Every mask is a palette or greyscale PNG of its image's size whose values are class indices
+    (or 255), checked before training starts: a bad mask found when a batch first draws it would
+    stop a long run mid-epoch. Sizes and modes come from the headers; each mask is decoded for its
+    values (one byte a pixel: VOC's 2,913 masks take seconds, with a progress bar). Every bad mask
+    is named in one error."""
+    modes, sizes, values, damaged = [], [], [], []
+    allowed = np.zeros(256, bool)
+    allowed[[*range(min(num_classes, 256)), IGNORE_INDEX]] = True
+    pairs = tqdm(zip(images, masks, strict=True), total=len(masks), desc="checking masks", unit="mask",
+                 disable=len(masks) < 500, leave=False, file=sys.stderr)  # fmt: skip
+    for image, path in pairs:
+        try:
+            im = read_pil(path)
+            iw, ih = image_size(image)
+        except DataError as e:  # the mask, or its image's header
+            damaged.append(f"{Path(e.where).name} ({e.problems[0]})")
+            continue
+        if im.mode not in ("P", "L"):
+            modes.append(f"{path.name} ({im.mode})")
+        elif im.size != (iw, ih):
+            sizes.append(f"{path.name} ({im.size[0]}x{im.size[1]}, its image {iw}x{ih})")
+        else:
+            found = np.flatnonzero(np.bincount(np.asarray(im).ravel(), minlength=256))
+            bad = found[~allowed[found]]
+            if bad.size:
+                values.append(f"{path.name} ({', '.join(map(str, bad[:5].tolist()))})")
+    problems = Problems()
+    problems.add_each("unreadable", damaged)
+    problems.add_each("masks that are not palette (P) or greyscale (L) PNGs of class indices", modes)
+    problems.add_each("masks whose size is not their image's", sizes)
+    problems.add_each(f"masks with values outside the class indices 0..{num_classes - 1} (and "
+                      f"{IGNORE_INDEX}: ignored)", values)  # fmt: skip
+    problems.raise_if_any(str(Path(masks[0]).parent) if masks else "masks")
 
 
 def write_mask(path: str | os.PathLike, mask: np.ndarray) -> None:
@@ -193,6 +231,7 @@ class SegmentationData(ZooDataModule):
                 "dropped (the course's filter)")  # fmt: skip
             if not images:
                 raise ValueError(f"every training image is smaller than crop_size={list(self.crop_size)}")
+        check_masks(images, masks, self.num_classes)
         crop = self.crop_size if train else self.eval_crop
         tf = segmentation_transform(crop, train, self.mean, self.std, self.seed)
         return SegmentationFiles(images, masks, tf, self.num_classes)

@@ -73,6 +73,19 @@ def test_assignment_greedy_then_threshold():
     assert assign_anchors(ANCHORS[:1], GROUND_TRUTH[:, 1:]).tolist() == [0]
 
 
+def test_an_anchor_exactly_at_the_iou_threshold_is_assigned():
+    """``>=`` as the course's ``assign_anchor_to_bbox``: IoU exactly 0.5 (1/2 in binary, no
+    rounding) learns from the box; a hair below does not."""
+    box = torch.tensor([[0.0, 0.0, 2.0, 1.0]])
+    anchors = torch.tensor([[0.0, 0.0, 2.0, 1.0],  # the box itself: its greedy match
+                            [0.0, 0.0, 1.0, 1.0],  # half the box: IoU 1/2
+                            [0.0, 0.0, 0.99, 1.0]])  # fmt: skip
+    iou = box_iou(anchors, box)[:, 0]
+    assert iou[1].item() == 0.5 and iou[2].item() < 0.5
+    assert assign_anchors(anchors, box, iou_threshold=0.5).tolist() == [0, 0, -1]
+    assert assign_anchors(anchors, box, iou_threshold=0.500001).tolist() == [0, -1, -1]
+
+
 def test_multibox_target_batches_images_with_any_number_of_boxes():
     empty = torch.zeros(0, 4)
     targets = multibox_target(ANCHORS, [GROUND_TRUTH[:, 1:], empty, GROUND_TRUTH[1:, 1:]],

@@ -133,8 +133,11 @@ def test_an_image_declaring_400_megapixels_is_refused_from_its_header(tmp_path, 
     bomb.write_bytes(declaring_png(20000, 20000))
     assert bomb.stat().st_size < 1000
     for read in (read_rgb, read_pil, image_size):
-        with pytest.raises(DataError, match=r"bomb\.png: declares more than 178,956,970 pixels, more than the "
-                                            r"89,478,485 pixels an image may have \(set ZOO_MAX_IMAGE_PIXELS"):
+        with pytest.raises(
+            DataError,
+            match=r"bomb\.png: declares more than 178,956,970 pixels, more than the "
+            r"89,478,485 pixels an image may have \(set ZOO_MAX_IMAGE_PIXELS",
+        ):
             read(bomb)  # fmt: skip
     bomb.write_bytes(declaring_png(10000, 10000))  # between PIL's limit and twice it: the size is known
     with pytest.raises(DataError, match=r"bomb\.png: declares 10000x10000 pixels \(100 megapixels\)"):
@@ -174,12 +177,19 @@ def test_degenerate_corpora_name_the_file(tmp_path, text):
         (tmp_path / f).write_text(text, encoding="utf-8")
     train = tmp_path / "ptb.train.txt"
     assert _error_of(lambda: D.PTBWord2Vec(str(tmp_path), download=False)).startswith(
-        f"{train}: no word occurs at least min_freq=10 times")
-    assert _error_of(lambda: D.PTBWord2Vec(str(tmp_path), min_freq=1, download=False)).startswith(
-        f"{train} (train split): no two vocabulary words share a sentence") if text else True
+        f"{train}: no word occurs at least min_freq=10 times"
+    )
+    assert (
+        _error_of(lambda: D.PTBWord2Vec(str(tmp_path), min_freq=1, download=False)).startswith(
+            f"{train} (train split): no two vocabulary words share a sentence"
+        )
+        if text
+        else True
+    )
     assert f"{train} (train split): " in _error_of(lambda: D.PennTreebank(data_dir=str(tmp_path), download=False))
     assert f"{tmp_path / 'timemachine.txt'} (train split): " in _error_of(
-        lambda: D.TimeMachine(data_dir=str(tmp_path), download=False))
+        lambda: D.TimeMachine(data_dir=str(tmp_path), download=False)
+    )
     assert _error_of(lambda: D.WikiText2BERT(data_dir=str(tmp_path), download=False)).startswith(
         f"{tmp_path / 'wiki.train.tokens'} (train split): no sentence pairs")  # fmt: skip
 
@@ -197,7 +207,8 @@ def test_snli_and_fra_eng_without_examples_say_what_is_missing(tmp_path):
     assert _error_of(lambda: D.SNLI(str(tmp_path / "empty"), download=False)) == f"{first}: empty file; expected " \
         "SNLI 1.0's .txt (tab-separated, with a header) or .jsonl"  # fmt: skip
     assert _error_of(lambda: D.SNLI(str(tmp_path / "dashes"), download=False)).startswith(
-        f"{tmp_path / 'dashes' / 'snli_1.0_train.txt'}: no labelled examples: 3 rows, 3 of them dropped")
+        f"{tmp_path / 'dashes' / 'snli_1.0_train.txt'}: no labelled examples: 3 rows, 3 of them dropped"
+    )
     fra = tmp_path / "fra.txt"
     fra.write_text("")
     assert _error_of(lambda: D.FraEng(str(tmp_path))).startswith(f"{fra}: no sentence pairs (empty file)")
@@ -216,15 +227,40 @@ def test_translate_files_that_are_not_utf8_or_empty_are_named(tmp_path):
     latin1.write_bytes("caf\xe9 au lait\n".encode("latin-1"))
     empty.write_text("\n\n")
     assert one_line(translate, ["--ckpt_path", str(junk), "--file", str(latin1)]).startswith(
-        f"error: {latin1}: not UTF-8 text (byte 0xe9 at offset 3); save it as UTF-8")
+        f"error: {latin1}: not UTF-8 text (byte 0xe9 at offset 3); save it as UTF-8"
+    )
     assert one_line(translate, ["--ckpt_path", str(junk), "--file", str(empty)]).startswith(
-        f"error: --file {empty}: empty file; expected one sentence a line")
+        f"error: --file {empty}: empty file; expected one sentence a line"
+    )
     assert one_line(translate, ["--ckpt_path", str(junk), "hi", "--references_file", str(tmp_path)]).startswith(
         f"error: --references_file {tmp_path}: a folder, expected a file")  # fmt: skip
     import datamodules as D
 
     (tmp_path / "fra.txt").write_bytes("Go.\tVa !\nCaf\xe9.\tCaf\xe9 !\n".encode("latin-1"))
     assert _error_of(lambda: D.FraEng(str(tmp_path))).startswith(f"{tmp_path / 'fra.txt'}: not UTF-8 text")
+
+
+def test_the_one_line_keeps_the_message_that_names_the_file_not_its_cause():
+    """A message written for the user (a file's name, raised ``from`` a library error) is the
+    line; jsonargparse's wrappers are followed to the constructor's error and its option."""
+    from zoo.fit import make_cli
+    from zoo.run.errors import one_line as format_line
+
+    def wrapped(outer: type[Exception], message: str) -> Exception:
+        try:
+            try:
+                b"caf\xe9".decode()
+            except UnicodeDecodeError as codec:
+                raise outer(message) from codec
+        except Exception as e:
+            return e
+
+    for outer in (ValueError, OSError, RuntimeError):
+        assert format_line(wrapped(outer, "data/fra.txt: not UTF-8 text")) == "data/fra.txt: not UTF-8 text"
+    with pytest.raises(Exception) as e:  # built from a recipe: jsonargparse wraps the constructor's error
+        make_cli(["--config", str(ROOT / "configs" / "lenet_fashion_mnist.yaml"), "--model.init_args.arch",
+                  "lenet6", "--data.init_args.download", "false"], exit_on_error=False)  # fmt: skip
+    assert format_line(e.value).startswith("unknown model 'lenet6'; did you mean lenet")
 
 
 def test_cowboy_ids_outside_64_bit_unsigned_are_one_line(tmp_path):

@@ -139,3 +139,25 @@ def test_joint_random_crops_keep_image_and_mask_aligned(tmp_path):
             at = (y == 255).nonzero()[0]
             assert (int(r[at[0], at[1]]), int(c[at[0], at[1]])) == (17, 29)
     assert len(seen) > 3  # the crops are random
+
+
+def test_every_bad_mask_is_named_in_setup_before_any_batch(tmp_path):
+    """An RGB mask, a mask of the wrong size, one with a class index past the classes and a
+    truncated one: setup names all four in one error (a batch drawing one would stop mid-epoch)."""
+    voc = write_voc(tmp_path, {"train": [(40, 50)] * 5, "val": [(40, 50)]})
+    masks = voc / "SegmentationClass"
+    Image.new("RGB", (50, 40), (128, 0, 0)).save(masks / "2007_train001.png")
+    palette_png(masks / "2007_train002.png", np.zeros((40, 48)))
+    palette_png(masks / "2007_train003.png", np.full((40, 50), 9))
+    whole = (masks / "2007_train004.png").read_bytes()
+    (masks / "2007_train004.png").write_bytes(whole[: len(whole) // 2])
+    dm = VOCSegmentation(data_dir=str(tmp_path), download=False, crop_size=None, classes=["bg", "a", "b", "c"])
+    with pytest.raises(DataError) as e:
+        dm.setup()
+    text = str(e.value)
+    assert text.startswith(f"4 problems in {masks}:")
+    assert "unreadable: 2007_train004.png (not a readable image" in text
+    assert "not palette (P) or greyscale (L) PNGs of class indices: 2007_train001.png (RGB)" in text
+    assert "size is not their image's: 2007_train002.png (48x40, its image 50x40)" in text
+    assert "outside the class indices 0..3 (and 255: ignored): 2007_train003.png (9)" in text
+    assert "2007_train000" not in text and "2007_val000" not in text  # the good masks pass

@@ -11,6 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from ddp import fit_in_subprocess
+from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader
 from torchmetrics.classification import MulticlassJaccardIndex
@@ -138,3 +139,11 @@ def test_two_process_ddp_logs_the_whole_splits_miou(tmp_path):
     # and the test can tell: either rank's half alone gives another mIoU
     for r in (0, 1):
         assert _whole_split_scores(task, dm, range(r, 8, 2))["miou"] != pytest.approx(whole["miou"], abs=1e-4)
+
+
+def test_a_bad_mask_stops_the_run_before_training_and_leaves_no_run_folder(tmp_path, capsys):
+    data = shapes(tmp_path / "data", 4, 2)
+    Image.new("RGB", (40, 40)).save(data / "VOCdevkit/VOC2012/SegmentationClass/train_00003.png")
+    with pytest.raises(SystemExit, match=r"SegmentationClass: masks that are not palette .*train_00003\.png \(RGB\)"):
+        fit(fit_args(data, tmp_path / "runs", "--name", "bad"), one_line_errors=True)
+    assert not list((tmp_path / "runs").glob("bad/version_*"))

@@ -17,7 +17,7 @@ class DataError(ValueError):
     """Data files that are not as expected; ``problems`` lists each thing wrong."""
 
     def __init__(self, where: str, problems: list[str]) -> None:
-        self.problems = problems
+        self.where, self.problems = where, problems
         if len(problems) == 1:  # one line
             super().__init__(f"{where}: {problems[0]}")
         else:

@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterator
 from jsonargparse import ArgumentError
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 
-from zoo.run.checkpoint import ZOO_PACKAGES
 from zoo.run.faults import NonFiniteLossError
 
 # what a wrong option, a missing or damaged file, a refused checkpoint or a diverged run raises;
@@ -34,8 +33,8 @@ def one_line(exc: BaseException) -> str:
     chain, keys = [], []
     while exc is not None and exc not in chain and len(chain) < 50:
         chain.append(exc)
-        if type(exc).__module__.split(".")[0] in ZOO_PACKAGES:
-            break  # the zoo's own errors are written for the user; their causes are for ZOO_DEBUG
+        if not _parser_wrapper(exc):
+            break  # a message written for the user (naming the file or option): its causes are for ZOO_DEBUG
         exc = exc.__cause__  # "raise ... from": jsonargparse wraps the constructor's error this way
     for e in chain:
         m = re.match(r'Parser key "([^"]+)"', str(e))
@@ -46,6 +45,16 @@ def one_line(exc: BaseException) -> str:
     message = re.sub(r"<class '([\w.]+)'>", r"\1", message)
     message = re.sub(r"^Expected a (.+?)\. Got value: (.*)$", r"expected \1, got \2", message)
     return f"--{'.init_args.'.join(keys)}: {message}" if keys else message
+
+
+def _parser_wrapper(exc: BaseException) -> bool:
+    """Whether ``exc`` is jsonargparse's wrapping of an error raised while it parsed or built an
+    option (the cause holds the message a user needs); any other exception is the message itself,
+    even one raised ``from`` a library error (a file's name and a codec's complaint)."""
+    if isinstance(exc, ArgumentError) or type(exc).__module__.split(".")[0] == "jsonargparse":
+        return True
+    return re.match(r'(Parser key "|Does not validate against any of the Union subtypes|Problem with given '
+                    r"class_path)", str(exc)) is not None  # fmt: skip
 
 
 @contextlib.contextmanager

@@ -77,7 +77,7 @@ def stats(values: list[float]) -> dict[str, Any]:
 # -- (a) Lightning overhead -----------------------------------------------------------------
 def overhead(args: argparse.Namespace) -> dict[str, Any]:
     from scripts.throughput import lightning_rate, loop_rate
-    from zoo.registry import list_models
+    from zoo.models.registry import list_models
 
     out = {}
     for name, (size, steps) in OVERHEAD_MODELS.items():

@@ -16,8 +16,8 @@ from pathlib import Path
 import torch
 
 from datamodules import NadarayaWatsonData
+from zoo.models.registry import create_model
 from zoo.ops.boxes import anchor_boxes, multibox_detection, multibox_target
-from zoo.registry import create_model
 
 # the course's worked examples (zh.d2l.ai 13.4) and what it prints for them
 DOG_CAT = torch.tensor([[0.1, 0.08, 0.52, 0.92], [0.55, 0.2, 0.9, 0.88]])  # ground truth: dog (0), cat (1)

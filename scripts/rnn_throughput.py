@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from scripts.options import add_dry_run, dry_run_done
-from zoo.registry import create_model
+from zoo.models.registry import create_model
 from zoo.run.errors import run_command
 
 MODELS = ("rnn_scratch", "rnn", "gru", "lstm")

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from datamodules.base import TensorDataset, ZooDataModule
 from scripts.options import add_dry_run, dry_run_done
-from zoo.registry import create_model
+from zoo.models.registry import create_model
 from zoo.run.errors import run_command
 from zoo.tasks import Classification
 

@@ -83,9 +83,9 @@ def course_side(arch: str, epochs: int, data_dir: Path, max_batches: int | None)
     """The course's ``load_data_nmt`` + ``train_seq2seq`` on the zoo's ``arch``."""
     from d2l import torch as d2l
 
+    from zoo.models.registry import create_model
     from zoo.ops.bleu import course_bleu
     from zoo.ops.decoding import greedy_search
-    from zoo.registry import create_model
 
     d2l.download_extract = lambda name, folder=None: str(data_dir)  # the local copy, no download
     d2l.Animator.add = lambda self, x, y: None

@@ -55,7 +55,7 @@ def course_side(ptb: Path, epochs: int, max_batches: int | None) -> dict[str, An
     """d2l's ``load_data_ptb`` and the book's training loop around the zoo's ``word2vec``."""
     from d2l import torch as d2l
 
-    from zoo.registry import create_model
+    from zoo.models.registry import create_model
 
     d2l.download_extract = lambda name, folder=None: str(ptb)  # the local copy, no download
     torch.manual_seed(0)

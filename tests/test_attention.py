@@ -14,7 +14,7 @@ from zoo.models.attention import (
     attention_mask,
     masked_softmax,
 )
-from zoo.registry import create_model
+from zoo.models.registry import create_model
 
 
 def test_masked_softmax_weights_only_the_valid_keys():

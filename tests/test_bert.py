@@ -12,7 +12,7 @@ import torch
 from datamodules import WikiText2BERT
 from datamodules.text import Vocab
 from datamodules.wikitext_bert import RESERVED, mask_tokens, nsp_pairs, read_paragraphs
-from zoo.registry import create_model
+from zoo.models.registry import create_model
 
 
 def write_wiki(folder: Path, paragraphs: int = 120, seed: int = 0, names=("wiki.valid.tokens", "wiki.test.tokens"),

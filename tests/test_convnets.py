@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from zoo.registry import create_model, list_models
+from zoo.models.registry import create_model, list_models
 
 # smallest input side each architecture accepts (see the models' docstrings)
 MIN_SIZE = {

@@ -9,7 +9,7 @@ import torch
 
 from datamodules import EdgeImage, NadarayaWatsonData, SyntheticPolynomial
 from zoo.models.conv import corr2d
-from zoo.registry import create_model
+from zoo.models.registry import create_model
 from zoo.tasks import Regression
 
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from zoo.models.registry import create_model
 from zoo.ops.embeddings import load_token_embedding
-from zoo.registry import create_model
 
 PAD = 1
 

@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from zoo.models.finetune import finetune
-from zoo.registry import create_model
+from zoo.models.registry import create_model
 from zoo.run.checkpoint import CheckpointError
 from zoo.tasks import Classification
 

@@ -6,7 +6,7 @@ import inspect
 import pytest
 import torch
 
-from zoo.registry import _MODELS, create_model, list_models
+from zoo.models.registry import _MODELS, create_model, list_models
 
 IMAGE_SIZES = (12, 16, 28, 32, 64, 96, 128, 224)
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from zoo.registry import _MODELS, create_model, list_models, register_model
+from zoo.models.registry import _MODELS, create_model, list_models, register_model
 
 
 def test_duplicate_name_raises():
@@ -49,7 +49,7 @@ def test_a_zoo_argument_handed_to_timm_is_one_line_naming_it_and_the_fix():
 
 def test_zoo_models_build_without_importing_timm():
     """timm costs about a second of start-up: only a timm name or backbone may load it."""
-    code = ("import sys; from zoo.registry import create_model, list_models; create_model('lenet'); "
+    code = ("import sys; from zoo.models.registry import create_model, list_models; create_model('lenet'); "
             "assert 'vgg11' in list_models(); print('timm' in sys.modules)")  # fmt: skip
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -4,8 +4,8 @@ scratch RNN against PyTorch's own."""
 import pytest
 import torch
 
+from zoo.models.registry import create_model, list_models
 from zoo.models.rnn import RNNScratch, detach_state
-from zoo.registry import create_model, list_models
 
 RNNS = ["rnn_scratch", "rnn", "gru", "lstm", "deep_gru", "deep_lstm", "bigru", "bilstm"]
 V = 7

@@ -13,9 +13,9 @@ import torch.nn.functional as F
 from torchvision.ops import FrozenBatchNorm2d
 
 from zoo.models.detectors import load_detector_weights
+from zoo.models.registry import create_model
 from zoo.models.ssd import RATIOS, SIZES
 from zoo.ops.boxes import anchor_boxes, multibox_detection, multibox_target
-from zoo.registry import create_model
 from zoo.run.checkpoint import CheckpointError
 
 SMALL = {"min_size": 64, "max_size": 64}
@@ -61,7 +61,7 @@ def test_tiny_ssd_rejects_other_scales():
 def test_other_models_build_without_torchvision():
     """torchvision costs seconds of start-up: only a detector's build or forward loads it (and no
     model loads Lightning)."""
-    code = ("import sys; from zoo.registry import create_model, list_models; create_model('lenet'); "
+    code = ("import sys; from zoo.models.registry import create_model, list_models; create_model('lenet'); "
             "create_model('tiny_ssd'); assert 'tiny_ssd' in list_models(); "
             "print(sorted({'torchvision', 'lightning'} & set(sys.modules)))")  # fmt: skip
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

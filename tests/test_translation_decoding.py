@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
+from zoo.models.registry import create_model
 from zoo.ops.decoding import beam_search, greedy_search, map_state
-from zoo.registry import create_model
 
 BOS, EOS, A, B = 1, 2, 3, 4
 

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from zoo.models.registry import create_model
 from zoo.ops.transposed_conv import (
     bilinear_kernel,
     conv_as_matmul,
@@ -16,7 +17,6 @@ from zoo.ops.transposed_conv import (
     trans_conv,
     trans_conv_as_matmul,
 )
-from zoo.registry import create_model
 
 
 def test_trans_conv_by_hand_is_conv_transpose2d():

@@ -111,7 +111,7 @@ def test_timm_weights_from_the_hugging_face_cache(tmp_path, monkeypatch, offline
     assert weights.find_timm("timm/test_resnet") == snapshot / "model.safetensors"
     tuned = finetune(num_classes=3, backbone="test_resnet", pretrained=True)
     assert all(torch.equal(v, state[k]) for k, v in tuned.backbone.state_dict().items())
-    from zoo.registry import create_model  # the competitions' form: arch timm/<name>, pretrained: true
+    from zoo.models.registry import create_model  # the competitions' form: arch timm/<name>, pretrained: true
 
     grey = create_model("timm/test_resnet", pretrained=True, num_classes=4, in_channels=1)
     assert grey.conv1[0].weight.shape[1] == 1 and grey.get_classifier().out_features == 4

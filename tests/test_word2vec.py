@@ -18,7 +18,7 @@ from datamodules.word2vec import (
     noise_weights,
     subsample,
 )
-from zoo.registry import create_model
+from zoo.models.registry import create_model
 from zoo.tasks.word2vec import example_loss
 
 

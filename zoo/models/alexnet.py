@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from zoo.models.common import check_size, dense_head, flat_features
-from zoo.registry import register_model
+from zoo.models.registry import register_model
 
 
 class AlexNet(nn.Module):

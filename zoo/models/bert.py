@@ -25,8 +25,8 @@ import re
 import torch
 from torch import nn
 
+from zoo.models.registry import register_model
 from zoo.models.transformer import TransformerEncoder
-from zoo.registry import register_model
 
 
 class BERTEncoder(nn.Module):

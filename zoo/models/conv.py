@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from zoo.registry import register_model
+from zoo.models.registry import register_model
 
 
 def corr2d(X: torch.Tensor, K: torch.Tensor) -> torch.Tensor:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from zoo.registry import register_model
+from zoo.models.registry import register_model
 
 
 def _mlp(num_inputs: int, num_hiddens: int, dropout: float) -> nn.Sequential:

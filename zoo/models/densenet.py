@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from zoo.registry import register_model
+from zoo.models.registry import register_model
 
 
 def conv_block(in_channels: int, out_channels: int) -> nn.Sequential:

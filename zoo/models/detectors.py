@@ -29,7 +29,7 @@ from pathlib import Path
 from torch import nn
 
 from zoo.models import weights as pretrained
-from zoo.registry import register_model
+from zoo.models.registry import register_model
 
 
 def _freeze_batch_norm(module: nn.Module) -> None:

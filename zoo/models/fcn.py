@@ -30,9 +30,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from zoo.models import weights as pretrained
+from zoo.models.registry import register_model
 from zoo.models.resnet import resnet18
 from zoo.ops.transposed_conv import bilinear_kernel
-from zoo.registry import register_model
 
 
 class FCN(nn.Module):

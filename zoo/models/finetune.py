@@ -16,8 +16,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from zoo.models.registry import register_model
 from zoo.models.weights import TIMM_PREFIX, timm_model
-from zoo.registry import register_model
 
 
 class FineTuned(nn.Module):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from zoo.registry import register_model
+from zoo.models.registry import register_model
 
 
 class Inception(nn.Module):

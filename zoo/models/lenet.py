@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from zoo.registry import register_model
+from zoo.models.registry import register_model
 
 _ACT = {"sigmoid": nn.Sigmoid, "relu": nn.ReLU}
 _POOL = {"avg": nn.AvgPool2d, "max": nn.MaxPool2d}

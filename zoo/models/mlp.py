@@ -11,7 +11,7 @@ from math import prod
 
 from torch import nn
 
-from zoo.registry import register_model
+from zoo.models.registry import register_model
 
 _ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "gelu": nn.GELU}
 

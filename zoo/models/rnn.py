@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zoo.registry import register_model
+from zoo.models.registry import register_model
 
 State = torch.Tensor | tuple[torch.Tensor, ...]
 

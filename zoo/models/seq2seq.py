@@ -26,8 +26,8 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from zoo.models.attention import AdditiveAttention
+from zoo.models.registry import register_model
 from zoo.ops.decoding import vocab_sizes
-from zoo.registry import register_model
 
 State = dict[str, Any]
 

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from zoo.registry import register_model
+from zoo.models.registry import register_model
 
 #: the course's anchor sizes, two a scale: the first steps by 0.17 from 0.2, the second is the
 #: geometric mean of the first and the next step (0.961 = sqrt(0.88 * 1.05))

@@ -24,8 +24,8 @@ import torch
 from torch import nn
 
 from zoo.models.attention import KV, MultiHeadAttention, PositionalEncoding, attention_mask
+from zoo.models.registry import register_model
 from zoo.ops.decoding import vocab_sizes
-from zoo.registry import register_model
 
 State = dict[str, Any]
 

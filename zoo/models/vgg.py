@@ -16,7 +16,7 @@ from torch import nn
 
 from zoo.models import weights as pretrained
 from zoo.models.common import check_size, dense_head, flat_features
-from zoo.registry import register_model
+from zoo.models.registry import register_model
 
 VGG11 = ((1, 64), (1, 128), (2, 256), (2, 512), (2, 512))
 

@@ -42,9 +42,11 @@ from urllib.parse import urlparse
 import torch
 from torch import nn
 
-from zoo.registry import TIMM_PREFIX
 from zoo.run.checkpoint import CheckpointError, read_weights
 from zoo.run.io import read_member
+
+#: names built by timm rather than the zoo's registry (``timm/resnet34``)
+TIMM_PREFIX = "timm/"
 
 log = logging.getLogger(__name__)
 

@@ -23,8 +23,8 @@ import lightning as L
 import torch
 from torch import nn
 
+from zoo.models.registry import create_model
 from zoo.ops.optimizers import Yogi
-from zoo.registry import create_model
 
 Optimizer = Literal["sgd", "nesterov", "adagrad", "rmsprop", "adadelta", "adam", "adamw", "yogi"]
 Scheduler = Literal["none", "step", "multistep", "cosine", "sqrt", "onecycle"]

@@ -30,7 +30,7 @@ class BERTPretrain(ZooTask):
     stored in every checkpoint (a ``vocab`` entry, a plain dict), which fine-tuning reads.
 
     Args:
-        arch: model name in ``zoo.registry`` (``bert``).
+        arch: model name in ``zoo.models`` (``bert``).
         vocab_size: linked from the data module.
         arch_kwargs: further keyword arguments for the builder (``num_hiddens``, ``num_layers``, ...).
         init: ``default`` (PyTorch's, as the course), ``xavier`` or ``normal``.

@@ -20,7 +20,7 @@ class Classification(ZooTask):
     has them, so ``zoo.predict`` and ``zoo.export`` need only the checkpoint.
 
     Args:
-        arch: model name in ``zoo.registry``.
+        arch: model name in ``zoo.models``.
         num_classes: linked from the data module.
         in_channels: linked from the data module.
         arch_kwargs: further keyword arguments for the model's builder.

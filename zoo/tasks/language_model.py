@@ -40,7 +40,7 @@ class LanguageModel(ZooTask):
     needs no data files. Logs ``{train,val,test}/loss`` and ``{train,val,test}/ppl``.
 
     Args:
-        arch: model name in ``zoo.registry`` (``rnn_scratch``, ``rnn``, ``gru``, ``lstm``, ...).
+        arch: model name in ``zoo.models`` (``rnn_scratch``, ``rnn``, ``gru``, ``lstm``, ...).
         vocab_size: linked from the data module.
         arch_kwargs: further keyword arguments for the builder (``num_hiddens``, ``num_layers``).
         init: ``default``, ``xavier`` or ``normal``, see ``ZooTask``.

@@ -17,7 +17,7 @@ class Regression(ZooTask):
     Logs ``train/loss``, ``val/loss``, ``val/rmse``, ``test/loss``, ``test/rmse``.
 
     Args:
-        arch: model name in ``zoo.registry``.
+        arch: model name in ``zoo.models``.
         in_features: linked from the data module (number of input columns).
         out_features: number of targets.
         arch_kwargs: further keyword arguments for the model's builder.

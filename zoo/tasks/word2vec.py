@@ -44,7 +44,7 @@ class Word2Vec(ZooTask):
     table of the ``queries``' nearest words at every validation.
 
     Args:
-        arch: model name in ``zoo.registry``.
+        arch: model name in ``zoo.models``.
         vocab_size: linked from the data module.
         arch_kwargs: further keyword arguments for the builder (``embed_size``).
         queries: words whose nearest words are shown at validation (those in the vocabulary).

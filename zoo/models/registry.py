@@ -11,12 +11,12 @@ from __future__ import annotations
 import difflib
 import fnmatch
 from collections.abc import Callable
-from types import ModuleType
 
 from torch import nn
 
+from zoo.models.weights import TIMM_PREFIX, timm_model
+
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
-TIMM_PREFIX = "timm/"
 
 
 def register_model(fn: Callable[..., nn.Module] | None = None, *, name: str | None = None):
@@ -32,17 +32,8 @@ def register_model(fn: Callable[..., nn.Module] | None = None, *, name: str | No
     return wrap(fn) if fn is not None else wrap
 
 
-def _load_families() -> ModuleType:
-    """Import ``zoo.models``, whose families register their builders (imported here, not at
-    the top: the families import this module for ``register_model``)."""
-    import zoo.models
-
-    return zoo.models
-
-
 def list_models(pattern: str = "*") -> list[str]:
     """Sorted names of the zoo's own models that match a shell-style ``pattern``."""
-    _load_families()
     return sorted(n for n in _MODELS if fnmatch.fnmatch(n, pattern))
 
 
@@ -56,10 +47,9 @@ def create_model(name: str, **kwargs) -> nn.Module:
             if weights:
                 raise ValueError(f"{name}: give pretrained=True or weights=<file>, not both")
             weights = name
-        return _load_families().weights.timm_model(name, weights, **kwargs)
-    _load_families()
+        return timm_model(name, weights, **kwargs)
     if name not in _MODELS:
         close = difflib.get_close_matches(name, list(_MODELS), n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise ValueError(f"unknown model {name!r}{hint} (zoo.registry.list_models() lists them)")
+        raise ValueError(f"unknown model {name!r}{hint} (zoo.models.list_models() lists them)")
     return _MODELS[name](**kwargs)

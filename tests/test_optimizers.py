@@ -111,7 +111,7 @@ def test_yogi_checkpoints_and_refuses_bad_settings():
 @pytest.mark.parametrize("name", ["sgd", "nesterov", "adagrad", "rmsprop", "adadelta", "adam", "adamw", "yogi"])
 def test_every_optimizer_name_builds_its_class_and_trains(name):
     from zoo.tasks import Regression
-    from zoo.tasks.base import OPTIMIZERS
+    from zoo.tasks.optim import OPTIMIZERS
 
     task = Regression(arch="linear", in_features=3, optimizer=name, lr=0.05, momentum=0.9,
                       optimizer_kwargs={"eps": 1e-6} if name != "sgd" and name != "nesterov" else None)  # fmt: skip

@@ -1,9 +1,14 @@
-"""Layers and checks shared by more than one family (AlexNet and VGG share a classifier)."""
+"""Layers, checks and initialisations shared by more than one family (AlexNet and VGG share a
+classifier; every task may re-initialise its model as the course does)."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from torch import nn
+
+Init = Literal["default", "xavier", "normal"]
 
 
 def flat_features(features: nn.Module, in_channels: int, image_size: int, model: str) -> int:
@@ -32,3 +37,17 @@ def check_size(x: torch.Tensor, image_size: int, model: str) -> None:
             f"{model} was built for {image_size}x{image_size} inputs but got {tuple(x.shape[-2:])}; "
             f"pass arch_kwargs={{image_size: {x.shape[-1]}}} or resize the data"
         )
+
+
+def init_weights(model: nn.Module, scheme: Init) -> None:
+    """The course's initialisations for Linear and Conv layers: Xavier-uniform or N(0, 0.01)."""
+    if scheme == "default":
+        return
+    for m in model.modules():
+        if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.ConvTranspose2d)):
+            if scheme == "xavier":
+                nn.init.xavier_uniform_(m.weight)
+            else:
+                nn.init.normal_(m.weight, std=0.01)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)

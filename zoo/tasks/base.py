@@ -1,77 +1,28 @@
-"""What every task shares: model building, the train/val/test step dispatch, parameter groups,
-optimizer and LR schedule.
+"""What every task shares: model building, the train/val/test step dispatch, the data facts
+it keeps in checkpoints, and its optimizer and schedule (built by ``zoo.tasks.optim``).
 
 Tasks take plain values (``arch``, ``lr``, ...) and call ``save_hyperparameters()`` so that
 ``load_from_checkpoint`` rebuilds them without the CLI. The optimizer is built here rather
 than by LightningCLI's ``--optimizer`` because weight decay applies to weights only (the
 course's lecture 12), which needs parameter groups.
-
-Optimizers (lecture 72): torch.optim's SGD (with ``momentum``, or ``nesterov``), Adagrad, RMSprop,
-Adadelta, Adam, AdamW, and ``zoo.ops.optimizers.Yogi`` (torch.optim has none); further settings of
-each (``alpha``, ``rho``, ``betas``, ``eps``) through ``optimizer_kwargs``. Schedules, set per step
-and given in epochs: step, multi-step, cosine (to ``min_lr`` at ``decay_epochs`` or the end), square
-root, one-cycle, and a linear warm-up before any but one-cycle (docs/optimizers.md).
 """
 
 from __future__ import annotations
 
 import inspect
 import math
-from typing import Any, Literal, get_args
+from typing import Any, get_args
 
 import lightning as L
 import torch
 from torch import nn
 
+from zoo.models.common import Init, init_weights
 from zoo.models.registry import create_model
-from zoo.ops.optimizers import Yogi
-
-Optimizer = Literal["sgd", "nesterov", "adagrad", "rmsprop", "adadelta", "adam", "adamw", "yogi"]
-Scheduler = Literal["none", "step", "multistep", "cosine", "sqrt", "onecycle"]
-
-#: the optimizer classes by name; ``sgd`` with ``momentum`` > 0 is SGD with momentum
-OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
-    "sgd": torch.optim.SGD, "nesterov": torch.optim.SGD, "adagrad": torch.optim.Adagrad,
-    "rmsprop": torch.optim.RMSprop, "adadelta": torch.optim.Adadelta, "adam": torch.optim.Adam,
-    "adamw": torch.optim.AdamW, "yogi": Yogi,
-}  # fmt: skip
-Init = Literal["default", "xavier", "normal"]
+from zoo.tasks.optim import OPTIMIZERS, Optimizer, Schedule, Scheduler, build_optimizer, build_scheduler
 
 #: facts a data module exposes, which zoo.fit links to the task's argument of the same name
 DATA_FACTS = ("num_classes", "in_channels", "in_features", "vocab_size")
-
-
-def init_weights(model: nn.Module, scheme: Init) -> None:
-    """The course's initialisations for Linear and Conv layers: Xavier-uniform or N(0, 0.01)."""
-    if scheme == "default":
-        return
-    for m in model.modules():
-        if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.ConvTranspose2d)):
-            if scheme == "xavier":
-                nn.init.xavier_uniform_(m.weight)
-            else:
-                nn.init.normal_(m.weight, std=0.01)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-
-
-def param_groups(model: nn.Module, lr: float, weight_decay: float, head_lr_mult: float = 1.0) -> list[dict]:
-    """Split parameters so that only weights (ndim > 1) decay, and a ``model.head`` (the new
-    classifier of a fine-tuned backbone) may learn at ``head_lr_mult`` times the base rate."""
-    head = getattr(model, "head", None)
-    head_ids = {id(p) for p in head.parameters()} if isinstance(head, nn.Module) else set()
-    groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
-    for p in model.parameters():
-        if p.requires_grad:
-            groups.setdefault((id(p) in head_ids, p.ndim > 1), []).append(p)
-    return [
-        {
-            "params": params,
-            "lr": lr * (head_lr_mult if is_head else 1.0),
-            "weight_decay": weight_decay if decays else 0.0,
-        }
-        for (is_head, decays), params in sorted(groups.items())
-    ]
 
 
 class ZooTask(L.LightningModule):
@@ -82,20 +33,13 @@ class ZooTask(L.LightningModule):
     size-weighted mean over every process). The step loss is logged here as ``train/loss_step``.
 
     Args:
-        optimizer: ``sgd`` (with ``momentum`` for SGD with momentum), ``nesterov`` (SGD with
-            Nesterov momentum; needs ``momentum`` > 0), ``adagrad``, ``rmsprop``, ``adadelta``,
-            ``adam``, ``adamw`` or ``yogi``.
-        lr: base learning rate.
-        momentum: SGD momentum (0 for plain SGD).
-        weight_decay: L2 penalty on weights only (biases and norm parameters are exempt).
-        optimizer_kwargs: further arguments of the optimizer's class, e.g. ``{alpha: 0.9}`` for
-            RMSprop's leaky average, ``{rho: 0.9}`` for Adadelta, ``{betas: [0.9, 0.999], eps: 1e-6}``.
-        scheduler: ``none`` (constant), ``step`` (x``gamma`` every ``step_size`` epochs),
-            ``multistep`` (x``gamma`` at each epoch in ``milestones``), ``cosine`` (to ``min_lr``
-            at ``decay_epochs``, or at the end, then flat), ``sqrt`` (``lr / sqrt(1 + epoch)``)
-            or ``onecycle``. All but ``onecycle`` change the rate every step.
-        warmup_epochs: linear warm-up (in epochs, may be fractional) before any schedule but
-            ``onecycle`` (which has its own).
+        optimizer, lr, momentum, weight_decay, optimizer_kwargs: the optimizer (``sgd``,
+            ``nesterov``, ``adagrad``, ``rmsprop``, ``adadelta``, ``adam``, ``adamw``, ``yogi``), its
+            base rate, SGD's momentum, the L2 penalty on weights only, the class's further settings
+            (``{betas: [0.9, 0.999], eps: 1e-6}``): ``zoo.tasks.optim.build_optimizer``.
+        scheduler, warmup_epochs, min_lr, step_size, gamma, milestones, decay_epochs: the per-step
+            schedule (``none``, ``step``, ``multistep``, ``cosine``, ``sqrt``, ``onecycle``), in
+            epochs, with a linear warm-up: ``zoo.tasks.optim.build_scheduler``.
         head_lr_mult: learning-rate factor for ``model.head`` when the model has one.
         channels_last: keep weights and image batches in the NHWC memory layout (faster
             convolutions on recent GPUs and with oneDNN on CPUs; see docs/training_options.md).
@@ -212,50 +156,31 @@ class ZooTask(L.LightningModule):
         self._step(batch, "test")
 
     # -- optimizer and schedule ----------------------------------------------------------------
+    @property
+    def schedule(self) -> Schedule:
+        return Schedule(self.scheduler_name, self.warmup_epochs, self.min_lr, self.step_size, self.gamma,
+                        self.milestones, self.decay_epochs)  # fmt: skip
+
     def configure_optimizers(self):
-        groups = param_groups(self.model, self.lr, self.weight_decay, self.head_lr_mult)
-        kwargs = dict(self.optimizer_kwargs)
-        if self.optimizer_name in ("sgd", "nesterov"):
-            kwargs.update(momentum=self.momentum, nesterov=self.optimizer_name == "nesterov")
-        opt = OPTIMIZERS[self.optimizer_name](groups, lr=self.lr, **kwargs)
-        if self.scheduler_name == "none" and self.warmup_epochs <= 0:
+        opt = build_optimizer(self.model, self.optimizer_name, self.lr, self.momentum, self.weight_decay,
+                              self.head_lr_mult, self.optimizer_kwargs)  # fmt: skip
+        if not self.schedule.needed:
             return opt
         sched = self.build_scheduler(opt, int(self.trainer.estimated_stepping_batches))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     def build_scheduler(self, optimizer: torch.optim.Optimizer, total: int) -> torch.optim.lr_scheduler.LRScheduler:
         """The per-step schedule over ``total`` optimizer steps (also what a resumed run that trains
-        longer rebuilds: ``zoo.run.resume.ScheduleHorizon``)."""
-        if self.scheduler_name == "onecycle":
-            peaks = [g["lr"] for g in param_groups(self.model, self.lr, self.weight_decay, self.head_lr_mult)]
-            return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=peaks, total_steps=total)
-        steps_per_epoch = max(1, total // max(1, self.trainer.max_epochs or 1))
-        return torch.optim.lr_scheduler.LambdaLR(optimizer, self.lr_factor(total, steps_per_epoch))
-
-    def lr_factor(self, total: int, steps_per_epoch: int):
-        """The schedule as a factor of the base rate at each optimizer step (``LambdaLR``'s
-        argument): ``total`` steps in all, ``steps_per_epoch`` to an epoch."""
-        warmup = int(self.warmup_epochs * steps_per_epoch)
-        floor = self.min_lr / self.lr if self.lr > 0 else 0.0
-        kind, gamma, every = self.scheduler_name, self.gamma, steps_per_epoch * self.step_size
-        horizon = int(self.decay_epochs * steps_per_epoch) if self.decay_epochs else total
-        milestones = [m * steps_per_epoch for m in self.milestones]
-
-        def factor(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / warmup
-            if kind == "cosine":
-                t = (step - warmup) / max(1, horizon - warmup)
-                return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
-            if kind == "step":
-                return gamma ** (step // every)
-            if kind == "multistep":
-                return gamma ** sum(step >= m for m in milestones)
-            if kind == "sqrt":
-                return (1 + step / steps_per_epoch) ** -0.5
-            return 1.0
-
-        return factor
+        longer rebuilds: ``zoo.run.resume.ScheduleHorizon``). An epoch is the trainer's number of
+        training batches over its gradient accumulation (not ``total / max_epochs``, which is wrong
+        when ``max_steps`` ends the run first)."""
+        t = self.trainer
+        batches = t.num_training_batches
+        if not isinstance(batches, int) or batches <= 0:  # unknown (an iterable data set): the old estimate
+            per_epoch = total // max(1, t.max_epochs or 1)
+        else:
+            per_epoch = math.ceil(batches / max(1, t.accumulate_grad_batches))
+        return build_scheduler(optimizer, self.schedule, total, max(1, per_epoch))
 
 
 def _images_channels_last(module: nn.Module, args: tuple) -> tuple:

@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import lightning as L
@@ -45,22 +46,34 @@ data:
 
 
 class SigkillInRun(L.Callback):
-    """Kills its own process with SIGKILL (no clean-up runs) at ``step`` of the run named
-    ``name``, when the process was started with ``KILL_ENV`` set."""
+    """At ``step`` of the run named ``name``, when the process was started with ``KILL_ENV`` set,
+    kills its own process with SIGKILL (no clean-up runs), or with ``parent`` the process that
+    started it (writing its own id to ``pid_file`` first)."""
 
-    def __init__(self, name: str, step: int) -> None:
-        self.name, self.step = name, step
+    def __init__(self, name: str, step: int, parent: bool = False, pid_file: str = "") -> None:
+        self.name, self.step, self.parent, self.pid_file = name, step, parent, pid_file
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         here = Path(trainer.log_dir).parent.name == self.name
         if os.environ.get(KILL_ENV) and here and trainer.global_step == self.step:
-            os.kill(os.getpid(), signal.SIGKILL)
+            if self.parent:
+                Path(self.pid_file).write_text(str(os.getpid()))
+            os.kill(os.getppid() if self.parent else os.getpid(), signal.SIGKILL)
 
 
-def _kill_config(path: Path, name: str, step: int) -> str:
-    callback = {"class_path": f"{SigkillInRun.__module__}.SigkillInRun", "init_args": {"name": name, "step": step}}
+def _kill_config(path: Path, name: str, step: int, **kwargs) -> str:
+    init = {"name": name, "step": step, **kwargs}
+    callback = {"class_path": f"{SigkillInRun.__module__}.SigkillInRun", "init_args": init}
     path.write_text(yaml.safe_dump({"trainer": {"callbacks": [callback]}}))
     return str(path)
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie, dead but not yet reaped, does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in "ZX"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
 
 
 def _temporary_files(folder: Path) -> list[Path]:
@@ -160,32 +173,45 @@ reproduce = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(reproduce)
 
 
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
 def test_a_killed_reproduction_table_reruns_only_the_unfinished_row(tmp_path, monkeypatch, capsys):
+    """reproduce.py SIGKILLed while its zoo.fit of the second row trains: that run stops with it
+    (it does not train on, unseen, beside the rerun), and the rerun runs only the second row."""
     recipe = tmp_path / "tiny.yaml"
     recipe.write_text(RECIPE)
     row = {"lecture": "08 fake", "recipe": str(recipe), "setting": "3 epochs", "course": 1.0,
            "metric": "val/loss", "better": "lower", "data": None}  # fmt: skip
-    kill = _kill_config(tmp_path / "kill.yaml", "tiny_b", 6)  # in its second epoch
+    pid_file = tmp_path / "zoo_fit.pid"
+    kill = _kill_config(tmp_path / "kill.yaml", "tiny_b", 6, parent=True, pid_file=str(pid_file))  # epoch 2
     rows = [{**row, "id": "tiny_a", "expect_s": 1}, {**row, "id": "tiny_b", "expect_s": 2, "args": ["--config", kill]}]
     (tmp_path / "registry.yaml").write_text(json.dumps(rows))
     out, runs = tmp_path / "docs" / "REPRO.md", tmp_path / "runs"
     args = ["--registry", str(tmp_path / "registry.yaml"), "--out", str(out), "--runs", str(runs),
-            "--seeds", "1", "--in_process", "--course_results", str(tmp_path / "course_here"),
+            "--seeds", "1", "--course_results", str(tmp_path / "course_here"),
             "--data_root", str(tmp_path)]  # fmt: skip
     killed = subprocess.run([sys.executable, "scripts/reproduce.py", *args], cwd=ROOT, env=ENV,
                             capture_output=True, text=True, timeout=300)  # fmt: skip
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    child = int(pid_file.read_text())
+    for _ in range(50):  # the kernel delivers the parent's death to the child at once; allow a moment
+        if not _alive(child):
+            break
+        time.sleep(0.1)
+    assert not _alive(child), "zoo.fit trains on after reproduce.py was killed"
     cache = json.loads(out.with_suffix(".json").read_text())  # whole: written atomically after tiny_a
     assert set(cache["ours"]["tiny_a"]["seeds"]) == {"0"} and cache["ours"]["tiny_b"]["seeds"] == {}
     assert "tiny_a" in out.read_text() and _temporary_files(tmp_path) == []
+    assert not list(runs.glob("tiny_b/*/metrics.json"))
 
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    monkeypatch.setenv("PYTHONPATH", ENV["PYTHONPATH"])  # the recipe names the callback of this file
     monkeypatch.delenv(VERSION_ENV, raising=False)
     cache = reproduce.main(args)
     printed = capsys.readouterr().out
     assert "tiny_b (ours, seed 0): expected" in printed and "tiny_a (ours, seed 0): expected" not in printed
     assert sorted(p.name for p in (runs / "tiny_a").iterdir()) == ["version_0"]
     assert {r: set(cache["ours"][r]["seeds"]) for r in ("tiny_a", "tiny_b")} == {"tiny_a": {"0"}, "tiny_b": {"0"}}
+    assert cache["ours"]["tiny_b"]["seeds"]["0"]["run_dir"] == str(runs / "tiny_b" / "version_1")
     assert json.loads(out.with_suffix(".json").read_text()) == cache
     assert "error" not in cache["ours"]["tiny_b"] and _temporary_files(tmp_path) == []
 

@@ -18,8 +18,8 @@ same with the course's own ``d2l`` code through ``scripts/course_side.py`` (its 
 data_root)``), whose record of every run (``docs/reproduction/course_here/<row>-<seed>.json``) the
 table reads, whoever wrote it. Every result is cached per row and seed in ``<out>.json``, written
 atomically after each run: an interrupted command loses at most the run in progress (a ``zoo.fit``
-child dies with it, even on ``kill -9``), and a rerun
-runs only what is missing or (ours) whose entry or recipe changed (``--force`` reruns).
+child dies with it, even on ``kill -9``), and a rerun runs only what is missing or (ours) whose
+entry or recipe changed (``--force`` reruns).
 ``--budget N`` caps every run at N epochs and ``--max_batches B`` at B batches per epoch and split:
 a row so shortened says so.
 """

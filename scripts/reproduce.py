@@ -17,8 +17,9 @@ minutes run seeds 1 and 2 (``--seeds``), so the table shows mean +- spread. ``--
 same with the course's own ``d2l`` code through ``scripts/course_side.py`` (its ``run(row_id, seed,
 data_root)``), whose record of every run (``docs/reproduction/course_here/<row>-<seed>.json``) the
 table reads, whoever wrote it. Every result is cached per row and seed in ``<out>.json``, written
-atomically after each run: an interrupted command loses at most the run in progress, and a rerun
-runs only what is missing or (ours) whose entry or recipe changed (``--force`` reruns).
+atomically after each run: an interrupted command loses at most the run in progress (a ``zoo.fit``
+child dies with it, even on ``kill -9``), and a rerun runs only what is missing or (ours) whose
+entry or recipe changed (``--force`` reruns).
 ``--budget N`` caps every run at N epochs and ``--max_batches B`` at B batches per epoch and split:
 a row so shortened says so.
 """
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import ctypes
 import datetime as dt
 import fnmatch
 import hashlib
@@ -35,10 +37,12 @@ import json
 import os
 import platform
 import shlex
+import signal
 import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
@@ -206,7 +210,8 @@ def run_fit(entry: dict, fit: list[str], runs: Path, in_process: bool = False) -
         except Exception as e:  # noqa: BLE001 - the row records the failure; the table goes on
             failed = f"{type(e).__name__}: {e}"
     else:
-        proc = subprocess.run([sys.executable, "-m", "zoo.fit", *fit], cwd=ROOT, capture_output=True, text=True)
+        proc = subprocess.run([sys.executable, "-m", "zoo.fit", *fit], cwd=ROOT, capture_output=True, text=True,
+                              preexec_fn=_die_with(os.getpid()) if sys.platform == "linux" else None)  # fmt: skip
         failed = None if proc.returncode == 0 else (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
     result = {"wall_s": round(time.perf_counter() - start, 1)}
     if failed:
@@ -223,6 +228,20 @@ def run_fit(entry: dict, fit: list[str], runs: Path, in_process: bool = False) -
     epochs, values = read_curves(run_dir).get(curve_metric(entry["metric"]), ([], []))
     curve = [v * float(entry.get("scale", 1.0)) for v in values]
     return {**result, "value": value, "curve": curve, "curve_x": epochs, "run_dir": shown_path(run_dir)}
+
+
+def _die_with(parent: int) -> Callable[[], None]:
+    """What a child runs before ``zoo.fit`` starts (Linux): ask the kernel for SIGKILL when
+    ``parent`` dies. Without it a ``kill -9`` of this command leaves its run training on unseen,
+    beside the rerun that starts the same row again (and on the same GPU)."""
+    prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved before the fork: nothing to load in the child
+
+    def arm() -> None:
+        prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the parent died before the request took effect
+            os._exit(1)
+
+    return arm
 
 
 def shown_path(path: Path) -> str:

@@ -329,7 +329,7 @@ def _fit_folds(cli: ZooCLI, args: list[str] | None, exit_on_error: bool) -> dict
         return [*argv, "--folds", "0", "--trainer.default_root_dir", str(cv_dir), "--name", f"fold{fold}",
                 "--data.init_args.folds_file", str(folds_file), "--data.init_args.fold", str(fold)]  # fmt: skip
 
-    summaries = fit_folds(lambda a: _fit(a, exit_on_error), args_of_fold, range(k))
+    summaries = fit_folds(lambda a: _fit(a, exit_on_error), args_of_fold, range(k), cv_dir)
     result = {"name": name, "folds_file": str(folds_file), **cv_summary(summaries)}
     with atomic_write(cv_dir / "cv.json") as f:
         json.dump(result, f, indent=2, allow_nan=True)

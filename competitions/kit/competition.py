@@ -114,7 +114,7 @@ class Competition:
         return prepared
 
     def check(self, stage: str, data_dir: str | Path, work_dir: str | Path, config: dict[str, Any],
-              overrides: list[str], output: str | Path | None = None) -> str:
+              overrides: list[str], output: str | Path | None = None) -> str:  # fmt: skip
         """``--dry_run``: what ``stage`` would start from, checked without training or writing
         (nothing fetched); ``all`` checks prepare's inputs, which the later stages are made from."""
         from zoo.fit import main as zoo_fit
@@ -169,7 +169,7 @@ class Competition:
                     "--trainer.default_root_dir", str(work_dir), "--name", f"fold{k}", *overrides]  # fmt: skip
 
         results = []
-        summaries = fit_folds(lambda args: zoo_fit(args, one_line_errors=True), args_of_fold, folds)
+        summaries = fit_folds(lambda args: zoo_fit(args, one_line_errors=True), args_of_fold, folds, work_dir)
         for summary in summaries:
             ckpt = summary.get("best_checkpoint") or _last_checkpoint(summary)
             if not ckpt:

@@ -9,8 +9,11 @@ otherwise depend on scikit-learn, and the split is a few lines with a seeded gen
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import statistics
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -68,16 +71,55 @@ def load_or_make_folds(
 
 
 def fit_folds(fit: Callable[[list[str]], dict[str, Any] | None], args_of_fold: Callable[[int], list[str]],
-              folds: Iterable[int]) -> list[dict[str, Any]]:  # fmt: skip
+              folds: Iterable[int], record_dir: str | Path) -> list[dict[str, Any]]:  # fmt: skip
     """One run per fold: ``fit(args_of_fold(k))`` (``zoo.fit``'s main) for each ``k``, in order;
-    returns their summaries with ``fold`` added."""
+    returns their summaries with ``fold`` added.
+
+    A fold that already finished with the same arguments is not trained again, so a rerun after
+    an interruption (a killed process, a full disk) trains only what is missing. Each finished
+    fold leaves ``<record_dir>/fold<k>.done.json``, written atomically after its run wrote its
+    ``metrics.json``: the fold's arguments, the SHA-256 of every file they name (the recipe, the
+    folds file: the same path with other content is another run) and that ``metrics.json``. A
+    later call whose arguments and files match reads the fold's summary back from it and says so
+    on stderr; a fold stopped part-way has no record and starts again (a new ``version_N``).
+    What the arguments do not name (the files in a data folder, the zoo's code) is not compared:
+    delete the record to train that fold again."""
+    record_dir = Path(record_dir)
     summaries = []
     for k in folds:
-        summary = fit(args_of_fold(k))
-        if summary is None:
-            raise ValueError(f"fold {k}: the run returned no summary")
+        args, record = args_of_fold(k), record_dir / f"fold{k}.done.json"
+        files = _named_files(args)
+        summary = _finished(record, args, files)
+        if summary is not None:
+            print(f"fold {k}: reused {summary['metrics_file']}, finished with the same arguments "
+                  f"(delete {record} to train it again)", file=sys.stderr)  # fmt: skip
+        else:
+            summary = fit(args)
+            if summary is None:
+                raise ValueError(f"fold {k}: the run returned no summary")
+            if summary.get("metrics_file"):  # a fast_dev_run writes none: nothing to reuse
+                with atomic_write(record) as f:
+                    json.dump({"args": args, "files": files, "metrics_file": summary["metrics_file"]}, f, indent=1)
         summaries.append({"fold": k, **summary})
     return summaries
+
+
+def _named_files(args: Sequence[str]) -> dict[str, str]:
+    """``{argument: SHA-256 of its content}`` for each argument that names a file."""
+    return {a: hashlib.sha256(Path(a).read_bytes()).hexdigest() for a in args if Path(a).is_file()}
+
+
+def _finished(record: Path, args: list[str], files: dict[str, str]) -> dict[str, Any] | None:
+    """The summary of the run ``record`` names when it ran with ``args`` and ``files``; else
+    ``None`` (no record, another run, or its ``metrics.json`` gone or unreadable)."""
+    try:
+        saved = json.loads(record.read_text())
+        if saved["args"] != args or saved["files"] != files:
+            return None
+        metrics = Path(saved["metrics_file"])
+        return {**json.loads(metrics.read_text()), "metrics_file": str(metrics)}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def cv_summary(summaries: Sequence[dict[str, Any]]) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """Files a user keeps (metrics, configs, submissions, checkpoints) are written atomically:
 to a temporary file in the same folder, flushed, then renamed over the target, so a crash
-leaves either the old file or the new one, never half of one. The file gets the permissions a
+leaves either the old file or the new one, never half of one; a failed write (a full disk)
+removes the temporary file and its error names the target. The file gets the permissions a
 plain ``open(path, "w")`` would give it (``0o666`` less the umask), so a teammate or a
 container user can read what a run wrote. Recipes are read as plain YAML values, naming the
 file and the place when it is not UTF-8 or not YAML; a member of a folder or zip archive (the
@@ -37,9 +38,11 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", **kwargs) -> Iterator
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(e, OSError) and e.errno is not None and e.filename is None:
+            e.filename = str(path)  # a full disk fails in write() or fsync(), whose error names no file
         raise
 
 

@@ -37,7 +37,7 @@ import zoo.tasks  # noqa: F401
 from datamodules.base import ZooDataModule
 from zoo.core.classes import ConfigError
 from zoo.models.weights import check_course_file
-from zoo.run.callbacks import RunReport
+from zoo.run.callbacks import ModelTable, RunReport
 from zoo.run.checkpoint import CheckpointError, checkpoint_file, load_checkpoint
 from zoo.run.errors import user_errors_as_one_line
 from zoo.run.faults import FiniteLossGuard, RNGState, fault_plugins
@@ -164,6 +164,9 @@ class ZooCLI(LightningCLI):
             FiniteLossGuard(),
             ScheduleHorizon(),
         ]  # fmt: skip
+        if self.config_init.get("trainer", {}).get("enable_model_summary") is not False:
+            self.trainer_defaults["callbacks"].append(ModelTable())
+        kwargs["enable_model_summary"] = False  # no second, default summary beside ModelTable
         kwargs["plugins"] = fault_plugins(self.config_init.get("trainer", {}).get("plugins"))
         return super().instantiate_trainer(logger=loggers, **kwargs)
 

@@ -11,6 +11,8 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import ModelSummary
+from lightning.pytorch.utilities.model_summary import get_human_readable_count
 
 from zoo.run.io import atomic_write, save_figure
 
@@ -124,3 +126,31 @@ def plot_curves(history: list[dict[str, float]], path: Path) -> Path:
         ax.legend()
     fig.tight_layout()
     return save_figure(fig, path)
+
+
+class ModelTable(ModelSummary):
+    """The model summary ``zoo.fit`` prints before training: Lightning's layers, parameter counts
+    and modes, without its FLOPs column and total, which read 0 unless a task defines an
+    ``example_input_array`` (none does: inputs differ per data set)."""
+
+    @staticmethod
+    def summarize(summary_data: list[tuple[str, list[str]]], total_parameters: int, trainable_parameters: int,
+                  model_size: float, total_training_modes: dict[str, int], total_flops: int = 0,
+                  **summarize_kwargs: Any) -> None:  # fmt: skip
+        from rich import get_console
+        from rich.table import Table
+
+        columns = [(name, values) for name, values in summary_data if name != "FLOPs"]
+        table = Table(header_style="bold magenta")
+        for i, (name, _) in enumerate(columns):
+            table.add_column(" " if i == 0 else name, justify="right" if name.startswith("Params") else "left",
+                             style="dim" if i == 0 else None)  # fmt: skip
+        for row in zip(*(values for _, values in columns), strict=True):
+            table.add_row(*row)
+        console = get_console()
+        console.print(table)
+        trainable, frozen = (get_human_readable_count(int(n)).strip()
+                             for n in (trainable_parameters, total_parameters - trainable_parameters))  # fmt: skip
+        console.print(f"[bold]Params[/]: {trainable} trainable, {frozen} frozen ({model_size:,.1f} MB); "
+                      f"[bold]modules[/]: {total_training_modes['train']} training, "
+                      f"{total_training_modes['eval']} eval")  # fmt: skip

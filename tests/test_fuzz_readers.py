@@ -15,6 +15,8 @@ from __future__ import annotations
 import json
 import pickle
 import shutil
+import subprocess
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -170,6 +172,24 @@ def test_cifar_batches(cifar_dir, data):
                 images, labels = got
                 assert images.dtype == np.uint8 and images.shape == (len(labels), 32, 32, 3)
                 assert labels.dtype == np.int64 and ((0 <= labels) & (labels < len(CLASSES))).all()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="numpy's dtype.__setstate__ crashes the process on a malformed state, "
+    "which the restricted unpickler passes on to it",
+)
+def test_cifar_batch_with_a_damaged_dtype_state_does_not_crash_the_process(cifar_dir, tmp_path):
+    # found by this file's fuzzing: one NONE turned into TUPLE2 in the dtype's state
+    valid = (cifar_dir / BATCHES[0]).read_bytes()
+    state = b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xff"
+    assert valid.count(state) == 1
+    (tmp_path / "data_batch_1").write_bytes(valid.replace(state, b"NN\x86" + state[3:]))
+    code = (
+        "import sys; from datamodules.cifar10 import read_batch\ntry: read_batch(sys.argv[1])\nexcept ValueError: pass"
+    )
+    run = subprocess.run([sys.executable, "-c", code, str(tmp_path / "data_batch_1")], cwd=Path(__file__).parents[1])
+    assert run.returncode == 0, f"exit status {run.returncode}"
 
 
 # -- Kaggle CSVs ------------------------------------------------------------------------------------

@@ -6,8 +6,11 @@ YOLO labels, VOC masks, text corpora, checkpoints) a small valid file is written
 format; hypothesis then truncates it, flips, deletes and inserts bytes (``mutated``), and the
 reader runs on the result. It must return data of the promised shape and range, or raise
 ``DataError`` (``IDXError``, ``CIFARFormatError``, ``CheckpointError`` for the readers that
-have their own) whose message names the file. The readers write nothing: the folder holds
-only the input after every read. Examples are derandomized, so a run is reproducible.
+have their own, ``CheckpointError`` too for a BERT bundle's ``vocab.json``) whose message
+names the file (or, for a problem spanning files, their folder). The readers write nothing:
+the folder holds only the input after every read. Examples are derandomized, so a run is
+reproducible; one crash the fuzzing found and the zoo cannot yet prevent (numpy's dtype
+unpickling, reached from a CIFAR batch) is a strict xfail run in a subprocess.
 """
 
 from __future__ import annotations
@@ -138,7 +141,7 @@ def idx_dir(tmp_path_factory) -> Path:
     return root
 
 
-@fuzz(40)
+@fuzz(100)
 @given(data=st.data())
 def test_idx(idx_dir, data):
     with damaged_copy(idx_dir, IDX, data) as root:
@@ -162,7 +165,7 @@ def cifar_dir(tmp_path_factory) -> Path:
     return root
 
 
-@fuzz(60)
+@fuzz(100)
 @given(data=st.data())
 def test_cifar_batches(cifar_dir, data):
     with damaged_copy(cifar_dir, BATCHES, data) as root:
@@ -203,7 +206,7 @@ def house_dir(tmp_path_factory) -> Path:
     return root
 
 
-@fuzz(40)
+@fuzz(60)
 @given(data=st.data())
 def test_house_prices_csv(house_dir, data):
     with damaged_copy(house_dir, HOUSE, data) as root:
@@ -221,7 +224,7 @@ def dogs_dir(tmp_path_factory) -> Path:
     return dogs(folder(tmp_path_factory, "dogs") / "data")[0]
 
 
-@fuzz(40)
+@fuzz(60)
 @given(data=st.data())
 def test_kaggle_image_label_csvs(dogs_dir, data):
     names = ["labels.csv", "sample_submission.csv"]
@@ -247,7 +250,7 @@ def image_dir(tmp_path_factory) -> Path:
     return root
 
 
-@fuzz(50)
+@fuzz(80)
 @given(data=st.data())
 def test_image_files(image_dir, monkeypatch, data):
     monkeypatch.setenv(MAX_PIXELS_ENV, str(10**6))  # a damaged header may declare any size
@@ -276,7 +279,7 @@ def fra_dir(tmp_path_factory) -> Path:
     return write_fra(folder(tmp_path_factory, "fra"), n_extra=10)
 
 
-@fuzz(40)
+@fuzz(80)
 @given(data=st.data())
 def test_fra_txt(fra_dir, data):
     with damaged_copy(fra_dir, ["fra.txt"], data) as root:
@@ -300,7 +303,7 @@ def snli_dir(tmp_path_factory) -> Path:
     return root
 
 
-@fuzz(60)
+@fuzz(100)
 @given(data=st.data())
 def test_snli_files(snli_dir, data):
     with damaged_copy(snli_dir, SNLI_FILES, data) as root:
@@ -331,7 +334,7 @@ def coco_dir(tmp_path_factory) -> Path:
     return root
 
 
-@fuzz(60)
+@fuzz(100)
 @given(data=st.data())
 def test_coco_json_and_image_list(coco_dir, data):
     with damaged_copy(coco_dir, ["train.json", "valid.csv"], data) as root:
@@ -347,7 +350,7 @@ def yolo_dir(tmp_path_factory) -> Path:
     return write_yolo(folder(tmp_path_factory, "yolo"), {"train": 3}, size=32, names=("a", "b"))
 
 
-@fuzz(40)
+@fuzz(80)
 @given(data=st.data())
 def test_yolo_labels(yolo_dir, data):
     labels = [f"train/labels/img_{i}.txt" for i in range(3)]
@@ -366,7 +369,7 @@ def banana_dir(tmp_path_factory) -> Path:
     return root
 
 
-@fuzz(40)
+@fuzz(80)
 @given(data=st.data())
 def test_banana_csv(banana_dir, data):
     with damaged_copy(banana_dir, ["label.csv"], data) as root:
@@ -384,7 +387,7 @@ def mask_dir(tmp_path_factory) -> Path:
     return root
 
 
-@fuzz(40)
+@fuzz(60)
 @given(data=st.data())
 def test_voc_masks(mask_dir, data):
     with damaged_copy(mask_dir, ["mask.png", "grey.png"], data) as root:
@@ -417,7 +420,7 @@ def check_lm(dm) -> None:
         assert len(dm._sets[split]) >= 1
 
 
-@fuzz(40)
+@fuzz(80)
 @given(data=st.data())
 def test_time_machine(text_dir, data):
     with damaged_copy(text_dir, ["timemachine.txt"], data) as root:
@@ -426,7 +429,7 @@ def test_time_machine(text_dir, data):
             check_lm(dm)
 
 
-@fuzz(30)
+@fuzz(50)
 @given(data=st.data())
 def test_penn_treebank_and_word2vec(text_dir, data):
     with damaged_copy(text_dir, PTB_FILES, data) as root:
@@ -440,7 +443,7 @@ def test_penn_treebank_and_word2vec(text_dir, data):
             assert ((0 < center) & (center < w2v.vocab_size)).all()
 
 
-@fuzz(40)
+@fuzz(80)
 @given(data=st.data())
 def test_bert_vocab_json(text_dir, data):
     with damaged_copy(text_dir, ["vocab.json"], data) as root:
@@ -465,7 +468,7 @@ def ckpt_dir(tmp_path_factory) -> Path:
     return root
 
 
-@fuzz(40)
+@fuzz(80)
 @given(data=st.data())
 def test_checkpoints(ckpt_dir, data):
     with damaged_copy(ckpt_dir, CHECKPOINTS, data) as root:

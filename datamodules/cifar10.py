@@ -91,7 +91,9 @@ def read_batch(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     try:
         with open(path, "rb") as f:
             d = _BatchUnpickler(f, encoding="latin1").load()  # written by Python 2
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, KeyError, IndexError) as e:
+    # LookupError: a damaged codec name in the pickle's _codecs.encode call
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, KeyError, IndexError,
+            LookupError) as e:  # fmt: skip
         raise CIFARFormatError(f"{path}: not a readable CIFAR pickle ({e})") from e
     if not isinstance(d, dict):
         raise CIFARFormatError(f"{path}: expected a dict with 'data' and 'labels', got {type(d).__name__}")

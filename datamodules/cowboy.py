@@ -41,6 +41,8 @@ def read_image_list(csv: Path, images_dir: Path) -> list[DetectionRecord]:
             problems.add(f"line {line}: id {image_id} is above 2**64 - 1 (CowBoy ids are 64-bit unsigned)")
         elif image_id in seen:
             problems.add(f"line {line}: duplicate id {image_id}")
+        elif "\0" in name:  # a NUL byte, which no file name holds (the OS refuses to look it up)
+            problems.add(f"line {line}: file_name {name!r} holds a NUL byte")
         elif not path.resolve().is_relative_to(root):
             problems.add(f"line {line}: file_name {name!r} lies outside {images_dir} (refused)")
         elif not path.is_file():

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -200,7 +200,10 @@ def read_coco(json_path: Path, images_dir: Path, categories: Sequence[tuple[int,
         cats = coco.get("categories")
         if not isinstance(cats, list) or not cats:
             raise DataError(str(json_path), ["no 'categories' list"])
-        categories = sorted((int(c["id"]), str(c.get("name", c["id"]))) for c in cats)
+        try:  # a category that is no object, or whose id is no integer
+            categories = sorted((int(c["id"]), str(c.get("name", c["id"]))) for c in cats)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise DataError(str(json_path), ["'categories' must be objects with an integer 'id'"]) from None
     label_of = {cid: k for k, (cid, _) in enumerate(categories)}
     records: dict[int, DetectionRecord] = {}
     sizes: dict[int, tuple[float, float]] = {}
@@ -208,6 +211,7 @@ def read_coco(json_path: Path, images_dir: Path, categories: Sequence[tuple[int,
     for n, im in enumerate(coco["images"]):
         try:
             iid, name = im["id"], str(im["file_name"])
+            hash(iid)  # an id that is a list or an object cannot key the images
         except (KeyError, TypeError):
             problems.add(f"images[{n}]: expected id and file_name")
             continue
@@ -215,22 +219,28 @@ def read_coco(json_path: Path, images_dir: Path, categories: Sequence[tuple[int,
         if iid in records:
             problems.add(f"images[{n}]: duplicate image id {iid}")
             continue
-        if not path.resolve().is_relative_to(root):
+        if "\0" in name or not path.resolve().is_relative_to(root):  # a NUL byte: no file name, refused too
             problems.add(f"image {iid}: file_name {name!r} lies outside {images_dir} (refused)")
             continue
         size = _header_size(path)
         if isinstance(size, str):
             problems.add(f"image {iid}: {size}")
             continue
-        if "width" in im and "height" in im and (int(im["width"]), int(im["height"])) != size:
+        try:  # a width or height that is no number is a mismatch too
+            declared = (int(im["width"]), int(im["height"])) if "width" in im and "height" in im else size
+        except (TypeError, ValueError, OverflowError):
+            declared = None
+        if declared != size:
             problems.add(f"image {iid}: {name} is {size[0]}x{size[1]}, the json says {im['width']}x{im['height']}")
         records[iid], sizes[iid] = DetectionRecord(iid, path), size
-    known_images = {im.get("id") for im in coco["images"] if isinstance(im, dict)}
+    known_images = {im.get("id") for im in coco["images"] if isinstance(im, dict)
+                    and isinstance(im.get("id"), Hashable)}  # fmt: skip
     for n, ann in enumerate(coco["annotations"]):
         aid = ann.get("id", f"annotations[{n}]") if isinstance(ann, dict) else f"annotations[{n}]"
         try:
             iid, cid, (x, y, w, h) = ann["image_id"], ann["category_id"], map(float, ann["bbox"])
-        except (KeyError, TypeError, ValueError):
+            hash((iid, cid))  # ids that are lists or objects
+        except (KeyError, TypeError, ValueError, OverflowError):  # OverflowError: an integer past float's range
             problems.add(f"annotation {aid}: expected image_id, category_id and bbox [x, y, w, h]")
             continue
         if iid not in known_images:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import struct
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +58,7 @@ def decompress(path: Path) -> bytes:
     """A file's bytes, gunzipped when it ends in ``.gz``."""
     try:
         return gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
-    except (EOFError, gzip.BadGzipFile, OSError) as e:
+    except (EOFError, gzip.BadGzipFile, OSError, zlib.error) as e:  # zlib.error: a damaged deflate stream
         raise IDXError(f"{path}: cannot decompress ({e}); the file is damaged or cut short") from e
 
 
@@ -76,6 +77,8 @@ def read_idx(path: str | Path, raw: bytes | None = None) -> torch.Tensor:
             "0x00000803 (images) of unsigned bytes"
         )
     header = 4 + 4 * ndim
+    if len(raw) < header:  # cut inside the dimensions, which struct cannot unpack
+        raise IDXError(f"{path}: {len(raw)} bytes is too short for an IDX header of {ndim} dimensions")
     dims = struct.unpack(f">{ndim}I", raw[4:header])
     expected = header + int(torch.tensor(dims).prod())
     if len(raw) != expected:

@@ -23,6 +23,7 @@ import torch
 
 from datamodules.base import TensorDataset, ZooDataModule, fold_split, read_csv, seeded_split
 from datamodules.download import find_data
+from datamodules.problems import Problems
 
 ID, TARGET = "Id", "SalePrice"
 #: Kaggle's names, then the course's (d2l's DATA_HUB copies)
@@ -39,6 +40,31 @@ def find_house_files(data_dir: str | Path) -> tuple[Path, Path]:
         how="Get them from https://www.kaggle.com/competitions/house-prices-advanced-regression-techniques/data",
     )  # fmt: skip
     return found.paths["train"], found.paths["test"]
+
+
+def check_house_frames(train: pd.DataFrame, test: pd.DataFrame, train_csv: Path, test_csv: Path, id_col: str,
+                       target: str) -> None:  # fmt: skip
+    """Raise one ``DataError`` naming the files unless both have ``id_col``, every training
+    price is a positive number (its log is the target), the test rows have every training
+    feature column, and the numeric ones hold finite numbers in both files."""
+    problems = Problems()
+    for frame, path, required in ((train, train_csv, (id_col, target)), (test, test_csv, (id_col,))):
+        problems.add_each(f"{path.name}: missing column", [c for c in required if c not in frame.columns])
+    features = [c for c in train.columns if c not in (id_col, target)]
+    problems.add_each(f"{test_csv.name}: missing column (present in {train_csv.name})",
+                      [c for c in features if c not in test.columns])  # fmt: skip
+    numeric = [c for c in train[features].select_dtypes("number").columns if c in test.columns]
+    # text where the training rows have numbers cannot be standardised, nor can an infinite value
+    problems.add_each(f"{test_csv.name}: text in a numeric column",
+                      [c for c in numeric if not pd.api.types.is_numeric_dtype(test[c])])  # fmt: skip
+    for frame, path in ((train, train_csv), (test, test_csv)):
+        values = frame[[c for c in numeric if pd.api.types.is_numeric_dtype(frame[c])]]
+        problems.add_each(f"{path.name}: infinite values in column", list(values.columns[np.isinf(values).any()]))
+    if target in train.columns:  # a missing, non-numeric or non-positive price has no log
+        price = pd.to_numeric(train[target], errors="coerce")
+        bad = train[id_col][~(price > 0)] if id_col in train.columns else train.index[~(price > 0)]
+        problems.add_each(f"{train_csv.name}: {target} not a positive number, rows with {id_col}", bad)
+    problems.raise_if_any(str(train_csv.parent))
 
 
 class Preprocessor:
@@ -176,7 +202,9 @@ class HousePrices(ZooDataModule):
         if self._frames is None:
             train_csv, test_csv = self.find_files()
             # low_memory=False: a column's type is decided on all its rows, not per chunk
-            self._frames = read_csv(train_csv, low_memory=False), read_csv(test_csv, low_memory=False)
+            train, test = read_csv(train_csv, low_memory=False), read_csv(test_csv, low_memory=False)
+            check_house_frames(train, test, train_csv, test_csv, self.id_col, self.target)
+            self._frames = train, test
         return self._frames
 
     def fold_rows(self) -> tuple[list[str], None]:

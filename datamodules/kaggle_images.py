@@ -89,7 +89,7 @@ def inside(data_dir: Path, names: Sequence[str], where: str, problems: Problems,
     root, paths, outside = data_dir.resolve(), [], []
     for line, name in enumerate(names, start=2):  # line 1 is the header
         path = data_dir / fmt.format(name)
-        if path.resolve().is_relative_to(root):
+        if "\0" not in name and path.resolve().is_relative_to(root):  # a NUL byte: no file name, refused too
             paths.append(path)
         else:
             outside.append(f"line {line} ({name!r})")

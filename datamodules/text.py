@@ -167,10 +167,10 @@ def read_bert_vocab(path: str | os.PathLike) -> Vocab:
     if path.is_dir() or path.suffix == ".zip":
         try:
             tokens = json.loads(read_member(path, "vocab.json"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise ValueError(f"{path}: its vocab.json is not JSON ({e})") from None
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:  # a damaged bundle: the bundle's own error
+            raise CheckpointError(f"{path}: its vocab.json is not JSON ({e})") from None
         if not (isinstance(tokens, list) and tokens and tokens[0] == UNK):
-            raise ValueError(f"{path}: its vocab.json is not the course's token list ({UNK} first)")
+            raise CheckpointError(f"{path}: its vocab.json is not the course's token list ({UNK} first)")
         return Vocab.from_dict({"idx_to_token": tokens, "unk": UNK})
     ckpt = load_checkpoint(path)
     if "vocab" not in ckpt:

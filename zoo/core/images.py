@@ -53,9 +53,13 @@ def _too_large(path: str | os.PathLike, declared: str, limit: int) -> DataError:
 def _open(path: str | os.PathLike) -> Image.Image:
     """The image at ``path``, opened by PIL (header read, no pixel decoded), its size checked."""
     p = Path(path)
-    if p.is_dir():
+    try:
+        is_dir, is_file = p.is_dir(), p.is_file()
+    except OSError as e:  # a name the OS refuses to look up, e.g. longer than it allows
+        raise DataError(str(path), [f"not a usable file name ({e.strerror})"]) from None
+    if is_dir:
         raise DataError(str(path), ["a folder, expected an image file"])
-    if not p.is_file():
+    if not is_file:
         raise DataError(str(path), ["no such image file"])
     limit = max_pixels()
     Image.MAX_IMAGE_PIXELS = limit  # PIL warns past it and refuses past twice it

@@ -17,9 +17,9 @@ import time
 from pathlib import Path
 
 import competitions
+from zoo.core.io import read_yaml
 from zoo.core.options import number
 from zoo.run.errors import run_command
-from zoo.run.io import read_yaml
 
 STAGES = ("prepare", "fit", "predict", "all")
 

@@ -18,7 +18,7 @@ import torch
 
 from datamodules.base import TensorDataset, ZooDataModule, read_text
 from datamodules.download import download, find_data
-from datamodules.problems import Problems
+from zoo.core.problems import Problems
 
 SHARED = Path("../shared/data")  # the project's offline copies, relative to the repository root
 COLUMNS = 6

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from datamodules.problems import DataError
+from zoo.core.problems import DataError
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -16,7 +16,7 @@ from typing import Any
 
 from datamodules.base import read_csv
 from datamodules.detection import CocoDetection, DetectionDataset, DetectionRecord
-from datamodules.problems import Problems
+from zoo.core.problems import Problems
 
 #: the largest image id: the competition's ids are 64-bit unsigned integers
 UINT64_MAX = 2**64 - 1

@@ -35,8 +35,9 @@ from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 from datamodules.base import ZooDataModule, fold_split, read_csv, read_text, seeded_split
 from datamodules.download import find_data
 from datamodules.image_folder import list_images
-from datamodules.problems import DataError, Problems
 from zoo.core.images import image_size, read_rgb
+from zoo.core.io import read_yaml
+from zoo.core.problems import DataError, Problems
 
 #: how far (pixels; fractions for YOLO) a box may stick out of its image before it is an error:
 #: labelling tools round the edges
@@ -166,8 +167,6 @@ def read_yolo_split(folder: Path, num_classes: int) -> list[DetectionRecord]:
 
 def yolo_classes(data_yaml: Path) -> list[str]:
     """The class names of a YOLO ``data.yaml`` (``names`` as a list or an ``{index: name}`` map)."""
-    from zoo.run.io import read_yaml
-
     names = (read_yaml(data_yaml) or {}).get("names")
     if isinstance(names, dict):
         names = [names[k] for k in sorted(names)]

@@ -23,7 +23,7 @@ import torch
 
 from datamodules.base import TensorDataset, ZooDataModule, fold_split, read_csv, seeded_split
 from datamodules.download import find_data
-from datamodules.problems import Problems
+from zoo.core.problems import Problems
 
 ID, TARGET = "Id", "SalePrice"
 #: Kaggle's names, then the course's (d2l's DATA_HUB copies)

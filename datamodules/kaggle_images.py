@@ -29,8 +29,8 @@ from datamodules import augment as augmentations
 from datamodules.base import ZooDataModule, fold_split, read_csv, seeded_split
 from datamodules.cifar10 import CLASSES as CIFAR_CLASSES
 from datamodules.image_folder import ImageFiles, list_images
-from datamodules.problems import DataError, Problems
 from zoo.core.images import decode_problem
+from zoo.core.problems import DataError, Problems
 
 
 @dataclass

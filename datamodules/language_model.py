@@ -27,8 +27,8 @@ from torch.utils.data import DataLoader, IterableDataset
 
 from datamodules.base import ZooDataModule, read_text
 from datamodules.download import Files, Found, download, extract, find_data
-from datamodules.problems import DataError
 from datamodules.text import Level, Tokenizer, Vocab
+from zoo.core.problems import DataError
 
 log = logging.getLogger(__name__)
 Sampling = Literal["random", "sequential"]

@@ -44,8 +44,8 @@ import torch
 
 from datamodules.base import TensorDataset, ZooDataModule, read_text, seeded_split
 from datamodules.download import download, extract, find_data
-from datamodules.problems import DataError, Problems
 from datamodules.text import Vocab, read_bert_vocab
+from zoo.core.problems import DataError, Problems
 
 log = logging.getLogger(__name__)
 SHARED = Path("../shared/data")  # the project's offline copies, relative to the repository root

@@ -18,8 +18,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from zoo.run.checkpoint import CheckpointError, load_checkpoint
-from zoo.run.io import read_member
+from zoo.core.checkpoint import CheckpointError, load_checkpoint
+from zoo.core.io import read_member
 
 Level = Literal["char", "word"]
 UNK = "<unk>"

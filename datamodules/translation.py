@@ -32,8 +32,8 @@ import torch
 
 from datamodules.base import TensorDataset, ZooDataModule, read_text
 from datamodules.download import find_data
-from datamodules.problems import DataError
 from datamodules.text import Vocab
+from zoo.core.problems import DataError
 
 log = logging.getLogger(__name__)
 SHARED = Path("../shared/data")  # the project's offline copies, relative to the repository root

@@ -35,8 +35,8 @@ from tqdm import tqdm
 from datamodules.base import ZooDataModule, read_text, seeded_split
 from datamodules.download import Found, download, extract, find_data, say
 from datamodules.image_folder import ImageFiles, list_images
-from datamodules.problems import DataError, Problems
 from zoo.core.images import image_size, read_pil, read_rgb
+from zoo.core.problems import DataError, Problems
 
 #: the label of pixels that loss and metrics ignore (VOC's object boundaries)
 IGNORE_INDEX = 255

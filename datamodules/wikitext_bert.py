@@ -41,8 +41,8 @@ import torch
 from datamodules.base import TensorDataset, ZooDataModule, read_text
 from datamodules.download import download, extract, find_data
 from datamodules.language_model import SHARED, WikiText2
-from datamodules.problems import DataError
 from datamodules.text import Vocab
+from zoo.core.problems import DataError
 
 log = logging.getLogger(__name__)
 RESERVED = ("<pad>", "<mask>", "<cls>", "<sep>")

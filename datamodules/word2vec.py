@@ -31,8 +31,8 @@ import torch
 
 from datamodules.base import TensorDataset, ZooDataModule
 from datamodules.language_model import PennTreebank
-from datamodules.problems import DataError
 from datamodules.text import Vocab
+from zoo.core.problems import DataError
 
 EOS = "<eos>"  # PennTreebank's end of line, where one sentence stops
 

@@ -277,7 +277,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     result["bench_seconds"] = round(time.perf_counter() - start, 1)
     text = table(result)
     print(f"\n{text}\n\nbench wall time {result['bench_seconds']} s", flush=True)
-    from zoo.run.io import atomic_write
+    from zoo.core.io import atomic_write
 
     with atomic_write(args.out) as f:
         json.dump(result, f, indent=2)

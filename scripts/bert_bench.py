@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                                             / results["course"]["pairs_per_second"], 2)  # fmt: skip
     print(json.dumps(results, indent=2))
     if args.json:
-        from zoo.run.io import atomic_write
+        from zoo.core.io import atomic_write
 
         with atomic_write(args.json) as f:
             json.dump(results, f, indent=2)

@@ -49,8 +49,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ROOT / "scripts"
 sys.path.insert(0, str(ROOT))
 
+from zoo.core.io import atomic_write  # noqa: E402
 from zoo.run.errors import run_command  # noqa: E402
-from zoo.run.io import atomic_write  # noqa: E402
 
 D2L_VERSION = "1.0.3"
 DEFAULT_D2L_PATH = Path("/work/peer/d2l103")

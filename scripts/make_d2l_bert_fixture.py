@@ -32,8 +32,8 @@ from pathlib import Path
 
 import torch
 
+from zoo.core.io import atomic_write
 from zoo.models.bert import BERTModel, from_course
-from zoo.run.io import atomic_write
 
 FIXTURE = Path(__file__).parents[1] / "tests" / "fixtures" / "d2l_bert_tiny.torch.zip"
 RESERVED = ["<unk>", "<pad>", "<mask>", "<cls>", "<sep>"]  # the course's BERT vocabulary starts so

@@ -50,8 +50,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from zoo.core.io import atomic_write, save_figure  # noqa: E402
 from zoo.run.errors import run_command  # noqa: E402
-from zoo.run.io import atomic_write, save_figure  # noqa: E402
 
 REQUIRED = ("id", "lecture", "setting", "course", "metric", "better", "data")
 #: what decides whether a row reruns: not its lecture, notes or printed number

@@ -74,7 +74,7 @@ class CourseNet(nn.Module):
 
 
 def arch_kwargs(arch: str) -> dict[str, Any]:
-    from zoo.run.io import read_yaml
+    from zoo.core.io import read_yaml
 
     return read_yaml(ROOT / "configs" / f"{arch}_fra_eng.yaml")["model"]["init_args"]["arch_kwargs"]
 
@@ -161,8 +161,8 @@ def large(data_dir: Path, root: Path, smoke: bool) -> dict[str, Any]:
     from torchmetrics.text import SacreBLEUScore
 
     from datamodules import FraEng
+    from zoo.core.io import read_yaml
     from zoo.fit import main as fit
-    from zoo.run.io import read_yaml
     from zoo.tasks.seq2seq import detokenize
     from zoo.translate import load
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from datamodules import Airfoil
-from datamodules.problems import DataError
+from zoo.core.problems import DataError
 
 
 def _write(folder, rows, name="airfoil_self_noise.dat"):

@@ -12,7 +12,7 @@ from ddp import fit_in_subprocess
 from test_bert import write_wiki
 
 from datamodules import WikiText2BERT
-from zoo.run.checkpoint import load_checkpoint, load_task
+from zoo.core.checkpoint import load_checkpoint, load_task
 from zoo.tasks import BERTPretrain
 
 ROOT = Path(__file__).parents[1]

@@ -8,7 +8,7 @@ import pytest
 
 from datamodules import FashionMNIST, HousePrices, PennTreebank, TimeMachine
 from datamodules.base import split_sizes
-from datamodules.problems import DataError
+from zoo.core.problems import DataError
 
 
 def test_non_utf8_corpus_names_the_file(tmp_path, monkeypatch):

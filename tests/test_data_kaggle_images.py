@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from datamodules import DogBreeds, Leaves
-from datamodules.problems import DataError
+from zoo.core.problems import DataError
 
 SPECIES = ["quercus_alba", "acer_rubrum", "ulmus_rubra"]
 

@@ -16,8 +16,8 @@ from test_detection_data import draw
 from test_detection_task import fit_tiny_ssd
 from test_hostile_inputs import declaring_png
 
+from zoo.core.checkpoint import load_task
 from zoo.detect import detect, main
-from zoo.run.checkpoint import load_task
 from zoo.run.errors import user_errors_as_one_line
 from zoo.tasks import Detection
 

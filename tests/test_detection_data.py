@@ -15,7 +15,7 @@ from PIL import Image
 
 from datamodules import Bananas, CocoDetection, YoloDetection
 from datamodules.detection import DetectionDataset, DetectionRecord, balanced_sampler, collate
-from datamodules.problems import DataError
+from zoo.core.problems import DataError
 
 BIG_ID = 2**63 + 12345  # a CowBoy-style image id: over int64's range
 

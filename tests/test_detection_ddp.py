@@ -13,7 +13,7 @@ from torchmetrics.detection import MeanAveragePrecision
 
 from datamodules import YoloDetection
 from datamodules.detection import collate
-from zoo.run.checkpoint import load_task
+from zoo.core.checkpoint import load_task
 from zoo.tasks import Detection
 
 ROOT = Path(__file__).parents[1]

@@ -16,9 +16,9 @@ import torch.nn.functional as F
 from test_detection_data import write_coco, write_yolo
 from torchmetrics.detection import MeanAveragePrecision
 
+from zoo.core.checkpoint import load_task
 from zoo.fit import main as fit
 from zoo.ops.boxes import multibox_target
-from zoo.run.checkpoint import load_task
 from zoo.tasks import Detection
 
 ROOT = Path(__file__).parents[1]

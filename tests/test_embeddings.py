@@ -8,7 +8,7 @@ import zipfile
 import pytest
 import torch
 
-from datamodules.problems import DataError
+from zoo.core.problems import DataError
 from zoo.ops.embeddings import load_token_embedding
 
 GLOVE = "the 0.1 0.2 0.3\nchip -1.5 2 3e-1\nintel 4 5 6\n"

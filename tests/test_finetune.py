@@ -11,9 +11,9 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+from zoo.core.checkpoint import CheckpointError
 from zoo.models.finetune import finetune
 from zoo.models.registry import create_model
-from zoo.run.checkpoint import CheckpointError
 from zoo.tasks import Classification
 
 BACKBONE = "test_resnet"  # timm's tiny test network: 0.4M parameters, 96 features

@@ -53,9 +53,9 @@ from datamodules.translation import FraEng
 from datamodules.voc import read_mask
 from datamodules.word2vec import PTBWord2Vec
 from tests.conftest import write_idx
+from zoo.core.checkpoint import CheckpointError, load_checkpoint, read_weights
 from zoo.core.images import MAX_PIXELS_ENV, decode_problem, image_size, read_pil, read_rgb
 from zoo.core.problems import DataError
-from zoo.run.checkpoint import CheckpointError, load_checkpoint, read_weights
 
 
 def fuzz(examples: int) -> settings:

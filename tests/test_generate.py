@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
+from zoo.core.checkpoint import CheckpointError, load_checkpoint
 from zoo.fit import main as fit
 from zoo.generate import main as generate
-from zoo.run.checkpoint import CheckpointError, load_checkpoint
 
 RECIPE = Path(__file__).parents[1] / "configs" / "gru_time_machine.yaml"
 

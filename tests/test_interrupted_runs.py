@@ -238,7 +238,7 @@ class _HalfWritten:
 
 
 class _FullDiskOS:
-    """``os`` as ``zoo.run.io`` sees it, but the temporary file of a target named ``name`` is
+    """``os`` as ``zoo.core.io`` sees it, but the temporary file of a target named ``name`` is
     a ``_HalfWritten`` one."""
 
     def __init__(self, name: str) -> None:
@@ -281,7 +281,7 @@ def test_a_full_disk_keeps_the_previous_file(tmp_path, monkeypatch, target):
     run = tmp_path / "run" / "version_0"
     path = run / "checkpoints" / target if target.endswith(".ckpt") else run / target
     before = path.read_bytes()
-    monkeypatch.setattr("zoo.run.io.os", _FullDiskOS(target))
+    monkeypatch.setattr("zoo.core.io.os", _FullDiskOS(target))
     monkeypatch.delenv(VERSION_ENV, raising=False)
     args = _fit_args(tmp_path, "--trainer.max_epochs", "2", "--ckpt_path", "last")
     _one_line_failure(lambda: fit_main(args, one_line_errors=True), path)
@@ -292,7 +292,7 @@ def test_a_full_disk_keeps_the_previous_submission(interrupted_competition, monk
     work = interrupted_competition["work"]
     path = work / "submission.csv"
     before, log = path.read_bytes(), (work / "scores.csv").read_bytes()
-    monkeypatch.setattr("zoo.run.io.os", _FullDiskOS("submission.csv"))
+    monkeypatch.setattr("zoo.core.io.os", _FullDiskOS("submission.csv"))
     predict = ["house_prices", "predict", *interrupted_competition["argv"][2:6]]  # --data_dir, --work_dir
     predict += ["--config", interrupted_competition["argv"][7]]
     _one_line_failure(lambda: run_command(lambda: competitions_main(predict)), path)

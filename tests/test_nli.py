@@ -16,12 +16,12 @@ from test_snli import SUBJECTS, VERBS, write_snli
 
 from datamodules import SNLI
 from datamodules.text import Vocab
+from zoo.core.checkpoint import CheckpointError, load_checkpoint, load_task
 from zoo.fit import main as fit
 from zoo.fit import make_cli
 from zoo.models import weights
 from zoo.models.bert import from_course
 from zoo.nli import main as nli
-from zoo.run.checkpoint import CheckpointError, load_checkpoint, load_task
 from zoo.tasks.nli import NLI
 
 ROOT = Path(__file__).parents[1]

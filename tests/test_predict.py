@@ -13,9 +13,9 @@ import torch
 from test_hostile_inputs import declaring_png
 
 from datamodules.fashion_mnist import CLASSES, read_idx
+from zoo.core.checkpoint import CheckpointError
 from zoo.core.problems import DataError
 from zoo.predict import main
-from zoo.run.checkpoint import CheckpointError
 
 
 @pytest.fixture(scope="module")

@@ -165,7 +165,7 @@ def test_foreign_checkpoints_cannot_run_code(tmp_path, fashion_dir, monkeypatch)
     with pytest.raises(Exception, match="Weights only load failed"):
         Classification.load_from_checkpoint(evil)
     monkeypatch.delenv(VERSION_ENV, raising=False)
-    with pytest.raises(SystemExit) as exit_:  # zoo.fit checks a resume through zoo.run.checkpoint
+    with pytest.raises(SystemExit) as exit_:  # zoo.fit checks a resume through zoo.core.checkpoint
         main(_args(fashion_dir, tmp_path, "--ckpt_path", str(evil)), one_line_errors=True)
     assert str(exit_.value).startswith(f"error: {evil}: refused to load: it asks for posix.mkdir")
     assert not marker.exists()

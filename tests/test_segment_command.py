@@ -15,9 +15,9 @@ from test_hostile_inputs import declaring_png
 from test_segmentation_task import fit_args, shapes
 
 from datamodules.voc import voc_palette
+from zoo.core.checkpoint import CheckpointError, load_task
 from zoo.core.problems import DataError
 from zoo.fit import main as fit
-from zoo.run.checkpoint import CheckpointError, load_task
 from zoo.segment import main as segment
 from zoo.segment import overlay
 from zoo.tasks import Segmentation

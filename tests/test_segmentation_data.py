@@ -11,8 +11,8 @@ import torch
 from PIL import Image
 
 from datamodules import SegmentationFolder, VOCSegmentation
-from datamodules.problems import DataError
 from datamodules.voc import IMAGENET_MEAN, IMAGENET_STD, read_mask, voc_palette
+from zoo.core.problems import DataError
 
 # the course's VOC_COLORMAP, first entries
 COURSE_COLORMAP = [(0, 0, 0), (128, 0, 0), (0, 128, 0), (128, 128, 0), (0, 0, 128), (128, 0, 128)]

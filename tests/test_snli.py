@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from datamodules import SNLI
-from datamodules.problems import DataError
 from datamodules.snli import read_snli
 from datamodules.text import Vocab
+from zoo.core.problems import DataError
 
 HEADER = ("gold_label sentence1_binary_parse sentence2_binary_parse sentence1_parse sentence2_parse sentence1 "
           "sentence2 captionID pairID label1 label2 label3 label4 label5").split()  # fmt: skip

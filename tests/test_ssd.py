@@ -12,11 +12,11 @@ import torch
 import torch.nn.functional as F
 from torchvision.ops import FrozenBatchNorm2d
 
+from zoo.core.checkpoint import CheckpointError
 from zoo.models.detectors import load_detector_weights
 from zoo.models.registry import create_model
 from zoo.models.ssd import RATIOS, SIZES
 from zoo.ops.boxes import anchor_boxes, multibox_detection, multibox_target
-from zoo.run.checkpoint import CheckpointError
 
 SMALL = {"min_size": 64, "max_size": 64}
 

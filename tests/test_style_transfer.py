@@ -10,9 +10,9 @@ import pytest
 import torch
 from PIL import Image
 
+from zoo.core.checkpoint import CheckpointError
 from zoo.models.vgg import vgg19_features
 from zoo.ops import style
-from zoo.run.checkpoint import CheckpointError
 from zoo.style_transfer import RANDOM_NOTE
 from zoo.style_transfer import main as style_transfer
 

@@ -13,7 +13,7 @@ from test_translation import fit_args, write_counting_pairs
 from torchmetrics.text import SacreBLEUScore
 
 from datamodules import FraEng
-from zoo.run.checkpoint import load_task
+from zoo.core.checkpoint import load_task
 from zoo.tasks import Seq2Seq
 from zoo.tasks.seq2seq import detokenize
 

@@ -17,10 +17,10 @@ import torch
 from test_competitions_house_prices import tiny_config, write_house_csvs
 
 from competitions.__main__ import main as competitions
+from zoo.core.checkpoint import CheckpointError, load_checkpoint
 from zoo.fit import main as fit
 from zoo.forecast import main as forecast
 from zoo.generate import main as generate
-from zoo.run.checkpoint import CheckpointError, load_checkpoint
 from zoo.run.errors import run_command
 from zoo.show_augment import main as show_augment
 

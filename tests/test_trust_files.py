@@ -1,4 +1,4 @@
-"""Files the zoo writes through ``zoo.run.io.atomic_write`` (submissions, checkpoints, configs,
+"""Files the zoo writes through ``zoo.core.io.atomic_write`` (submissions, checkpoints, configs,
 metrics) get the permissions a plain ``open()`` gives them, under the umask, and are still
 replaced atomically; a folder given as the file is refused before anything is written."""
 
@@ -10,7 +10,7 @@ import stat
 import pytest
 import torch
 
-from zoo.run.io import atomic_write
+from zoo.core.io import atomic_write
 
 
 @pytest.fixture

@@ -16,11 +16,11 @@ import pytest
 import torch
 
 from datamodules.text import read_bert_vocab
+from zoo.core.checkpoint import CheckpointError
 from zoo.models import weights
 from zoo.models.bert import BERTModel, from_course
 from zoo.models.fcn import fcn_resnet18
 from zoo.models.finetune import finetune
-from zoo.run.checkpoint import CheckpointError
 
 FIXTURES = Path(__file__).parent / "fixtures"
 COURSE_ZIP = FIXTURES / "d2l_bert_tiny.torch.zip"

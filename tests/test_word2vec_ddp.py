@@ -11,7 +11,7 @@ from ddp import fit_in_subprocess
 from test_word2vec import write_ptb
 
 from datamodules import PTBWord2Vec
-from zoo.run.checkpoint import load_task
+from zoo.core.checkpoint import load_task
 from zoo.tasks import Word2Vec
 from zoo.tasks.word2vec import example_loss
 

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import lightning as L
 
+from zoo.core.io import atomic_write, save_figure
 from zoo.core.options import number
 from zoo.run.errors import run_command
-from zoo.run.io import atomic_write, save_figure
 
 
 class LossClock(L.Callback):

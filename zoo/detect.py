@@ -19,11 +19,11 @@ from pathlib import Path
 
 import torch
 
+from zoo.core.checkpoint import load_task
 from zoo.core.images import read_rgb
+from zoo.core.io import atomic_write
 from zoo.core.options import number
-from zoo.run.checkpoint import load_task
 from zoo.run.errors import run_command
-from zoo.run.io import atomic_write
 from zoo.tasks.detection import Detection
 
 

@@ -28,10 +28,10 @@ import torch
 from torch import nn
 
 from zoo.core.classes import ConfigError
+from zoo.core.io import atomic_write
 from zoo.core.options import number
 from zoo.predict import load_classifier
 from zoo.run.errors import run_command
-from zoo.run.io import atomic_write
 
 FORMATS = ("onnx", "torchscript")
 #: the largest --image_size (a 4096x4096 example batch is already 0.4 GB of floats)

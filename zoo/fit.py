@@ -35,14 +35,14 @@ from lightning.pytorch.loggers import Logger
 import datamodules  # noqa: F401  (registers the data modules as subclasses for the CLI)
 import zoo.tasks  # noqa: F401
 from datamodules.base import ZooDataModule
+from zoo.core.checkpoint import CheckpointError, checkpoint_file, load_checkpoint
 from zoo.core.classes import ConfigError
+from zoo.core.io import atomic_write, read_yaml
 from zoo.models.weights import check_course_file
 from zoo.run.callbacks import ModelTable, RunReport
-from zoo.run.checkpoint import CheckpointError, checkpoint_file, load_checkpoint
 from zoo.run.errors import user_errors_as_one_line
 from zoo.run.faults import FiniteLossGuard, RNGState, fault_plugins
 from zoo.run.folds import cv_summary, fit_folds, load_or_make_folds
-from zoo.run.io import atomic_write, read_yaml
 from zoo.run.loggers import ResumableCSVLogger, quiet_console
 from zoo.run.resume import ScheduleHorizon, describe_resume
 from zoo.tasks.base import DATA_FACTS, ZooTask

@@ -22,10 +22,10 @@ import torch
 from torch import nn
 
 from datamodules.sine import NoisySine
+from zoo.core.checkpoint import checkpoint_file, load_datamodule, load_task
+from zoo.core.io import save_figure
 from zoo.core.options import number
-from zoo.run.checkpoint import checkpoint_file, load_datamodule, load_task
 from zoo.run.errors import run_command
-from zoo.run.io import save_figure
 from zoo.tasks.regression import Regression
 
 

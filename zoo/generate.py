@@ -18,8 +18,8 @@ from pathlib import Path
 import torch
 
 from datamodules.text import Tokenizer, Vocab
+from zoo.core.checkpoint import CheckpointError, checkpoint_file, load_task
 from zoo.core.options import number
-from zoo.run.checkpoint import CheckpointError, checkpoint_file, load_task
 from zoo.run.errors import run_command
 from zoo.tasks.language_model import LanguageModel
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from datamodules.snli import encode_bert, encode_pair, tokenize_sentence
-from zoo.run.checkpoint import CheckpointError, load_task
+from zoo.core.checkpoint import CheckpointError, load_task
 from zoo.run.errors import run_command
 from zoo.tasks.nli import LABELS, NLI
 

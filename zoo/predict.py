@@ -32,12 +32,12 @@ import torch
 
 from datamodules.augment import from_preprocessing
 from datamodules.image_folder import IMAGE_SUFFIXES
+from zoo.core.checkpoint import CheckpointError, load_checkpoint, load_task
 from zoo.core.images import read_rgb
+from zoo.core.io import atomic_write
 from zoo.core.options import number
 from zoo.core.problems import DataError
-from zoo.run.checkpoint import CheckpointError, load_checkpoint, load_task
 from zoo.run.errors import run_command
-from zoo.run.io import atomic_write
 from zoo.tasks.classification import Classification
 
 #: a word of a task's class name -> the command that predicts with it

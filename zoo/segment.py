@@ -19,11 +19,11 @@ import torch
 from PIL import Image
 
 from datamodules.voc import IMAGENET_MEAN, IMAGENET_STD, voc_palette
+from zoo.core.checkpoint import load_checkpoint, load_datamodule, load_task
 from zoo.core.images import read_rgb
+from zoo.core.io import atomic_write
 from zoo.core.options import number
-from zoo.run.checkpoint import load_checkpoint, load_datamodule, load_task
 from zoo.run.errors import run_command
-from zoo.run.io import atomic_write
 from zoo.tasks.segmentation import Segmentation
 
 

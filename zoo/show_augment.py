@@ -21,9 +21,9 @@ from torchvision.utils import make_grid, save_image
 
 from datamodules.base import ZooDataModule
 from zoo.core.classes import from_section
+from zoo.core.io import atomic_write, read_yaml
 from zoo.core.options import number
 from zoo.run.errors import run_command
-from zoo.run.io import atomic_write, read_yaml
 
 
 def data_module(config: str | Path, overrides: dict[str, Any]) -> ZooDataModule:

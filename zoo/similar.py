@@ -12,8 +12,8 @@ import argparse
 import warnings
 from pathlib import Path
 
+from zoo.core.checkpoint import CheckpointError, checkpoint_file, load_task
 from zoo.core.options import number
-from zoo.run.checkpoint import CheckpointError, checkpoint_file, load_task
 from zoo.run.errors import run_command
 from zoo.tasks.word2vec import Word2Vec, nearest_words
 

@@ -28,11 +28,11 @@ import torch
 from PIL import Image
 
 from zoo.core.images import read_rgb
+from zoo.core.io import atomic_write, save_figure
 from zoo.core.options import number
 from zoo.models.vgg import vgg19_features
 from zoo.ops import style
 from zoo.run.errors import run_command
-from zoo.run.io import atomic_write, save_figure
 
 VGG19_WEIGHTS = "IMAGENET1K_V1"  # torchvision's ImageNet VGG-19: vgg19-dcbb9e9d.pth in torch hub's cache
 RANDOM_NOTE = ("RANDOM WEIGHTS: the VGG-19 features are untrained (--random_weights), so this is a run of the "

@@ -23,12 +23,12 @@ import torch
 
 from datamodules.base import read_text
 from datamodules.translation import encode, preprocess_nmt, tokenize_nmt
+from zoo.core.checkpoint import CheckpointError, load_task
+from zoo.core.io import save_figure
 from zoo.core.options import number
 from zoo.core.problems import DataError
 from zoo.ops.bleu import course_bleu
-from zoo.run.checkpoint import CheckpointError, load_task
 from zoo.run.errors import run_command
-from zoo.run.io import save_figure
 from zoo.tasks.seq2seq import Seq2Seq, detokenize
 
 

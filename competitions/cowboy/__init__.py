@@ -25,7 +25,7 @@ from competitions.kit.submission import write_detections
 from datamodules.cowboy import CATEGORIES, read_image_list
 from datamodules.detection import read_coco
 from datamodules.kaggle_images import bad_images
-from datamodules.problems import Problems
+from zoo.core.problems import Problems
 
 NO_BOXES = "none"
 
@@ -63,7 +63,7 @@ class CowboyOutfits(Competition):
                 tta: bool | None = None, output: str | Path | None = None) -> Path:  # fmt: skip
         """Every fold's detections on ``predict.csv`` (``valid.csv`` by default: the public
         leaderboard's images), merged by per-class NMS, as a checked, zipped ``answer.json``."""
-        from competitions.kit.predict import predict_detection_folds
+        from competitions.kit.predict import predict_detection_folds  # here: torch, only for predict
 
         work_dir = Path(work_dir)
         if tta:

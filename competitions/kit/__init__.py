@@ -2,6 +2,6 @@
 with TTA and fold averaging, checked atomic submissions and the score log."""
 
 from competitions.kit.competition import Competition, Prepared, load_prepared
-from datamodules.problems import DataError, Problems
+from zoo.core.problems import DataError, Problems
 
 __all__ = ["Competition", "Prepared", "DataError", "Problems", "load_prepared"]

@@ -7,7 +7,7 @@ the work folder (``prepared.json``, ``train_index.csv``, ``test_index.csv``) plu
 Trainer, same recipe; only the fold differs), scores each fold's model on its held-out rows
 (its final ``last.ckpt`` when the recipe does not validate, as every shipped one; else its best
 checkpoint) and appends the CV score to ``scores.csv``. ``predict`` rebuilds each fold's task
-and data module from its checkpoint through ``zoo.run.checkpoint`` (the data module's fitted
+and data module from its checkpoint through ``zoo.core.checkpoint`` (the data module's fitted
 state, e.g. the class names or the house prices preprocessing, travels in the checkpoint),
 predicts the test rows with optional flip TTA, averages the folds and writes
 ``submission.csv`` only after it passed the check.
@@ -32,8 +32,8 @@ import yaml
 from competitions.kit.fetch import fetch
 from competitions.kit.scorelog import append_score
 from competitions.kit.submission import read_sample, write_submission
+from zoo.core.io import atomic_write
 from zoo.run.folds import cv_summary, fit_folds, load_or_make_folds
-from zoo.run.io import atomic_write
 
 
 @dataclass
@@ -117,7 +117,7 @@ class Competition:
               overrides: list[str], output: str | Path | None = None) -> str:  # fmt: skip
         """``--dry_run``: what ``stage`` would start from, checked without training or writing
         (nothing fetched); ``all`` checks prepare's inputs, which the later stages are made from."""
-        from zoo.fit import main as zoo_fit
+        from zoo.fit import main as zoo_fit  # here: LightningCLI is slow to import, prepare needs none of it
 
         work_dir = Path(work_dir)
         if stage in ("prepare", "all"):
@@ -149,7 +149,7 @@ class Competition:
 
     # -- stage 2 ---------------------------------------------------------------------------
     def fit(self, work_dir: str | Path, config: dict[str, Any], config_path: str, overrides: list[str]) -> dict:
-        from zoo.fit import main as zoo_fit
+        from zoo.fit import main as zoo_fit  # here: LightningCLI is slow to import, prepare needs none of it
 
         work_dir = Path(work_dir)
         info = load_prepared(work_dir)
@@ -206,7 +206,7 @@ class Competition:
 
     def predict(self, work_dir: str | Path, config: dict[str, Any], config_path: str,
                 tta: bool | None = None, output: str | Path | None = None) -> Path:  # fmt: skip
-        from competitions.kit.predict import predict_folds
+        from competitions.kit.predict import predict_folds  # here: torch and Lightning, only for predict
 
         work_dir = Path(work_dir)
         info, cv_result = self.fitted(work_dir, output)

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from datamodules.base import ZooDataModule
-from zoo.run.checkpoint import CheckpointError, load_datamodule, load_task
+from zoo.core.checkpoint import CheckpointError, load_datamodule, load_task
 from zoo.tasks.base import ZooTask
 
 

@@ -1,7 +1,7 @@
 """``submission.csv``: checked against the sample submission, then written atomically.
 
 The check runs on the table before anything is written, and the file is replaced through
-``zoo.run.io.atomic_write``: a bad table or an interrupted write leaves the previous submission as
+``zoo.core.io.atomic_write``: a bad table or an interrupted write leaves the previous submission as
 it was. Where a competition ships no sample (the course's copies of house prices and CIFAR-10
 do not), the expected header comes from the competition and the ids from its test files.
 Detection competitions submit a zipped JSON list of boxes instead (``write_detections``),
@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from datamodules.problems import Problems
-from zoo.run.io import atomic_write
+from zoo.core.io import atomic_write
+from zoo.core.problems import Problems
 
 
 def read_sample(path: str | Path) -> tuple[list[str], list[str]]:

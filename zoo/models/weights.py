@@ -42,8 +42,8 @@ from urllib.parse import urlparse
 import torch
 from torch import nn
 
-from zoo.run.checkpoint import CheckpointError, read_weights
-from zoo.run.io import read_member
+from zoo.core.checkpoint import CheckpointError, read_weights
+from zoo.core.io import read_member
 
 #: names built by timm rather than the zoo's registry (``timm/resnet34``)
 TIMM_PREFIX = "timm/"

@@ -21,7 +21,7 @@ from typing import IO
 
 import torch
 
-from datamodules.problems import Problems
+from zoo.core.problems import Problems
 
 #: where to get the vectors the course's NLI chapter uses, for the missing-file message
 GLOVE_HINT = (

@@ -14,7 +14,7 @@ import torch
 from lightning.pytorch.callbacks import ModelSummary
 from lightning.pytorch.utilities.model_summary import get_human_readable_count
 
-from zoo.run.io import atomic_write, save_figure
+from zoo.core.io import atomic_write, save_figure
 
 
 def _scalar(v: Any) -> float | None:

@@ -4,7 +4,7 @@
   it, then renames it over the target: a run killed while saving leaves the previous
   ``last.ckpt`` whole. (Lightning's ``TorchCheckpointIO`` goes through an fsspec transaction
   whose temporary file lives in the system temp folder, so the final move may be a copy across
-  file systems, and nothing is fsynced.) It loads through ``zoo.run.checkpoint.load_checkpoint``
+  file systems, and nothing is fsynced.) It loads through ``zoo.core.checkpoint.load_checkpoint``
   (``weights_only=True``), so a checkpoint from elsewhere cannot run code when it is unpickled.
 * ``RNGState`` keeps the global random generators (torch, CUDA, numpy, Python) in the
   checkpoint, so the batches and dropout masks after ``--ckpt_path last`` are the ones the
@@ -28,13 +28,13 @@ import numpy as np
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
-from zoo.run.checkpoint import load_checkpoint
-from zoo.run.io import atomic_write
+from zoo.core.checkpoint import load_checkpoint
+from zoo.core.io import atomic_write
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """``torch.save`` through ``zoo.run.io.atomic_write``; loading through the zoo's one safe
-    loader, ``zoo.run.checkpoint.load_checkpoint`` (``weights_only=True`` whatever the caller asks)."""
+    """``torch.save`` through ``zoo.core.io.atomic_write``; loading through the zoo's one safe
+    loader, ``zoo.core.checkpoint.load_checkpoint`` (``weights_only=True`` whatever the caller asks)."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any = None) -> None:
         if storage_options is not None:

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from zoo.run.io import atomic_write
+from zoo.core.io import atomic_write
 
 FOLD_COLUMNS = ["id", "fold"]
 

@@ -27,9 +27,10 @@ import torch.nn.functional as F
 from torchmetrics.classification import MulticlassAccuracy
 
 from datamodules.text import Vocab, read_bert_vocab
+from zoo.core.checkpoint import CheckpointError, load_checkpoint
 from zoo.models import weights as pretrained_weights
 from zoo.models.bert import from_course
-from zoo.run.checkpoint import CheckpointError, load_checkpoint
+from zoo.ops.embeddings import load_token_embedding
 from zoo.run.media import MEDIA_SAMPLES, log_table
 from zoo.tasks.base import Init, ZooTask
 
@@ -144,8 +145,6 @@ class NLI(ZooTask):
             self._load_embedding(self.hparams.embedding)
 
     def _load_embedding(self, path: str) -> None:
-        from zoo.ops.embeddings import load_token_embedding
-
         table = getattr(self.model, "embedding", None)
         if not isinstance(table, torch.nn.Embedding):
             raise ValueError(f"--model.init_args.embedding: {self.hparams.arch} has no embedding table to start "

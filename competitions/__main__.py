@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import competitions
+from zoo.core.errors import ConfigError
 from zoo.core.io import read_yaml
 from zoo.core.options import number
 from zoo.run.errors import run_command
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> object:
     config_path = args.config or str(Path(competitions.__file__).parent / args.competition / "config.yaml")
     config = read_yaml(config_path)
     if not isinstance(config, dict) or not isinstance(config.get("fit"), dict):
-        raise ValueError(f"{config_path}: expected a competition config, a mapping with a fit section (the recipe)")
+        raise ConfigError(f"{config_path}: expected a competition config, a mapping with a fit section (the recipe)")
     if args.train_folds is not None:
         config.setdefault("cv", {})["train_folds"] = args.train_folds
     work_dir = Path(args.work_dir or f"runs/competitions/{args.competition}")

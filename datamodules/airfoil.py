@@ -18,6 +18,7 @@ import torch
 
 from datamodules.base import TensorDataset, ZooDataModule, read_text
 from datamodules.download import download, find_data
+from zoo.core.errors import ConfigError
 from zoo.core.problems import Problems
 
 SHARED = Path("../shared/data")  # the project's offline copies, relative to the repository root
@@ -64,7 +65,7 @@ class Airfoil(ZooDataModule):
                  download: bool = True, num_workers: int = 0) -> None:  # fmt: skip
         super().__init__(batch_size, num_workers)
         if num_rows < 1:
-            raise ValueError(f"num_rows must be >= 1, got {num_rows}")
+            raise ConfigError(f"num_rows must be >= 1, got {num_rows}")
         self.data_dir, self.num_rows, self.download = Path(data_dir).expanduser(), num_rows, download
         self.in_features = COLUMNS - 1
 
@@ -86,11 +87,11 @@ class Airfoil(ZooDataModule):
         path = self.path()
         data = read_airfoil(path)
         if len(data) < self.num_rows:
-            raise ValueError(f"{path}: {len(data)} rows, fewer than num_rows={self.num_rows}")
+            raise ConfigError(f"{path}: {len(data)} rows, fewer than num_rows={self.num_rows}")
         std = data.std(dim=0, unbiased=False)
         if (std == 0).any():
             column = int((std == 0).nonzero()[0]) + 1
-            raise ValueError(f"{path}: column {column} is constant and cannot be standardised")
+            raise ConfigError(f"{path}: column {column} is constant and cannot be standardised")
         data = ((data - data.mean(dim=0)) / std)[: self.num_rows]
         rows = TensorDataset(data[:, :-1], data[:, -1:])
         self._train = self._val = self._test = rows

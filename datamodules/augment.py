@@ -20,12 +20,14 @@ import albumentations as A
 import cv2
 from albumentations.pytorch import ToTensorV2
 
+from zoo.core.errors import ConfigError
+
 Stats = float | Sequence[float] | None
 
 
 def _size(size: int | None, name: str) -> int:
     if not size:
-        raise ValueError(f"augment={name!r} needs an image size (the data module's image_size)")
+        raise ConfigError(f"augment={name!r} needs an image size (the data module's image_size)")
     return size
 
 
@@ -117,9 +119,9 @@ def build(
     float tensor standardised by ``mean``/``std`` (given in [0, 1] units; ``None`` only scales
     to [0, 1]). ``size`` ``None`` keeps the input size where the pipeline allows it."""
     if name not in PIPELINES:
-        raise ValueError(f"unknown augmentation {name!r}; choose one of {sorted(PIPELINES)}")
+        raise ConfigError(f"unknown augmentation {name!r}; choose one of {sorted(PIPELINES)}")
     if (mean is None) != (std is None):
-        raise ValueError("give both mean and std, or neither")
+        raise ConfigError("give both mean and std, or neither")
     norm = A.ToFloat(max_value=255) if mean is None else A.Normalize(mean=mean, std=std, max_pixel_value=255)
     return A.Compose([*PIPELINES[name](size), norm, ToTensorV2()], seed=seed)
 
@@ -132,7 +134,7 @@ def eval_preprocessing(name: str, size: int | None, mean: Stats, std: Stats, in_
         return None if v is None else float(v) if isinstance(v, (int, float)) else [float(s) for s in v]
 
     if name not in PIPELINES:
-        raise ValueError(f"unknown augmentation {name!r}; choose one of {sorted(PIPELINES)}")
+        raise ConfigError(f"unknown augmentation {name!r}; choose one of {sorted(PIPELINES)}")
     return {"pipeline": name, "image_size": size, "mean": plain(mean), "std": plain(std), "in_channels": in_channels}
 
 

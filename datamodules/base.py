@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from zoo.core.errors import ConfigError
 from zoo.core.problems import DataError
 
 if TYPE_CHECKING:
@@ -75,7 +76,7 @@ class TensorDataset(Dataset):
 
     def __init__(self, *tensors: torch.Tensor, transform: Callable | None = None) -> None:
         if len({len(t) for t in tensors}) != 1:
-            raise ValueError(f"tensors differ in length: {[len(t) for t in tensors]}")
+            raise ConfigError(f"tensors differ in length: {[len(t) for t in tensors]}")
         self.tensors = tensors
         self.transform = transform
 
@@ -94,10 +95,10 @@ class TensorDataset(Dataset):
 def split_sizes(n: int, val_size: int | float) -> tuple[int, int]:
     """``(train, val)`` sizes; ``val_size`` is a count or a fraction of ``n``."""
     if val_size < 0:
-        raise ValueError(f"val_size={val_size} is negative; give a count >= 0 or a fraction in [0, 1)")
+        raise ConfigError(f"val_size={val_size} is negative; give a count >= 0 or a fraction in [0, 1)")
     n_val = int(round(val_size * n)) if isinstance(val_size, float) and val_size < 1 else int(val_size)
     if not n_val < n:
-        raise ValueError(f"val_size={val_size} leaves no training examples out of {n}")
+        raise ConfigError(f"val_size={val_size} leaves no training examples out of {n}")
     return n - n_val, n_val
 
 
@@ -114,10 +115,10 @@ def fold_split(folds_file: str | Path, fold: int, ids: Sequence[str]) -> tuple[n
     (``id,fold``, as the competitions save it) validate, the others train."""
     folds = read_csv(folds_file, dtype={"id": str}).set_index("id")["fold"]
     if fold not in set(folds):
-        raise ValueError(f"{folds_file}: no fold {fold}; it holds folds {sorted(set(folds))}")
+        raise ConfigError(f"{folds_file}: no fold {fold}; it holds folds {sorted(set(folds))}")
     fold_of = np.array([folds.get(str(i), -1) for i in ids])
     if (fold_of < 0).any():
-        raise ValueError(f"{folds_file}: no fold for ids {[i for i, f in zip(ids, fold_of) if f < 0][:10]}")
+        raise ConfigError(f"{folds_file}: no fold for ids {[i for i, f in zip(ids, fold_of) if f < 0][:10]}")
     return np.flatnonzero(fold_of != fold), np.flatnonzero(fold_of == fold)
 
 

@@ -29,6 +29,7 @@ from datamodules import augment as augmentations
 from datamodules.base import ZooDataModule, fold_split, read_text, seeded_split
 from datamodules.download import Found, download, extract, find_data
 from datamodules.image_folder import ImageFiles, list_images
+from zoo.core.errors import ConfigError, ZooError
 from zoo.core.images import read_rgb
 
 URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
@@ -42,7 +43,7 @@ MEAN = (0.4914, 0.4822, 0.4465)
 STD = (0.2470, 0.2435, 0.2616)
 
 
-class CIFARFormatError(ValueError):
+class CIFARFormatError(ZooError, ValueError):
     """A file that is not what the CIFAR-10 layout promises."""
 
 
@@ -185,11 +186,11 @@ class CIFAR10(ZooDataModule):
     ) -> None:
         super().__init__(batch_size, num_workers, pin_memory)
         if (fold is None) != (folds_file is None):
-            raise ValueError("give both fold and folds_file, or neither")
+            raise ConfigError("give both fold and folds_file, or neither")
         self.fold, self.folds_file = fold, folds_file
         for name in (augment, eval_augment):  # fail at parse time, not after loading the data
             if name not in augmentations.PIPELINES:
-                raise ValueError(f"unknown augmentation {name!r}; choose one of {sorted(augmentations.PIPELINES)}")
+                raise ConfigError(f"unknown augmentation {name!r}; choose one of {sorted(augmentations.PIPELINES)}")
         self.data_dir = Path(data_dir).expanduser()
         self.image_size = image_size
         self.train_augment, self.eval_augment = augment, eval_augment
@@ -250,7 +251,7 @@ class CIFAR10(ZooDataModule):
             tr, va = seeded_split(len(images), self.val_size, seed)
             self._train, self._val = subset(tr.tolist(), train_tf), subset(va.tolist(), self._eval_tf())
         elif test_set is None:
-            raise ValueError(f"{self.data_dir}: no labelled test set (testLabels.csv) and val_size=0")
+            raise ConfigError(f"{self.data_dir}: no labelled test set (testLabels.csv) and val_size=0")
         else:
             self._train, self._val = ImageFiles(images, labels, train_tf), test_set
         if test_set is None:

@@ -35,6 +35,7 @@ from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 from datamodules.base import ZooDataModule, fold_split, read_csv, read_text, seeded_split
 from datamodules.download import find_data
 from datamodules.image_folder import list_images
+from zoo.core.errors import ConfigError
 from zoo.core.images import image_size, read_rgb
 from zoo.core.io import read_yaml
 from zoo.core.problems import DataError, Problems
@@ -273,9 +274,9 @@ def build_augment(name: str, image_size: int | None, fill: int = 124) -> Any:
     from torchvision.transforms import v2
 
     if name not in AUGMENTS:
-        raise ValueError(f"unknown detection augmentation {name!r}; choose one of {', '.join(AUGMENTS)}")
+        raise ConfigError(f"unknown detection augmentation {name!r}; choose one of {', '.join(AUGMENTS)}")
     if name in ("jitter", "ssd") and not image_size:
-        raise ValueError(f"augment={name!r} needs an image_size")
+        raise ConfigError(f"augment={name!r} needs an image_size")
     steps: list[Any] = []
     if name == "jitter":
         steps = [v2.ScaleJitter((image_size, image_size), scale_range=(0.5, 1.5), antialias=True),
@@ -497,7 +498,7 @@ class CocoDetection(DetectionData):
         super().__init__(data_dir, image_size, augment, class_balanced, cache, seed, batch_size, num_workers,
                          pin_memory, classes)  # fmt: skip
         if (fold is None) != (folds_file is None):
-            raise ValueError("give both fold and folds_file, or neither")
+            raise ConfigError("give both fold and folds_file, or neither")
         self.annotations, self.images_dir = annotations, images_dir
         self.val_size, self.fold, self.folds_file = val_size, fold, folds_file
         self.category_ids: list[int] | None = None

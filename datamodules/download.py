@@ -28,6 +28,8 @@ from pathlib import Path
 
 from lightning.pytorch.utilities import rank_zero_only
 
+from zoo.core.errors import ConfigError
+
 CHUNK = 1 << 20
 
 
@@ -44,7 +46,7 @@ def download(url: str, dest: str | os.PathLike, sha256: str | None = None, md5: 
     ``dest`` that verifies is kept; a ``.part`` left by an earlier failure is never used.
     A checksum (``sha256`` or ``md5``) is required: no unverified download is ever used."""
     if not (sha256 or md5):
-        raise ValueError(f"download({url!r}): give sha256 or md5; a file that cannot be verified is not used")
+        raise ConfigError(f"download({url!r}): give sha256 or md5; a file that cannot be verified is not used")
     dest = Path(dest)
     if dest.is_file() and _verified(dest, sha256, md5):
         return dest
@@ -82,7 +84,7 @@ def extract(archive: str | os.PathLike, target: str | os.PathLike) -> Path:
     root = target.resolve()
     is_zip = zipfile.is_zipfile(archive)
     if not is_zip and not tarfile.is_tarfile(archive):
-        raise ValueError(f"{archive} is neither a zip nor a tar archive")
+        raise ConfigError(f"{archive} is neither a zip nor a tar archive")
     staging = Path(tempfile.mkdtemp(prefix=".extracting-", dir=target))
     try:
         if is_zip:
@@ -101,7 +103,7 @@ def extract(archive: str | os.PathLike, target: str | os.PathLike) -> Path:
                 t.extractall(staging, filter="data")
         _move_tree(staging, target)
     except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error) as e:
-        raise ValueError(f"{archive}: damaged archive ({e}); nothing was extracted") from e
+        raise ConfigError(f"{archive}: damaged archive ({e}); nothing was extracted") from e
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
@@ -119,7 +121,7 @@ def _move_tree(src: Path, dest: Path) -> None:
 
 def _check_inside(root: Path, member: str, archive: Path) -> None:
     if os.path.isabs(member) or not (root / member).resolve().is_relative_to(root):
-        raise ValueError(f"refusing to extract {member!r} from {archive}: it points outside {root}")
+        raise ConfigError(f"refusing to extract {member!r} from {archive}: it points outside {root}")
 
 
 # -- finding a data set ---------------------------------------------------------------------

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from datamodules.augment import eval_preprocessing
 from datamodules.base import TensorDataset, ZooDataModule, fold_split, seeded_split
 from datamodules.download import Found, download, find_data
+from zoo.core.errors import ConfigError, ZooError
 
 FILES = {
     "train_images": "train-images-idx3-ubyte",
@@ -50,7 +51,7 @@ CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
 MEAN, STD = 0.2860, 0.3530  # of the 60,000 training images, in [0, 1]
 
 
-class IDXError(ValueError):
+class IDXError(ZooError, ValueError):
     """A file that is not a valid IDX file of the expected kind."""
 
 
@@ -129,7 +130,7 @@ class FashionMNIST(ZooDataModule):
     ) -> None:
         super().__init__(batch_size, num_workers, pin_memory)
         if (fold is None) != (folds_file is None):
-            raise ValueError("give both fold and folds_file, or neither")
+            raise ConfigError("give both fold and folds_file, or neither")
         self.fold, self.folds_file = fold, folds_file
         self.data_dir = Path(data_dir).expanduser()
         self.resize, self.resize_on_device = resize, resize_on_device

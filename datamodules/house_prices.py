@@ -23,6 +23,7 @@ import torch
 
 from datamodules.base import TensorDataset, ZooDataModule, fold_split, read_csv, seeded_split
 from datamodules.download import find_data
+from zoo.core.errors import ConfigError
 from zoo.core.problems import Problems
 
 ID, TARGET = "Id", "SalePrice"
@@ -185,7 +186,7 @@ class HousePrices(ZooDataModule):
         super().__init__(batch_size, num_workers)
         self.save_hyperparameters()
         if (fold is None) != (folds_file is None):
-            raise ValueError("give both fold and folds_file, or neither")
+            raise ConfigError("give both fold and folds_file, or neither")
         self.data_dir = data_dir
         self.preprocess: Preprocessor | None = None
         self._frames: tuple[pd.DataFrame, pd.DataFrame] | None = None

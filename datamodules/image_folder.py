@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, get_worker_info
 
+from zoo.core.errors import ConfigError
 from zoo.core.images import read_rgb
 
 #: the label an unlabelled image gets (so batches keep the ``(x, y)`` shape)
@@ -57,7 +58,7 @@ class ImageFiles(Dataset):
         cache: bool = False,
     ) -> None:
         if labels is not None and len(labels) != len(images):
-            raise ValueError(f"{len(images)} images but {len(labels)} labels")
+            raise ConfigError(f"{len(images)} images but {len(labels)} labels")
         self.images = [read_rgb(p) if cache and not isinstance(p, np.ndarray) else p for p in images]
         self.labels = None if labels is None else [int(y) for y in labels]
         self.transform = transform

@@ -29,6 +29,7 @@ from datamodules import augment as augmentations
 from datamodules.base import ZooDataModule, fold_split, read_csv, seeded_split
 from datamodules.cifar10 import CLASSES as CIFAR_CLASSES
 from datamodules.image_folder import ImageFiles, list_images
+from zoo.core.errors import ConfigError
 from zoo.core.images import decode_problem
 from zoo.core.problems import DataError, Problems
 
@@ -242,9 +243,9 @@ class KaggleImages(ZooDataModule):
         self.save_hyperparameters()
         for name in (augment, eval_augment):  # fail at parse time, not after reading the data
             if name not in augmentations.PIPELINES:
-                raise ValueError(f"unknown augmentation {name!r}; choose one of {sorted(augmentations.PIPELINES)}")
+                raise ConfigError(f"unknown augmentation {name!r}; choose one of {sorted(augmentations.PIPELINES)}")
         if (fold is None) != (folds_file is None):
-            raise ValueError("give both fold and folds_file, or neither")
+            raise ConfigError("give both fold and folds_file, or neither")
         self.data_dir = Path(data_dir).expanduser()
         self.image_size, self.eval_augment, self.mean, self.std = image_size, eval_augment, mean, std
         self.classes: list[str] | None = None  # from the data, or from a checkpoint

@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader, IterableDataset
 from datamodules.base import ZooDataModule, read_text
 from datamodules.download import Files, Found, download, extract, find_data
 from datamodules.text import Level, Tokenizer, Vocab
+from zoo.core.errors import ConfigError
 from zoo.core.problems import DataError
 
 log = logging.getLogger(__name__)
@@ -49,9 +50,9 @@ class LMBatches(IterableDataset):
         shuffle: bool, seed: int = 0, source: str = "the corpus",
     ) -> None:  # fmt: skip
         if sampling not in ("random", "sequential"):
-            raise ValueError(f"sampling must be 'random' or 'sequential', got {sampling!r}")
+            raise ConfigError(f"sampling must be 'random' or 'sequential', got {sampling!r}")
         if batch_size < 1 or num_steps < 1:
-            raise ValueError(f"batch_size ({batch_size}) and num_steps ({num_steps}) must be positive")
+            raise ConfigError(f"batch_size ({batch_size}) and num_steps ({num_steps}) must be positive")
         self.corpus, self.batch_size, self.num_steps = corpus, batch_size, num_steps
         self.sampling, self.shuffle = sampling, shuffle
         self.generator = torch.Generator().manual_seed(seed)
@@ -229,7 +230,7 @@ class LanguageModelData(ZooDataModule):
 def _tail_splits(tokens: list[str], val_fraction: float, test_fraction: float, what: str) -> dict:
     """train / val / test as consecutive pieces of one token list (val and test at the end)."""
     if not (0 < val_fraction and 0 < test_fraction and val_fraction + test_fraction < 1):
-        raise ValueError(f"{what}: val_fraction and test_fraction must be > 0 with a sum < 1, "
+        raise ConfigError(f"{what}: val_fraction and test_fraction must be > 0 with a sum < 1, "
                          f"got {val_fraction} and {test_fraction}")  # fmt: skip
     n = len(tokens)
     n_val, n_test = int(n * val_fraction), int(n * test_fraction)

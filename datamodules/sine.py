@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 
 from datamodules.base import TensorDataset, ZooDataModule
+from zoo.core.errors import ConfigError
 
 
 def noisy_sine(T: int = 1000, noise: float = 0.2, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -23,7 +24,7 @@ def noisy_sine(T: int = 1000, noise: float = 0.2, seed: int = 0) -> tuple[torch.
 def lagged_windows(x: torch.Tensor, tau: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Features ``(len(x) - tau, tau)``, row ``i`` = ``x[i:i+tau]``, and labels ``x[tau:]``."""
     if not 0 < tau < len(x):
-        raise ValueError(f"tau must be between 1 and the series length - 1 ({len(x) - 1}), got {tau}")
+        raise ConfigError(f"tau must be between 1 and the series length - 1 ({len(x) - 1}), got {tau}")
     return x.unfold(0, tau, 1)[:-1].clone(), x[tau:].unsqueeze(1)
 
 
@@ -47,7 +48,7 @@ class NoisySine(ZooDataModule):
         super().__init__(batch_size)
         self.save_hyperparameters()  # zoo.forecast rebuilds the series from the checkpoint
         if not 0 < num_train < T - tau - 1:
-            raise ValueError(f"num_train must leave windows for validation: 0 < {num_train} < {T - tau - 1}")
+            raise ConfigError(f"num_train must leave windows for validation: 0 < {num_train} < {T - tau - 1}")
         self.T, self.tau, self.num_train, self.noise, self.seed = T, tau, num_train, noise, seed
         self.in_features = tau
 

@@ -45,6 +45,7 @@ import torch
 from datamodules.base import TensorDataset, ZooDataModule, read_text, seeded_split
 from datamodules.download import download, extract, find_data
 from datamodules.text import Vocab, read_bert_vocab
+from zoo.core.errors import ConfigError
 from zoo.core.problems import DataError, Problems
 
 log = logging.getLogger(__name__)
@@ -227,11 +228,11 @@ class SNLI(ZooDataModule):
         super().__init__(batch_size, num_workers)
         self.save_hyperparameters()
         if format not in ("pair", "bert"):
-            raise ValueError(f"format must be 'pair' or 'bert', got {format!r}")
+            raise ConfigError(f"format must be 'pair' or 'bert', got {format!r}")
         if not 0 <= val_fraction < 1:
-            raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+            raise ConfigError(f"val_fraction must be in [0, 1), got {val_fraction}")
         if max_len < (4 if format == "bert" else 1):
-            raise ValueError(f"max_len={max_len} is too short for the {format} format")
+            raise ConfigError(f"max_len={max_len} is too short for the {format} format")
         self.data_dir = Path(data_dir).expanduser()
         self.input_format, self.max_len, self.min_freq = format, max_len, min_freq
         self.splits = {"train": train_split, "val": val_split, "test": test_split}
@@ -301,7 +302,7 @@ class SNLI(ZooDataModule):
     def dataset(self, split: str) -> TensorDataset:
         examples = self.examples()[split]
         if not examples:
-            raise ValueError(f"SNLI: no examples in the {split} split ({self.splits[split]})")
+            raise ConfigError(f"SNLI: no examples in the {split} split ({self.splits[split]})")
         inputs = self.encode([(p, h) for p, h, _ in examples])
         labels = torch.tensor([y for _, _, y in examples], dtype=torch.long)
         if self.input_format == "bert":

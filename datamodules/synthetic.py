@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import torch
 
 from datamodules.base import TensorDataset, ZooDataModule
+from zoo.core.errors import ConfigError
 
 
 class SyntheticRegression(ZooDataModule):
@@ -33,7 +34,7 @@ class SyntheticRegression(ZooDataModule):
         super().__init__(batch_size, num_workers)
         if num_inputs is not None:
             if len(w) != 1:
-                raise ValueError(f"num_inputs={num_inputs} repeats one weight, but w has {len(w)} values")
+                raise ConfigError(f"num_inputs={num_inputs} repeats one weight, but w has {len(w)} values")
             w = list(w) * num_inputs
         self.w = torch.tensor(list(w), dtype=torch.float32)
         self.b, self.noise, self.seed = b, noise, seed
@@ -83,7 +84,7 @@ class SyntheticPolynomial(ZooDataModule):
     ) -> None:
         super().__init__(batch_size, num_workers)
         if not 1 <= num_features <= max_degree or len(true_w) > max_degree:
-            raise ValueError(f"num_features must be in 1..max_degree={max_degree} and true_w at most that long, "
+            raise ConfigError(f"num_features must be in 1..max_degree={max_degree} and true_w at most that long, "
                              f"got num_features={num_features}, {len(true_w)} weights")  # fmt: skip
         self.num_features, self.max_degree, self.noise, self.seed = num_features, max_degree, noise, seed
         self.true_w = torch.zeros(max_degree)
@@ -113,7 +114,7 @@ class EdgeImage(ZooDataModule):
     def __init__(self, height: int = 6, width: int = 8, batch_size: int = 1, num_workers: int = 0) -> None:
         super().__init__(batch_size, num_workers)
         if width < 7:
-            raise ValueError(f"width must be at least 7 for the band of zeros in columns 2-5, got {width}")
+            raise ConfigError(f"width must be at least 7 for the band of zeros in columns 2-5, got {width}")
         self.height, self.width = height, width
 
     def setup(self, stage: str | None = None) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from zoo.core.checkpoint import CheckpointError, load_checkpoint
+from zoo.core.errors import ConfigError
 from zoo.core.io import read_member
 
 Level = Literal["char", "word"]
@@ -37,7 +38,7 @@ def tokenize(lines: Iterable[str], level: Level = "word") -> list[list[str]]:
         return [list(line) for line in lines]
     if level == "word":
         return [line.split() for line in lines]
-    raise ValueError(f"tokenize: level must be 'char' or 'word', got {level!r}")
+    raise ConfigError(f"tokenize: level must be 'char' or 'word', got {level!r}")
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ class Tokenizer:
 
     def __post_init__(self) -> None:
         if self.level not in ("char", "word"):
-            raise ValueError(f"Tokenizer: level must be 'char' or 'word', got {self.level!r}")
+            raise ConfigError(f"Tokenizer: level must be 'char' or 'word', got {self.level!r}")
 
     def __call__(self, text: str) -> list[str]:
         if self.letters_only:
@@ -104,7 +105,7 @@ class Vocab:
     ) -> None:
         specials = [unk, *reserved_tokens]
         if len(set(specials)) != len(specials):
-            raise ValueError(f"Vocab: reserved_tokens {list(reserved_tokens)} repeat a token or the unk {unk!r}")
+            raise ConfigError(f"Vocab: reserved_tokens {list(reserved_tokens)} repeat a token or the unk {unk!r}")
         counter = Counter(_flatten(tokens))
         self.token_freqs = sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))
         kept = [t for t, f in self.token_freqs if f >= min_freq and t not in specials]
@@ -114,7 +115,7 @@ class Vocab:
         self.idx_to_token = idx_to_token
         self.token_to_idx = {t: i for i, t in enumerate(idx_to_token)}
         if len(self.token_to_idx) != len(idx_to_token):
-            raise ValueError("Vocab: idx_to_token repeats a token")
+            raise ConfigError("Vocab: idx_to_token repeats a token")
         self.unk_token = unk
         self.unk = self.token_to_idx[unk]
 
@@ -144,9 +145,9 @@ class Vocab:
         try:
             idx_to_token, unk = list(d["idx_to_token"]), d["unk"]
         except (KeyError, TypeError) as e:
-            raise ValueError(f"Vocab.from_dict: expected keys 'idx_to_token' and 'unk', got {d!r:.200}") from e
+            raise ConfigError(f"Vocab.from_dict: expected keys 'idx_to_token' and 'unk', got {d!r:.200}") from e
         if unk not in idx_to_token:
-            raise ValueError(f"Vocab.from_dict: the unk token {unk!r} is not in idx_to_token")
+            raise ConfigError(f"Vocab.from_dict: the unk token {unk!r} is not in idx_to_token")
         vocab = cls.__new__(cls)
         vocab.token_freqs = []
         vocab._build(idx_to_token, unk)

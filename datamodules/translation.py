@@ -33,6 +33,7 @@ import torch
 from datamodules.base import TensorDataset, ZooDataModule, read_text
 from datamodules.download import find_data
 from datamodules.text import Vocab
+from zoo.core.errors import ConfigError
 from zoo.core.problems import DataError
 
 log = logging.getLogger(__name__)
@@ -147,9 +148,9 @@ class FraEng(ZooDataModule):
         super().__init__(batch_size, num_workers)
         self.save_hyperparameters()
         if select not in ("first", "random"):
-            raise ValueError(f"select must be 'first' or 'random', got {select!r}")
+            raise ConfigError(f"select must be 'first' or 'random', got {select!r}")
         if num_steps < 2:
-            raise ValueError(f"num_steps must be at least 2 (a word and <eos>), got {num_steps}")
+            raise ConfigError(f"num_steps must be at least 2 (a word and <eos>), got {num_steps}")
         self.data_dir = Path(data_dir).expanduser()
         self.num_steps, self.num_examples, self.select = num_steps, num_examples, select
         self.min_freq, self.val_size, self.test_size, self.seed = min_freq, val_size, test_size, seed

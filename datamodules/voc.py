@@ -35,6 +35,7 @@ from tqdm import tqdm
 from datamodules.base import ZooDataModule, read_text, seeded_split
 from datamodules.download import Found, download, extract, find_data, say
 from datamodules.image_folder import ImageFiles, list_images
+from zoo.core.errors import ConfigError
 from zoo.core.images import image_size, read_pil, read_rgb
 from zoo.core.problems import DataError, Problems
 
@@ -139,7 +140,7 @@ class SegmentationFiles(ImageFiles):
     def __init__(self, images: Sequence[Path], masks: Sequence[Path], transform: A.Compose,
                  num_classes: int | None = None) -> None:  # fmt: skip
         if len(images) != len(masks):
-            raise ValueError(f"{len(images)} images but {len(masks)} masks")
+            raise ConfigError(f"{len(images)} images but {len(masks)} masks")
         super().__init__(images, None, transform)
         self.masks, self.num_classes = list(masks), num_classes
 
@@ -202,10 +203,10 @@ class SegmentationData(ZooDataModule):
                  batch_size: int, num_workers: int, pin_memory: bool) -> None:  # fmt: skip
         super().__init__(batch_size, num_workers, pin_memory)
         if (mean is None) != (std is None):
-            raise ValueError("give both mean and std, or neither")
+            raise ConfigError("give both mean and std, or neither")
         for name, size in (("crop_size", crop_size), ("eval_crop", eval_crop)):
             if size is not None and (len(size) != 2 or min(size) < 1):
-                raise ValueError(f"{name} must be (height, width) of positive integers, got {size}")
+                raise ConfigError(f"{name} must be (height, width) of positive integers, got {size}")
         self.crop_size = None if crop_size is None else tuple(crop_size)
         self.eval_crop = None if eval_crop is None else tuple(eval_crop)
         self.mean, self.std, self.seed = mean, std, seed
@@ -230,7 +231,7 @@ class SegmentationData(ZooDataModule):
             say(f"{type(self).__name__}: {len(images)} training images; {self.dropped} smaller than {h}x{w} "
                 "dropped (the course's filter)")  # fmt: skip
             if not images:
-                raise ValueError(f"every training image is smaller than crop_size={list(self.crop_size)}")
+                raise ConfigError(f"every training image is smaller than crop_size={list(self.crop_size)}")
         check_masks(images, masks, self.num_classes)
         crop = self.crop_size if train else self.eval_crop
         tf = segmentation_transform(crop, train, self.mean, self.std, self.seed)
@@ -385,7 +386,7 @@ class SegmentationFolder(SegmentationData):
             elif self._given_classes:
                 self._classes = [str(k) for k in range(self._given_classes)]
             else:
-                raise ValueError(f"{self.data_dir}: no classes.txt; give num_classes or write one name a line")
+                raise ConfigError(f"{self.data_dir}: no classes.txt; give num_classes or write one name a line")
         return self._classes
 
     def pairs(self, split: str) -> tuple[list[Path], list[Path]]:

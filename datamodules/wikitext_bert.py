@@ -42,6 +42,7 @@ from datamodules.base import TensorDataset, ZooDataModule, read_text
 from datamodules.download import download, extract, find_data
 from datamodules.language_model import SHARED, WikiText2
 from datamodules.text import Vocab
+from zoo.core.errors import ConfigError
 from zoo.core.problems import DataError
 
 log = logging.getLogger(__name__)
@@ -126,7 +127,7 @@ class BERTPretrainDataset(TensorDataset):
     def __init__(self, pairs: Sequence[Pair], vocab: Vocab, max_len: int, generator: torch.Generator | None = None,
                  seed: int = 0) -> None:  # fmt: skip
         if not pairs:
-            raise ValueError(f"no sentence pairs of at most max_len={max_len} tokens: too little text")
+            raise ConfigError(f"no sentence pairs of at most max_len={max_len} tokens: too little text")
         super().__init__(*encode_pairs(pairs, vocab, max_len))
         self.vocab, self.num_preds, self.generator = vocab, round(max_len * 0.15), generator
         self.fixed = None
@@ -181,12 +182,12 @@ class WikiText2BERT(ZooDataModule):
         super().__init__(batch_size)  # no worker processes: each would draw its copy's masks
         self.save_hyperparameters()
         if train_on not in ("train", "valid+test"):
-            raise ValueError(f"train_on must be 'train' or 'valid+test', got {train_on!r}")
+            raise ConfigError(f"train_on must be 'train' or 'valid+test', got {train_on!r}")
         if not (0 < val_fraction and 0 < test_fraction and val_fraction + test_fraction < 1):
-            raise ValueError(f"val_fraction and test_fraction must be > 0 with a sum < 1, "
+            raise ConfigError(f"val_fraction and test_fraction must be > 0 with a sum < 1, "
                              f"got {val_fraction} and {test_fraction}")  # fmt: skip
         if max_len < 5:
-            raise ValueError(f"max_len must be at least 5 (<cls>, two words, two <sep>), got {max_len}")
+            raise ConfigError(f"max_len must be at least 5 (<cls>, two words, two <sep>), got {max_len}")
         self.data_dir = Path(data_dir).expanduser()
         self.train_on, self.max_len, self.min_freq, self.seed = train_on, max_len, min_freq, seed
         self.val_fraction, self.test_fraction, self.download = val_fraction, test_fraction, download

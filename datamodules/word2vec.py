@@ -32,6 +32,7 @@ import torch
 from datamodules.base import TensorDataset, ZooDataModule
 from datamodules.language_model import PennTreebank
 from datamodules.text import Vocab
+from zoo.core.errors import ConfigError
 from zoo.core.problems import DataError
 
 EOS = "<eos>"  # PennTreebank's end of line, where one sentence stops
@@ -186,7 +187,7 @@ class PTBWord2Vec(ZooDataModule):
         super().__init__(batch_size, num_workers)
         self.save_hyperparameters()
         if max_window_size < 1 or num_noise_words < 1:
-            raise ValueError(f"max_window_size ({max_window_size}) and num_noise_words ({num_noise_words}) "
+            raise ConfigError(f"max_window_size ({max_window_size}) and num_noise_words ({num_noise_words}) "
                              "must be at least 1")  # fmt: skip
         self.ptb = PennTreebank(data_dir=data_dir, level="word", download=download)
         self.max_window_size, self.num_noise_words = max_window_size, num_noise_words

@@ -43,6 +43,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from scripts.options import add_d2l_path, add_dry_run, dry_run_done, require, use_d2l
+from zoo.core.errors import ConfigError
 from zoo.run.errors import run_command
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -162,7 +163,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     steps = 2 if args.smoke else args.steps
     if "course" in args.sides:
         if not args.d2l_path:
-            raise ValueError("--d2l_path DIR is needed for the course's side (or --sides zoo)")
+            raise ConfigError("--d2l_path DIR is needed for the course's side (or --sides zoo)")
         use_d2l(args.d2l_path)
     require(data=args.data)
     if args.dry_run:

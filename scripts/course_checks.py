@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from datamodules import NadarayaWatsonData
+from zoo.core.errors import ConfigError
 from zoo.models.registry import create_model
 from zoo.ops.boxes import anchor_boxes, multibox_detection, multibox_target
 
@@ -160,7 +161,7 @@ def style_transfer_check(entry: dict, context: dict) -> dict:
 
 def needs_only(entry: dict, context: dict) -> dict:
     """A row whose data is here but whose run the zoo cannot make yet: say so, do not pretend."""
-    raise ValueError(f"{entry['id']}: the data is here, but the row has no recipe yet ({entry.get('note', '')})")
+    raise ConfigError(f"{entry['id']}: the data is here, but the row has no recipe yet ({entry.get('note', '')})")
 
 
 CHECKS: dict[str, Callable[[dict, dict], dict]] = {

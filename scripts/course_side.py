@@ -49,6 +49,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ROOT / "scripts"
 sys.path.insert(0, str(ROOT))
 
+from zoo.core.errors import ConfigError  # noqa: E402
 from zoo.core.io import atomic_write  # noqa: E402
 from zoo.run.errors import run_command  # noqa: E402
 
@@ -233,7 +234,7 @@ def load_d2l(d2l_path: Path) -> types.ModuleType:
     version = next((line.split("=")[1].strip().strip("\"'") for line in init.read_text().splitlines()
                     if line.startswith("__version__")), "unknown")  # fmt: skip
     if version != D2L_VERSION:
-        raise ValueError(
+        raise ConfigError(
             f"--d2l_path {d2l_path}: d2l {version} there, expected {D2L_VERSION}; "
             f"install it with: {INSTALL.format(dir=d2l_path)}"
         )
@@ -243,7 +244,7 @@ def load_d2l(d2l_path: Path) -> types.ModuleType:
     _display_stand_ins()
     loaded = sys.modules.get("d2l")
     if loaded is not None and Path(loaded.__file__).resolve().parent != d2l_path / "d2l":
-        raise ValueError(f"--d2l_path {d2l_path}: another d2l ({loaded.__file__}) is already imported")
+        raise ConfigError(f"--d2l_path {d2l_path}: another d2l ({loaded.__file__}) is already imported")
     d2l = importlib.import_module("d2l.torch")
     d2l.Animator = Recorder
     d2l.get_dataloader_workers = lambda: 0
@@ -256,7 +257,7 @@ def _local_data(d2l: types.ModuleType, data_root: Path, work_dir: Path) -> None:
 
     def local(kind: str, table: dict[str, str], name: str) -> str:
         if name not in table:
-            raise ValueError(f"the course asks for {name!r}, which has no local copy (known: {', '.join(table)})")
+            raise ConfigError(f"the course asks for {name!r}, which has no local copy (known: {', '.join(table)})")
         path = data_root / table[name]
         if not path.exists():
             raise FileNotFoundError(f"{path}: the course's {name!r} {kind} is missing under --data_root {data_root}")
@@ -285,7 +286,7 @@ def run(row_id: str, seed: int, data_root: Path, d2l_path: Path = DEFAULT_D2L_PA
     """Run the course's code for ``row_id`` with every generator seeded by ``seed``; the result dict
     (value, wall_s, curve, curve_x, extra, ...). The course's printed lines go to stderr."""
     if row_id not in ROWS:
-        raise ValueError(f"--row {row_id!r}: unknown row; expected one of {', '.join(ROWS)}")
+        raise ConfigError(f"--row {row_id!r}: unknown row; expected one of {', '.join(ROWS)}")
     row = ROWS[row_id]
     data_root = Path(data_root).resolve()
     if row.data is not None and not (data_root / row.data).is_dir():

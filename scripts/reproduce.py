@@ -50,6 +50,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from zoo.core.errors import ConfigError  # noqa: E402
 from zoo.core.io import atomic_write, save_figure  # noqa: E402
 from zoo.run.errors import run_command  # noqa: E402
 
@@ -67,30 +68,30 @@ def load_registry(path: Path) -> list[dict]:
     """The entries of ``path``; a malformed one is an error naming the file and the entry."""
     entries = yaml.safe_load(path.read_text(encoding="utf-8"))
     if not isinstance(entries, list):
-        raise ValueError(f"{path}: expected a list of entries, one per course experiment")
+        raise ConfigError(f"{path}: expected a list of entries, one per course experiment")
     seen = set()
     for i, e in enumerate(entries, 1):
         name = e.get("id", "no id") if isinstance(e, dict) else repr(e)
         where = f"{path}: entry {i} ({name})"
         if not isinstance(e, dict):
-            raise ValueError(f"{where}: expected a mapping")
+            raise ConfigError(f"{where}: expected a mapping")
         missing = [k for k in REQUIRED if k not in e]
         if missing:
-            raise ValueError(f"{where}: missing {', '.join(missing)}")
+            raise ConfigError(f"{where}: missing {', '.join(missing)}")
         if ("recipe" in e) == ("check" in e):
-            raise ValueError(
+            raise ConfigError(
                 f"{where}: needs exactly one of recipe (a zoo.fit run) or check (scripts/course_checks.py)"
             )
         if e["better"] not in ("higher", "lower"):
-            raise ValueError(f"{where}: better must be higher or lower, got {e['better']!r}")
+            raise ConfigError(f"{where}: better must be higher or lower, got {e['better']!r}")
         course = e["course"] if isinstance(e["course"], list) else [e["course"]]
         numbers = 0 < len(course) <= 2 and all(isinstance(c, (int, float)) for c in course)
         if e["course"] is not None and not numbers:
-            raise ValueError(f"{where}: course must be a number, a [low, high] range or null, got {e['course']!r}")
+            raise ConfigError(f"{where}: course must be a number, a [low, high] range or null, got {e['course']!r}")
         if e["id"] in seen:
-            raise ValueError(f"{where}: id {e['id']!r} is used twice")
+            raise ConfigError(f"{where}: id {e['id']!r} is used twice")
         if e.get("needs") and e["needs"] not in seen:
-            raise ValueError(f"{where}: needs {e['needs']!r}, which must be an entry above it")
+            raise ConfigError(f"{where}: needs {e['needs']!r}, which must be an entry above it")
         seen.add(e["id"])
     return entries
 
@@ -166,15 +167,15 @@ def read_metric(run_dir: Path, metric: str, reduce: str = "last") -> float:
     """``test/...`` from metrics.json; any other metric is its last value in metrics.csv, or with
     ``reduce="mean"`` the mean of its logged epochs."""
     if reduce not in ("last", "mean"):
-        raise ValueError(f"reduce must be last or mean, got {reduce!r}")
+        raise ConfigError(f"reduce must be last or mean, got {reduce!r}")
     if metric.startswith("test/"):
         test = json.loads((run_dir / "metrics.json").read_text())["test"]
         if metric not in test:
-            raise ValueError(f"{run_dir}/metrics.json: no {metric} (it has {', '.join(test)})")
+            raise ConfigError(f"{run_dir}/metrics.json: no {metric} (it has {', '.join(test)})")
         return float(test[metric])
     values = read_curves(run_dir).get(metric, ([], []))[1]
     if not values:
-        raise ValueError(f"{run_dir}/metrics.csv: {metric} was never logged")
+        raise ConfigError(f"{run_dir}/metrics.csv: {metric} was never logged")
     return statistics.fmean(values) if reduce == "mean" else values[-1]
 
 
@@ -552,7 +553,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = p.parse_args(argv)
     for name in ("budget", "max_batches", "seeds"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
-            raise ValueError(f"--{name} must be >= 1, got {getattr(args, name)}")
+            raise ConfigError(f"--{name} must be >= 1, got {getattr(args, name)}")
     import torch
 
     entries, out = load_registry(Path(args.registry)), Path(args.out)

@@ -263,6 +263,21 @@ def test_the_one_line_keeps_the_message_that_names_the_file_not_its_cause():
     assert format_line(e.value).startswith("unknown model 'lenet6'; did you mean lenet")
 
 
+def test_a_bug_keeps_its_traceback_and_a_mistake_is_one_line():
+    """Only the zoo's own errors (and OSError, jsonargparse's, Lightning's misconfiguration) are a
+    user's mistake; a ValueError or TypeError from anywhere else is a bug, shown whole."""
+    from zoo.core.errors import ConfigError, ZooError
+    from zoo.core.problems import DataError
+    from zoo.run.errors import user_errors_as_one_line
+
+    for bug in (ValueError("a bug deep in a library"), TypeError("unsupported operand"), KeyError("x")):
+        with pytest.raises(type(bug)), user_errors_as_one_line():
+            raise bug
+    with pytest.raises(SystemExit, match=r"^error: --lr: expected a positive number"), user_errors_as_one_line():
+        raise ConfigError("--lr: expected a positive number")
+    assert issubclass(ConfigError, ValueError) and issubclass(DataError, ZooError)
+
+
 def test_cowboy_ids_outside_64_bit_unsigned_are_one_line(tmp_path):
     from datamodules.cowboy import read_image_list
     from zoo.core.problems import DataError

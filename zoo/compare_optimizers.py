@@ -23,6 +23,7 @@ from pathlib import Path
 
 import lightning as L
 
+from zoo.core.errors import ConfigError
 from zoo.core.io import atomic_write, save_figure
 from zoo.core.options import number
 from zoo.run.errors import run_command
@@ -65,7 +66,7 @@ def read_curve(run_dir: Path, metric: str, name: str) -> Curve:
             if row.get(metric) and row.get("curve/examples"):
                 points.append((float(row["curve/examples"]), float(row["curve/seconds"]), float(row[metric])))
     if not points:
-        raise ValueError(f"{run_dir}/metrics.csv: no {metric} beside curve/examples; did the run validate?")
+        raise ConfigError(f"{run_dir}/metrics.csv: no {metric} beside curve/examples; did the run validate?")
     examples, seconds, loss = (list(c) for c in zip(*sorted(points)))
     return Curve(name, examples, seconds, loss)
 
@@ -110,7 +111,7 @@ def main(argv: list[str] | None = None) -> list[Curve]:
     p.add_argument("--dry_run", action="store_true", help="load and check the inputs, then stop")
     args = p.parse_args(ours)
     if args.every < 1:
-        raise ValueError(f"--every must be >= 1, got {args.every}")
+        raise ConfigError(f"--every must be >= 1, got {args.every}")
     for recipe in args.recipes:
         if not Path(recipe).is_file():
             raise FileNotFoundError(f"{recipe}: no such recipe")
@@ -128,7 +129,7 @@ def main(argv: list[str] | None = None) -> list[Curve]:
                             "--trainer.callbacks+=zoo.compare_optimizers.LossClock", *fit_args],
                            one_line_errors=True)  # fmt: skip
         if not summary or "metrics_file" not in summary:
-            raise ValueError(f"{recipe}: the run wrote no metrics (a fast_dev_run writes none)")
+            raise ConfigError(f"{recipe}: the run wrote no metrics (a fast_dev_run writes none)")
         curves.append(read_curve(Path(summary["metrics_file"]).parent, args.metric, name))
     text = table(curves, args.metric)
     plot(curves, out, args.metric)
@@ -136,7 +137,7 @@ def main(argv: list[str] | None = None) -> list[Curve]:
         f.write(text)
     print(text + f"wrote {out} and {out.with_suffix('.md')}")
     if not all(math.isfinite(c.loss[-1]) for c in curves):
-        raise ValueError("a run's final loss is not finite; see its metrics.csv")
+        raise ConfigError("a run's final loss is not finite; see its metrics.csv")
     return curves
 
 

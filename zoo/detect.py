@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from zoo.core.checkpoint import load_task
+from zoo.core.errors import ConfigError
 from zoo.core.images import read_rgb
 from zoo.core.io import atomic_write
 from zoo.core.options import number
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> list[ImageDetections]:
         raise NotADirectoryError(f"--out {out}: is a file; expected a folder")
     stems = [Path(i).stem for i in args.images]
     if len(set(stems)) != len(stems):
-        raise ValueError("two images share a file name; their PNGs would overwrite each other")
+        raise ConfigError("two images share a file name; their PNGs would overwrite each other")
     from torchvision.io import encode_png
 
     task = load_task(args.ckpt_path, Detection).to(args.device).eval()

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from zoo.core.classes import ConfigError
+from zoo.core.errors import ConfigError
 from zoo.core.io import atomic_write
 from zoo.core.options import number
 from zoo.predict import load_classifier
@@ -42,7 +42,7 @@ def example_input(preprocessing: dict[str, Any], batch: int = 2, image_size: int
     """A random batch of the shape the model takes, ``(batch, C, H, W)``."""
     size = preprocessing.get("image_size") if image_size is None else image_size
     if not size:
-        raise ValueError("the checkpoint records no image size; pass --image_size")
+        raise ConfigError("the checkpoint records no image size; pass --image_size")
     return torch.rand(batch, preprocessing.get("in_channels", 3), size, size)
 
 
@@ -51,7 +51,7 @@ def export_onnx(model: nn.Module, x: torch.Tensor, out: str | Path, metadata: di
         import onnx  # noqa: F401  (torch.onnx needs onnx and onnxscript)
         import onnxscript  # noqa: F401
     except ImportError as e:
-        raise ValueError(f"--format onnx needs the export extra: pip install -e '.[export]' ({e})") from None
+        raise ConfigError(f"--format onnx needs the export extra: pip install -e '.[export]' ({e})") from None
     program = torch.onnx.export(model, (x,), dynamo=True, input_names=["images"], output_names=["logits"],
                                 dynamic_shapes=({0: torch.export.Dim("batch")},), verbose=False)  # fmt: skip
     proto = program.model_proto
@@ -96,7 +96,7 @@ def export(ckpt_path: str | Path, fmt: str, out: str | Path, image_size: int | N
     difference from the checkpoint's logits on a random batch of 3 (a batch size other than
     the traced one, so the batch dimension is checked to be dynamic)."""
     if fmt not in FORMATS:
-        raise ValueError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
+        raise ConfigError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
     if Path(out).is_dir():
         raise IsADirectoryError(f"--out {out}: is a folder; expected a file name")
     task = load_classifier(ckpt_path)

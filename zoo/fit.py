@@ -36,7 +36,7 @@ import datamodules  # noqa: F401  (registers the data modules as subclasses for 
 import zoo.tasks  # noqa: F401
 from datamodules.base import ZooDataModule
 from zoo.core.checkpoint import CheckpointError, checkpoint_file, load_checkpoint
-from zoo.core.classes import ConfigError
+from zoo.core.errors import ConfigError
 from zoo.core.io import atomic_write, read_yaml
 from zoo.models.weights import check_course_file
 from zoo.run.callbacks import ModelTable, RunReport
@@ -71,7 +71,7 @@ def plan_run(cfg: Any, model: ZooTask) -> tuple[RunFolder, ResumableCSVLogger]:
     root = Path(cfg.trainer.default_root_dir or "runs")
     name = cfg.name or _default_name(cfg)
     if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", name):
-        raise ValueError(f"--name {name!r}: expected letters, digits, '_', '.' or '-' (one folder under {root})")
+        raise ConfigError(f"--name {name!r}: expected letters, digits, '_', '.' or '-' (one folder under {root})")
     resume_from, version = _resolve_resume(cfg.ckpt_path, root / name)
     if resume_from:
         check_resumable(resume_from, model)
@@ -316,10 +316,10 @@ def _fit_folds(cli: ZooCLI, args: list[str] | None, exit_on_error: bool) -> dict
     if k < 2:
         raise ConfigError(f"--folds {k}: expected 0 (no cross-validation) or at least 2 folds")
     if not (hasattr(data, "fold_rows") and {"fold", "folds_file"} <= set(inspect.signature(type(data)).parameters)):
-        raise ValueError(f"--folds: {type(data).__name__} cannot hold out folds (it has no fold_rows and "
+        raise ConfigError(f"--folds: {type(data).__name__} cannot hold out folds (it has no fold_rows and "
                          "fold/folds_file arguments)")  # fmt: skip
     if cfg.ckpt_path:
-        raise ValueError("--folds with --ckpt_path: resume one fold's run instead (--trainer.default_root_dir "
+        raise ConfigError("--folds with --ckpt_path: resume one fold's run instead (--trainer.default_root_dir "
                          "<root>/<name>_cv<K> --name fold<k> --ckpt_path last, its data options)")  # fmt: skip
     name = cfg.name or _default_name(cfg)
     cv_dir = Path(cfg.trainer.default_root_dir or "runs") / f"{name}_cv{k}"

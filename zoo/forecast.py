@@ -23,6 +23,7 @@ from torch import nn
 
 from datamodules.sine import NoisySine
 from zoo.core.checkpoint import checkpoint_file, load_datamodule, load_task
+from zoo.core.errors import ConfigError
 from zoo.core.io import save_figure
 from zoo.core.options import number
 from zoo.run.errors import run_command
@@ -36,7 +37,7 @@ def k_step_ahead(model: nn.Module, x: torch.Tensor, tau: int, max_k: int) -> tor
     predictions of the ``k - 1`` values in between (the course's ``features`` matrix)."""
     n = len(x) - tau - max_k + 1
     if n < 1:
-        raise ValueError(f"a series of {len(x)} values is too short for tau={tau} and k={max_k}")
+        raise ConfigError(f"a series of {len(x)} values is too short for tau={tau} and k={max_k}")
     cols = [x[i : i + n] for i in range(tau)]
     for _ in range(max_k):
         cols.append(model(torch.stack(cols[-tau:], 1)).reshape(n))

@@ -19,6 +19,7 @@ import torch
 
 from datamodules.text import Tokenizer, Vocab
 from zoo.core.checkpoint import CheckpointError, checkpoint_file, load_task
+from zoo.core.errors import ConfigError
 from zoo.core.options import number
 from zoo.run.errors import run_command
 from zoo.tasks.language_model import LanguageModel
@@ -36,15 +37,15 @@ def generate(
 ) -> str:
     """``prefix`` followed by ``num_tokens`` generated tokens, as text."""
     if temperature < 0:
-        raise ValueError(f"temperature must be >= 0 (0: greedy), got {temperature}")
+        raise ConfigError(f"temperature must be >= 0 (0: greedy), got {temperature}")
     if num_tokens < 0:
-        raise ValueError(f"num_tokens must be >= 0, got {num_tokens}")
+        raise ConfigError(f"num_tokens must be >= 0, got {num_tokens}")
     tokens = tokenizer(prefix)
     if not tokens:
-        raise ValueError(f"the prefix {prefix!r} has no tokens after {tokenizer} normalisation")
+        raise ConfigError(f"the prefix {prefix!r} has no tokens after {tokenizer} normalisation")
     unknown = sorted({t for t in tokens if t not in vocab})
     if len(unknown) == len(set(tokens)):  # the model would start from <unk> alone
-        raise ValueError(f"the prefix {prefix!r} holds no token of the model's vocabulary (unknown: "
+        raise ConfigError(f"the prefix {prefix!r} holds no token of the model's vocabulary (unknown: "
                          f"{', '.join(map(repr, unknown))}; known: {_sample(vocab)})")  # fmt: skip
     if unknown:
         warnings.warn(f"prefix tokens outside the vocabulary, read as {vocab.unk_token}: "

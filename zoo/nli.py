@@ -19,6 +19,7 @@ import torch
 
 from datamodules.snli import encode_bert, encode_pair, tokenize_sentence
 from zoo.core.checkpoint import CheckpointError, load_task
+from zoo.core.errors import ConfigError
 from zoo.run.errors import run_command
 from zoo.tasks.nli import LABELS, NLI
 
@@ -43,7 +44,7 @@ def infer(task: NLI, premise: str, hypothesis: str) -> Inference:
     pair = (tokenize_sentence(premise), tokenize_sentence(hypothesis))
     empty = [name for name, words in zip(("premise", "hypothesis"), pair, strict=True) if not words]
     if empty:
-        raise ValueError(f"the {' and the '.join(empty)} is empty")
+        raise ConfigError(f"the {' and the '.join(empty)} is empty")
     unknown = sorted({w for words in pair for w in words if w not in task.vocab})
     if unknown:
         print(f"note: not in the vocabulary, read as <unk>: {', '.join(unknown)}", file=sys.stderr)

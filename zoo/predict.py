@@ -33,6 +33,7 @@ import torch
 from datamodules.augment import from_preprocessing
 from datamodules.image_folder import IMAGE_SUFFIXES
 from zoo.core.checkpoint import CheckpointError, load_checkpoint, load_task
+from zoo.core.errors import ConfigError
 from zoo.core.images import read_rgb
 from zoo.core.io import atomic_write
 from zoo.core.options import number
@@ -169,7 +170,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
     p.add_argument("--dry_run", action="store_true", help="load and check the inputs, then stop")
     args = p.parse_args(argv)
     if args.top_k < 1 or args.batch_size < 1:
-        raise ValueError(f"--top_k and --batch_size must be >= 1, got {args.top_k} and {args.batch_size}")
+        raise ConfigError(f"--top_k and --batch_size must be >= 1, got {args.top_k} and {args.batch_size}")
     if args.out and Path(args.out).is_dir():
         raise IsADirectoryError(f"--out {args.out}: is a folder; expected a CSV file name")
     task = load_classifier(args.ckpt_path)

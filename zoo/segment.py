@@ -20,6 +20,7 @@ from PIL import Image
 
 from datamodules.voc import IMAGENET_MEAN, IMAGENET_STD, voc_palette
 from zoo.core.checkpoint import load_checkpoint, load_datamodule, load_task
+from zoo.core.errors import ConfigError
 from zoo.core.images import read_rgb
 from zoo.core.io import atomic_write
 from zoo.core.options import number
@@ -71,7 +72,7 @@ def main(argv: list[str] | None = None) -> list[tuple[Path, Path]]:
     stems = [Path(i).stem for i in args.images]
     twice = sorted({s for s in stems if stems.count(s) > 1})
     if twice:
-        raise ValueError(f"several images are named {', '.join(twice)}: their outputs would overwrite each other")
+        raise ConfigError(f"several images are named {', '.join(twice)}: their outputs would overwrite each other")
     task = load_task(args.ckpt_path, Segmentation).to(args.device).eval()
     mean, std = normalisation(args.ckpt_path)
     if args.dry_run:

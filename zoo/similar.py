@@ -13,6 +13,7 @@ import warnings
 from pathlib import Path
 
 from zoo.core.checkpoint import CheckpointError, checkpoint_file, load_task
+from zoo.core.errors import ConfigError
 from zoo.core.options import number
 from zoo.run.errors import run_command
 from zoo.tasks.word2vec import Word2Vec, nearest_words
@@ -36,12 +37,12 @@ def main(argv: list[str] | None = None) -> dict[str, list[tuple[str, float]]]:
     p.add_argument("--dry_run", action="store_true", help="load and check the inputs, then stop")
     args = p.parse_args(argv)
     if args.k < 1:
-        raise ValueError(f"--k must be at least 1, got {args.k}")
+        raise ConfigError(f"--k must be at least 1, got {args.k}")
     task = load(args.ckpt_path)
     known = [w for w in args.words if w in task.vocab]
     unknown = [w for w in args.words if w not in task.vocab]
     if not known:
-        raise ValueError(f"none of {', '.join(map(repr, args.words))} is in the model's vocabulary of "
+        raise ConfigError(f"none of {', '.join(map(repr, args.words))} is in the model's vocabulary of "
                          f"{len(task.vocab)} words (e.g. {', '.join(task.vocab.idx_to_token[1:9])})")  # fmt: skip
     if unknown:
         warnings.warn(f"not in the model's vocabulary, skipped: {', '.join(map(repr, unknown))}", stacklevel=2)

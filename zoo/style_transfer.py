@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from zoo.core.errors import ConfigError
 from zoo.core.images import read_rgb
 from zoo.core.io import atomic_write, save_figure
 from zoo.core.options import number
@@ -118,12 +119,12 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     p.add_argument("--dry_run", action="store_true", help="load and check the inputs, then stop")
     args = p.parse_args(argv)
     if args.epochs < 1 or min(args.size) < 16:
-        raise ValueError(f"--epochs must be >= 1 and --size at least 16x16, got {args.epochs} and {args.size}")
+        raise ConfigError(f"--epochs must be >= 1 and --size at least 16x16, got {args.epochs} and {args.size}")
     out = Path(args.out)
     if out.suffix.lower() != ".png":
-        raise ValueError(f"--out {out}: expected a .png file name")
+        raise ConfigError(f"--out {out}: expected a .png file name")
     if args.random_weights and args.weights:
-        raise ValueError("give --weights or --random_weights, not both")
+        raise ConfigError("give --weights or --random_weights, not both")
     weights = None if args.random_weights else args.weights or VGG19_WEIGHTS
     if weights is None:
         print(RANDOM_NOTE)

@@ -24,6 +24,7 @@ import torch
 from datamodules.base import read_text
 from datamodules.translation import encode, preprocess_nmt, tokenize_nmt
 from zoo.core.checkpoint import CheckpointError, load_task
+from zoo.core.errors import ConfigError
 from zoo.core.io import save_figure
 from zoo.core.options import number
 from zoo.core.problems import DataError
@@ -68,9 +69,9 @@ def translate(task: Seq2Seq, sentences: list[str], beam: int = 1, max_len: int |
     tokens = [tokenize_nmt(preprocess_nmt(s)) for s in sentences]
     empty = [i + 1 for i, t in enumerate(tokens) if not t]
     if empty:
-        raise ValueError(f"sentence {', '.join(map(str, empty))} is empty: nothing to translate")
+        raise ConfigError(f"sentence {', '.join(map(str, empty))} is empty: nothing to translate")
     if references is not None and len(references) != len(sentences):
-        raise ValueError(f"{len(references)} references for {len(sentences)} sentences: give one per sentence")
+        raise ConfigError(f"{len(references)} references for {len(sentences)} sentences: give one per sentence")
     unknown = sorted({w for t in tokens for w in t if w not in task.src_vocab})
     if unknown:
         print(f"note: not in the source vocabulary, read as <unk>: {', '.join(unknown)}", file=sys.stderr)
@@ -91,7 +92,7 @@ def _attach_attention(task: Seq2Seq, src: torch.Tensor, src_len: torch.Tensor, i
                       results: list[Translation]) -> None:  # fmt: skip
     """The decoder's attention while it reads back its own translation (teacher forcing on it)."""
     if "return_attention" not in inspect.signature(task.model.forward).parameters:
-        raise ValueError(f"--attention_png: {task.hparams.arch} has no attention over the source")
+        raise ConfigError(f"--attention_png: {task.hparams.arch} has no attention over the source")
     bos = task.special("<bos>")
     for i, (row, r) in enumerate(zip(ids, results, strict=True)):
         n = int(src_len[i])
@@ -133,7 +134,7 @@ def main(argv: list[str] | None = None) -> list[Translation]:
     p.add_argument("--dry_run", action="store_true", help="load and check the inputs, then stop")
     args = p.parse_args(argv)
     if bool(args.file) == bool(args.sentences):
-        raise ValueError("give the sentences as arguments or --file, one of the two")
+        raise ConfigError("give the sentences as arguments or --file, one of the two")
     sentences = _read_lines(args.file, "--file") if args.file else args.sentences
     references = _read_lines(args.references_file, "--references_file") if args.references_file else args.references
     task = load(args.ckpt_path, args.device)

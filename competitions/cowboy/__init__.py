@@ -25,6 +25,7 @@ from competitions.kit.submission import write_detections
 from datamodules.cowboy import CATEGORIES, read_image_list
 from datamodules.detection import read_coco
 from datamodules.kaggle_images import bad_images
+from zoo.core.errors import ConfigError
 from zoo.core.problems import Problems
 
 NO_BOXES = "none"
@@ -67,7 +68,7 @@ class CowboyOutfits(Competition):
 
         work_dir = Path(work_dir)
         if tta:
-            raise ValueError("cowboy: flip TTA is not implemented for detection; predict with --no-tta")
+            raise ConfigError("cowboy: flip TTA is not implemented for detection; predict with --no-tta")
         info, cv_result = self.fitted(work_dir, output)
         start = time.perf_counter()
         settings = config.get("predict", {})
@@ -77,7 +78,7 @@ class CowboyOutfits(Competition):
         csv = Path(info["data_dir"]) / settings.get("csv", "valid.csv")
         expected = [r.image_id for r in read_image_list(csv, Path(info["data_dir"]) / "images")]
         if ids != expected:
-            raise ValueError(f"the folds' data modules predicted other images than {csv}; set predict.csv "
+            raise ConfigError(f"the folds' data modules predicted other images than {csv}; set predict.csv "
                              "to the data module's predict_csv")  # fmt: skip
         records = [{"image_id": image_id, "category_id": category_ids[int(label)],
                     "bbox": [round(x1, 2), round(y1, 2), round(x2 - x1, 2), round(y2 - y1, 2)],

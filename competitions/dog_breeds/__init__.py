@@ -18,6 +18,7 @@ import pandas as pd
 
 from competitions.kit import Competition, Prepared
 from datamodules.kaggle_images import read_dog_breeds
+from zoo.core.errors import ConfigError
 
 
 class DogBreeds(Competition):
@@ -39,7 +40,7 @@ class DogBreeds(Competition):
         column = {c: i for i, c in enumerate(classes)}
         missing = [b for b in header[1:] if b not in column]
         if missing:
-            raise ValueError(f"the model has no output for the sample's breeds {missing[:5]}; refit after prepare")
+            raise ConfigError(f"the model has no output for the sample's breeds {missing[:5]}; refit after prepare")
         table = pd.DataFrame(preds[:, [column[b] for b in header[1:]]], columns=header[1:])
         table.insert(0, header[0], ids)
         return table

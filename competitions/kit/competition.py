@@ -32,6 +32,7 @@ import yaml
 from competitions.kit.fetch import fetch
 from competitions.kit.scorelog import append_score
 from competitions.kit.submission import read_sample, write_submission
+from zoo.core.errors import ConfigError
 from zoo.core.io import atomic_write
 from zoo.run.folds import cv_summary, fit_folds, load_or_make_folds
 
@@ -158,7 +159,7 @@ class Competition:
         folds = config.get("cv", {}).get("train_folds") or saved
         unknown = [k for k in folds if k not in saved]
         if unknown:  # before anything is trained or written
-            raise ValueError(f"--train_folds (cv.train_folds): no fold {', '.join(map(str, unknown))} in "
+            raise ConfigError(f"--train_folds (cv.train_folds): no fold {', '.join(map(str, unknown))} in "
                              f"{work_dir / 'folds.csv'}, which holds folds {', '.join(map(str, saved))}")  # fmt: skip
         recipe = work_dir / "recipe.yaml"
         with atomic_write(recipe) as f:
@@ -173,7 +174,7 @@ class Competition:
         for summary in summaries:
             ckpt = summary.get("best_checkpoint") or _last_checkpoint(summary)
             if not ckpt:
-                raise ValueError(
+                raise ConfigError(
                     f"fold {summary['fold']} saved no checkpoint (a fast_dev_run?); predict needs one per fold"
                 )
             results.append({"fold": summary["fold"], "checkpoint": ckpt, "score": summary["test"][self.score_key]})
@@ -215,7 +216,7 @@ class Competition:
         ids, preds, classes = predict_folds([f["checkpoint"] for f in cv_result["folds"]], tta)
         test_ids = pd.read_csv(work_dir / "test_index.csv", dtype={"id": str})["id"].tolist()
         if ids != test_ids:
-            raise ValueError("the data module predicted other rows than prepare's test index; rerun prepare")
+            raise ConfigError("the data module predicted other rows than prepare's test index; rerun prepare")
         header, expected_ids = info["header"], test_ids
         if info["sample"]:
             header, expected_ids = read_sample(info["sample"])

@@ -7,6 +7,8 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
+from zoo.core.errors import ConfigError
+
 COLUMNS = ["time_utc", "competition", "stage", "metric", "cv_score", "fold_scores",
            "wall_seconds", "config", "overrides", "output"]  # fmt: skip
 
@@ -19,7 +21,7 @@ def append_score(path: str | Path, **row: Any) -> Path:
     """
     unknown = set(row) - set(COLUMNS)
     if unknown:
-        raise ValueError(f"unknown score-log columns {sorted(unknown)}; expected {COLUMNS}")
+        raise ConfigError(f"unknown score-log columns {sorted(unknown)}; expected {COLUMNS}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     new = not path.is_file() or path.stat().st_size == 0

@@ -25,7 +25,8 @@ from typing import Any, TypeVar
 
 import torch
 
-from zoo.core.classes import ZOO_PACKAGES, ConfigError, resolve_class
+from zoo.core.classes import ZOO_PACKAGES, resolve_class
+from zoo.core.errors import ConfigError, ZooError
 
 #: where checkpoints keep the weights (a Lightning, a timm or a torchvision training checkpoint)
 _NESTED = ("state_dict", "model", "state_dict_ema")
@@ -33,7 +34,7 @@ _NESTED = ("state_dict", "model", "state_dict_ema")
 T = TypeVar("T")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(ZooError, ValueError):
     """A checkpoint or weights file that is missing, damaged, or not what a command expected."""
 
 

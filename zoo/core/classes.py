@@ -16,14 +16,12 @@ import os
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
+from zoo.core.errors import ConfigError
+
 #: the zoo's own packages: the only ones a checkpoint's ``_class_path`` may import from
 ZOO_PACKAGES = ("zoo", "datamodules", "competitions")
 
 T = TypeVar("T")
-
-
-class ConfigError(ValueError):
-    """A recipe or option that names something the zoo will not build, or builds it wrongly."""
 
 
 def resolve_class(class_path: Any, expected: type[T], where: str, zoo_only: bool = False,

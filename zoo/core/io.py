@@ -20,6 +20,8 @@ from typing import IO, Any
 
 import yaml
 
+from zoo.core.errors import ConfigError
+
 
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "w", **kwargs) -> Iterator[IO]:
@@ -63,11 +65,11 @@ def read_yaml(path: str | os.PathLike) -> Any:
         with open(path, "rb") as f:  # bytes, so that yaml names the file in its errors
             return yaml.safe_load(f)
     except yaml.reader.ReaderError as e:
-        raise ValueError(f"{path}: not UTF-8 text (offset {e.position}: {e.reason}); save it as UTF-8") from None
+        raise ConfigError(f"{path}: not UTF-8 text (offset {e.position}: {e.reason}); save it as UTF-8") from None
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ValueError(f"{path}{where}: not valid YAML ({e.problem or e.context})") from None
+        raise ConfigError(f"{path}{where}: not valid YAML ({e.problem or e.context})") from None
 
 
 def read_member(path: str | os.PathLike, name: str) -> bytes:
@@ -84,7 +86,7 @@ def read_member(path: str | os.PathLike, name: str) -> bytes:
         with zipfile.ZipFile(path) as z:
             members = [n for n in z.namelist() if Path(n).name == name]
             if len(members) != 1:
-                raise ValueError(f"{path}: expected one {name} in the zip archive, found {len(members)}")
+                raise ConfigError(f"{path}: expected one {name} in the zip archive, found {len(members)}")
             return z.read(members[0])
     except (zipfile.BadZipFile, EOFError, zlib.error) as e:
-        raise ValueError(f"{path}: not a readable zip archive ({e}): truncated or another format") from None
+        raise ConfigError(f"{path}: not a readable zip archive ({e}): truncated or another format") from None

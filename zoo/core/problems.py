@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from zoo.core.errors import ZooError
+
 #: how many problems of one kind are spelled out before the rest are only counted
 SHOWN = 20
 
 
-class DataError(ValueError):
+class DataError(ZooError, ValueError):
     """Data files that are not as expected; ``problems`` lists each thing wrong."""
 
     def __init__(self, where: str, problems: list[str]) -> None:

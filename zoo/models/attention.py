@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from zoo.core.errors import ConfigError
+
 KV = tuple[torch.Tensor, torch.Tensor]
 
 
@@ -100,7 +102,7 @@ class MultiHeadAttention(nn.Module):
                  fast: bool = True) -> None:  # fmt: skip
         super().__init__()
         if num_hiddens % num_heads:
-            raise ValueError(f"num_hiddens ({num_hiddens}) must be a multiple of num_heads ({num_heads})")
+            raise ConfigError(f"num_hiddens ({num_hiddens}) must be a multiple of num_heads ({num_heads})")
         self.num_heads, self.dropout, self.fast = num_heads, dropout, fast
         self.W_q = nn.Linear(num_hiddens, num_hiddens, bias=bias)
         self.W_k = nn.Linear(num_hiddens, num_hiddens, bias=bias)
@@ -162,5 +164,5 @@ class PositionalEncoding(nn.Module):
     def forward(self, X: torch.Tensor, start: int = 0) -> torch.Tensor:
         """``X`` ``(B, T, H)`` holds positions ``start .. start + T - 1``."""
         if start + X.shape[1] > len(self.P):
-            raise ValueError(f"positions up to {start + X.shape[1]} exceed max_len={len(self.P)}")
+            raise ConfigError(f"positions up to {start + X.shape[1]} exceed max_len={len(self.P)}")
         return self.dropout(X + self.P[start : start + X.shape[1]].to(X.dtype))

@@ -25,6 +25,7 @@ import re
 import torch
 from torch import nn
 
+from zoo.core.errors import ConfigError
 from zoo.models.registry import register_model
 from zoo.models.transformer import TransformerEncoder
 
@@ -54,7 +55,7 @@ class BERTEncoder(nn.Module):
                 valid_lens: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
         T = tokens.shape[1]
         if T > self.max_len:
-            raise ValueError(f"BERT: {T} tokens exceed max_len={self.max_len}")
+            raise ConfigError(f"BERT: {T} tokens exceed max_len={self.max_len}")
         X = self.token_embedding(tokens)  # (B, T, H)
         if segments is not None:
             X = X + self.segment_embedding(segments)
@@ -163,7 +164,7 @@ def from_course(state: dict[str, torch.Tensor], name: str, num_heads: int | None
     and the builder sizes it implies. ``num_heads`` (not recorded in the file) defaults to the
     course's for its files (``name`` ``bert.small*``: 4, ``bert.base*``: 12)."""
     if "encoder.token_embedding.weight" not in state:
-        raise ValueError(f"{name}: not the course's BERTModel weights (no encoder.token_embedding.weight; first "
+        raise ConfigError(f"{name}: not the course's BERTModel weights (no encoder.token_embedding.weight; first "
                          f"keys {list(state)[:3]})")  # fmt: skip
     converted = {}
     for key, value in state.items():
@@ -172,7 +173,7 @@ def from_course(state: dict[str, torch.Tensor], name: str, num_heads: int | None
         converted[key] = value
     heads = num_heads or next((h for n, h in COURSE_HEADS.items() if name.startswith(n)), None)
     if heads is None:
-        raise ValueError(f"{name}: the course's files do not record their heads; pass arch_kwargs num_heads")
+        raise ConfigError(f"{name}: the course's files do not record their heads; pass arch_kwargs num_heads")
     vocab_size, hidden = state["encoder.token_embedding.weight"].shape
     sizes = {
         "num_hiddens": hidden,

@@ -8,6 +8,8 @@ from typing import Literal
 import torch
 from torch import nn
 
+from zoo.core.errors import ConfigError
+
 Init = Literal["default", "xavier", "normal"]
 
 
@@ -18,7 +20,7 @@ def flat_features(features: nn.Module, in_channels: int, image_size: int, model:
         with torch.no_grad():
             return features(torch.zeros(1, in_channels, image_size, image_size)).shape[1]
     except RuntimeError as e:
-        raise ValueError(f"{model}: image_size={image_size} is too small for this architecture ({e})") from e
+        raise ConfigError(f"{model}: image_size={image_size} is too small for this architecture ({e})") from e
 
 
 def dense_head(width: int, hidden: int, dropout: float, num_classes: int) -> nn.Sequential:
@@ -33,7 +35,7 @@ def dense_head(width: int, hidden: int, dropout: float, num_classes: int) -> nn.
 def check_size(x: torch.Tensor, image_size: int, model: str) -> None:
     """A clear error instead of a matrix-shape mismatch deep in the classifier."""
     if x.shape[-1] != image_size or x.shape[-2] != image_size:
-        raise ValueError(
+        raise ConfigError(
             f"{model} was built for {image_size}x{image_size} inputs but got {tuple(x.shape[-2:])}; "
             f"pass arch_kwargs={{image_size: {x.shape[-1]}}} or resize the data"
         )

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from zoo.core.errors import ConfigError
 from zoo.models.registry import register_model
 
 
@@ -32,5 +33,5 @@ def edge_conv(in_features: int | None = None, out_features: int = 1,
     """One channel in, one out, no bias (lecture 19): ``(B, 1, H, W) -> (B, 1, H - kh + 1, W - kw + 1)``.
     ``in_features`` and ``out_features`` are what the regression task passes; the image's size is free."""
     if out_features != 1:
-        raise ValueError(f"edge_conv has one output channel, got out_features={out_features}")
+        raise ConfigError(f"edge_conv has one output channel, got out_features={out_features}")
     return nn.Conv2d(1, 1, kernel_size=tuple(kernel_size), bias=False)

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from zoo.core.errors import ConfigError
 from zoo.models import weights as pretrained
 from zoo.models.registry import register_model
 from zoo.models.resnet import resnet18
@@ -102,10 +103,10 @@ def fcn_resnet18(
         net, features = _zoo_resnet18(in_channels, weights, **kwargs)
     elif backbone == "torchvision":
         if kwargs:
-            raise ValueError(f"backbone='torchvision' takes no further arguments, got {sorted(kwargs)}")
+            raise ConfigError(f"backbone='torchvision' takes no further arguments, got {sorted(kwargs)}")
         net, features = _torchvision_resnet18(in_channels, weights)
     else:
-        raise ValueError(f"backbone must be 'zoo' or 'torchvision', got {backbone!r}")
+        raise ConfigError(f"backbone must be 'zoo' or 'torchvision', got {backbone!r}")
     return FCN(net, features, num_classes)
 
 
@@ -132,7 +133,7 @@ class TorchvisionSegmenter(nn.Module):
 def _torchvision(builder: Callable[..., nn.Module], num_classes: int, in_channels: int,
                  weights: str | None) -> TorchvisionSegmenter:  # fmt: skip
     if in_channels != 3:
-        raise ValueError(f"torchvision's segmentation models take RGB images (in_channels=3), got {in_channels}")
+        raise ConfigError(f"torchvision's segmentation models take RGB images (in_channels=3), got {in_channels}")
     classes, state = num_classes, None
     if weights:  # build with the file's classes, load, then give the last layer this model's
         state = pretrained.load(weights, builder.__name__)  # e.g. COCO_WITH_VOC_LABELS_V1

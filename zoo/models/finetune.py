@@ -16,6 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from zoo.core.errors import ConfigError
 from zoo.models.registry import register_model
 from zoo.models.weights import TIMM_PREFIX, timm_model
 
@@ -64,7 +65,7 @@ def finetune(
         freeze_backbone: train the new head only.
     """
     if pretrained and weights:
-        raise ValueError("give pretrained=True or weights=<file>, not both")
+        raise ConfigError("give pretrained=True or weights=<file>, not both")
     name = backbone.removeprefix(TIMM_PREFIX)
     spec = TIMM_PREFIX + name if pretrained else weights
     net = timm_model(name, spec, torchvision_model=name, num_classes=0, in_chans=in_channels)

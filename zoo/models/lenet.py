@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from torch import nn
 
+from zoo.core.errors import ConfigError
 from zoo.models.registry import register_model
 
 _ACT = {"sigmoid": nn.Sigmoid, "relu": nn.ReLU}
@@ -39,7 +40,7 @@ class LeNet(nn.Module):
     ) -> None:
         super().__init__()
         if activation not in _ACT or pool not in _POOL:
-            raise ValueError(f"activation in {sorted(_ACT)} and pool in {sorted(_POOL)} expected")
+            raise ConfigError(f"activation in {sorted(_ACT)} and pool in {sorted(_POOL)} expected")
         c1, c2 = channels
         act, Pool = _ACT[activation], _POOL[pool]
 
@@ -53,7 +54,7 @@ class LeNet(nn.Module):
         )
         side = ((image_size // 2) - 4) // 2  # conv(pad 2) keeps the size; conv(5) removes 4
         if side < 1:
-            raise ValueError(f"LeNet needs inputs of at least 12x12 pixels, got image_size={image_size}")
+            raise ConfigError(f"LeNet needs inputs of at least 12x12 pixels, got image_size={image_size}")
         width = c2 * side * side
         layers: list[nn.Module] = []
         for size in hidden:

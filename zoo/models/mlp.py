@@ -11,6 +11,7 @@ from math import prod
 
 from torch import nn
 
+from zoo.core.errors import ConfigError
 from zoo.models.registry import register_model
 
 _ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "gelu": nn.GELU}
@@ -39,10 +40,10 @@ class MLP(nn.Module):
     ) -> None:
         super().__init__()
         if activation not in _ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}")
+            raise ConfigError(f"activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}")
         drops = [dropout] * len(hidden) if isinstance(dropout, (int, float)) else list(dropout)
         if len(drops) != len(hidden):
-            raise ValueError(f"dropout has {len(drops)} values for {len(hidden)} hidden layers")
+            raise ConfigError(f"dropout has {len(drops)} values for {len(hidden)} hidden layers")
         layers: list[nn.Module] = [nn.Flatten()]
         width = in_features
         for size, p in zip(hidden, drops):

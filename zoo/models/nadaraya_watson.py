@@ -16,6 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from zoo.core.errors import ConfigError
 from zoo.models.registry import register_model
 
 
@@ -33,7 +34,7 @@ class NadarayaWatson(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 2 or x.shape[1] % 2 != 1 or x.shape[1] < 3:
-            raise ValueError(f"expected rows [query, n keys, n values] of 1 + 2n numbers, got shape {tuple(x.shape)}")
+            raise ConfigError(f"expected rows [query, n keys, n values] of 1 + 2n numbers, got shape {tuple(x.shape)}")
         n = (x.shape[1] - 1) // 2
         queries, keys, values = x[:, :1], x[:, 1 : 1 + n], x[:, 1 + n :]  # (B, 1), (B, n), (B, n)
         self.attention_weights = torch.softmax(-(((queries - keys) * self.w) ** 2) / 2, dim=1)  # (B, n)
@@ -45,5 +46,5 @@ def nadaraya_watson(in_features: int | None = None, out_features: int = 1, param
     """Attention pooling of lecture 64 (``parametric=False``: the fixed Gaussian kernel).
     ``in_features`` is not needed (each row carries its own keys); ``out_features`` must be 1."""
     if out_features != 1:
-        raise ValueError(f"nadaraya_watson predicts one value per query, got out_features={out_features}")
+        raise ConfigError(f"nadaraya_watson predicts one value per query, got out_features={out_features}")
     return NadarayaWatson(parametric)

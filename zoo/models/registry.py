@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from torch import nn
 
+from zoo.core.errors import ConfigError
 from zoo.models.weights import TIMM_PREFIX, timm_model
 
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
@@ -25,7 +26,7 @@ def register_model(fn: Callable[..., nn.Module] | None = None, *, name: str | No
     def wrap(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         key = name or builder.__name__
         if key in _MODELS:
-            raise ValueError(f"model {key!r} is already registered (by {_MODELS[key].__module__})")
+            raise ConfigError(f"model {key!r} is already registered (by {_MODELS[key].__module__})")
         _MODELS[key] = builder
         return builder
 
@@ -45,11 +46,11 @@ def create_model(name: str, **kwargs) -> nn.Module:
         weights = kwargs.pop("weights", None)
         if kwargs.pop("pretrained", False):
             if weights:
-                raise ValueError(f"{name}: give pretrained=True or weights=<file>, not both")
+                raise ConfigError(f"{name}: give pretrained=True or weights=<file>, not both")
             weights = name
         return timm_model(name, weights, **kwargs)
     if name not in _MODELS:
         close = difflib.get_close_matches(name, list(_MODELS), n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise ValueError(f"unknown model {name!r}{hint} (zoo.models.list_models() lists them)")
+        raise ConfigError(f"unknown model {name!r}{hint} (zoo.models.list_models() lists them)")
     return _MODELS[name](**kwargs)

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from zoo.core.errors import ConfigError
 from zoo.models.registry import register_model
 
 
@@ -99,7 +100,7 @@ class ResNet(nn.Module):
         elif stem == "cifar":
             layers = [nn.Conv2d(in_channels, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU()]
         else:
-            raise ValueError(f"stem must be 'imagenet' or 'cifar', got {stem!r}")
+            raise ConfigError(f"stem must be 'imagenet' or 'cifar', got {stem!r}")
         c = width
         for i, n in enumerate(blocks):
             channels = width * 2**i

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from zoo.core.errors import ConfigError
 from zoo.models.registry import register_model
 
 State = torch.Tensor | tuple[torch.Tensor, ...]
@@ -95,7 +96,7 @@ class RecurrentLM(nn.Module):
     ) -> None:
         super().__init__()
         if cell not in self._CELLS:
-            raise ValueError(f"cell must be one of {sorted(self._CELLS)}, got {cell!r}")
+            raise ConfigError(f"cell must be one of {sorted(self._CELLS)}, got {cell!r}")
         self.vocab_size, self.bidirectional = vocab_size, bidirectional
         self.embedding = nn.Embedding(vocab_size, embed_size) if embed_size else None
         self.rnn = self._CELLS[cell](embed_size or vocab_size, num_hiddens, num_layers=num_layers, batch_first=True,

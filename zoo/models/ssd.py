@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from zoo.core.errors import ConfigError
 from zoo.models.registry import register_model
 
 #: the course's anchor sizes, two a scale: the first steps by 0.17 from 0.2, the second is the
@@ -55,10 +56,10 @@ class TinySSD(nn.Module):
         self.sizes = [tuple(s) for s in sizes]
         self.ratios = tuple(ratios)
         if len(self.sizes) != 5:
-            raise ValueError(f"TinySSD has five scales, got {len(self.sizes)} anchor size lists")
+            raise ConfigError(f"TinySSD has five scales, got {len(self.sizes)} anchor size lists")
         widths = {len(s) for s in self.sizes}
         if len(widths) != 1:
-            raise ValueError(f"every scale needs as many anchor sizes (one head shape), got {self.sizes}")
+            raise ConfigError(f"every scale needs as many anchor sizes (one head shape), got {self.sizes}")
         per_cell = widths.pop() + len(self.ratios) - 1
         base = nn.Sequential(*(down_sample_block(a, b) for a, b in zip((in_channels, 16, 32), (16, 32, 64))))
         self.blocks = nn.ModuleList([

@@ -43,6 +43,7 @@ import torch
 from torch import nn
 
 from zoo.core.checkpoint import CheckpointError, read_weights
+from zoo.core.errors import ConfigError
 from zoo.core.io import read_member
 
 #: names built by timm rather than the zoo's registry (``timm/resnet34``)
@@ -101,11 +102,11 @@ def torchvision_file(model: str, name: str) -> tuple[Path, str]:
     try:
         enum = get_model_weights(model)
     except (ValueError, KeyError) as e:
-        raise ValueError(f"weights={name!r}: torchvision has no model {model!r} with named weights") from e
+        raise ConfigError(f"weights={name!r}: torchvision has no model {model!r} with named weights") from e
     match = _TORCHVISION_NAME.fullmatch(name)
     short = match.group(1) if match else name
     if short not in enum.__members__:
-        raise ValueError(f"weights={name!r}: torchvision's {enum.__name__} has {', '.join(enum.__members__)}")
+        raise ConfigError(f"weights={name!r}: torchvision's {enum.__name__} has {', '.join(enum.__members__)}")
     url = enum[short].url
     return Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(url).path).name, url
 
@@ -136,11 +137,11 @@ def find_timm(name: str) -> Path:
 
     name = name.removeprefix(TIMM_PREFIX)
     if not timm.is_model(name):
-        raise ValueError(f"unknown timm model {name!r}; see timm.list_models()")
+        raise ConfigError(f"unknown timm model {name!r}; see timm.list_models()")
     cfg = timm.models.get_pretrained_cfg(name)
     repo = getattr(cfg, "hf_hub_id", None) if cfg is not None else None
     if not repo:
-        raise ValueError(f"timm model {name!r} has no pretrained weights on the Hugging Face hub")
+        raise ConfigError(f"timm model {name!r} has no pretrained weights on the Hugging Face hub")
     files = [cfg.hf_hub_filename] if getattr(cfg, "hf_hub_filename", None) else ["model.safetensors",
                                                                                   "pytorch_model.bin"]  # fmt: skip
     for file in files:
@@ -242,7 +243,7 @@ def resolve(spec: str, torchvision_model: str | None = None) -> Path:
         return find_timm(spec)
     if is_torchvision_name(spec):
         if torchvision_model is None:
-            raise ValueError(f"weights={spec!r}: a torchvision weights name, but this model is not torchvision's; "
+            raise ConfigError(f"weights={spec!r}: a torchvision weights name, but this model is not torchvision's; "
                              "pass a weights file")  # fmt: skip
         return find_torchvision(torchvision_model, spec)
     return Path(spec).expanduser()
@@ -325,7 +326,7 @@ def _timm_create(name: str, **kwargs) -> nn.Module:
         bad = re.search(r"unexpected keyword argument '(\w+)'", str(e))
         if not bad:
             raise
-        raise ValueError(f"--model.init_args.arch_kwargs: timm/{name} takes no argument {bad.group(1)!r} (the "
+        raise ConfigError(f"--model.init_args.arch_kwargs: timm/{name} takes no argument {bad.group(1)!r} (the "
                           "recipe's arch_kwargs are its zoo model's); replace them: --model.init_args.arch_kwargs "
                           "'{}' (or timm's own, e.g. '{drop_rate: 0.1}')") from None  # fmt: skip
 
@@ -339,7 +340,7 @@ def timm_model(name: str, weights: str | None = None, torchvision_model: str | N
 
     name = name.removeprefix(TIMM_PREFIX)
     if not timm.is_model(name):
-        raise ValueError(f"unknown timm model {name!r}; see timm.list_models()")
+        raise ConfigError(f"unknown timm model {name!r}; see timm.list_models()")
     if weights is None or not weights.startswith(TIMM_PREFIX):
         model = _timm_create(name, pretrained=False, **kwargs)
         if weights is not None:
@@ -347,7 +348,7 @@ def timm_model(name: str, weights: str | None = None, torchvision_model: str | N
             model.keeps_weights = True  # ZooTask.build_model refuses an init that would overwrite them
         return model
     if weights.removeprefix(TIMM_PREFIX).split(".")[0] != name.split(".")[0]:
-        raise ValueError(f"weights={weights!r} are not timm's {name}'s")
+        raise ConfigError(f"weights={weights!r} are not timm's {name}'s")
     path = find_timm(weights)
     state = read_state_dict(path)
     log.warning("weights: loaded %s (%d tensors)", path, len(state))

@@ -22,6 +22,8 @@ import torch
 from torch import Tensor
 from torchvision.ops import batched_nms, box_convert, box_iou
 
+from zoo.core.errors import ConfigError
+
 #: the course's offset scaling: centres in units of 0.1 anchor sizes, log-sizes in units of 0.2
 #: (SSD's "variances"), so that the targets have roughly unit spread
 CENTRE_VARIANCE, SIZE_VARIANCE = 0.1, 0.2
@@ -48,7 +50,7 @@ def anchor_boxes(
     in row-major order, the shapes of one cell together.
     """
     if not sizes or not ratios:
-        raise ValueError(f"anchor_boxes needs at least one size and one ratio, got {sizes} and {ratios}")
+        raise ConfigError(f"anchor_boxes needs at least one size and one ratio, got {sizes} and {ratios}")
     height, width = int(feature_size[0]), int(feature_size[1])
     s = torch.as_tensor(sizes, dtype=dtype, device=device)
     r = torch.as_tensor(ratios, dtype=dtype, device=device)
@@ -134,7 +136,7 @@ def multibox_target(
     (none is fine: all its anchors are background), so no padding rows reach the maths.
     """
     if len(boxes) != len(labels):
-        raise ValueError(f"{len(boxes)} box tensors for {len(labels)} label tensors")
+        raise ConfigError(f"{len(boxes)} box tensors for {len(labels)} label tensors")
     offsets, masks, classes = [], [], []
     for gt, lab in zip(boxes, labels):
         gt, lab = gt.to(anchors), lab.to(anchors.device, torch.long)

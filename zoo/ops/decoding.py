@@ -21,6 +21,8 @@ from typing import Any, Protocol
 import torch
 import torch.nn.functional as F
 
+from zoo.core.errors import ConfigError
+
 
 class Seq2SeqModel(Protocol):
     def init_state(self, src: torch.Tensor, src_valid_len: torch.Tensor | None = None) -> Any: ...
@@ -77,7 +79,7 @@ def beam_search(model: Seq2SeqModel, src: torch.Tensor, src_valid_len: torch.Ten
     """The best-scoring hypothesis per source (without ``<eos>``), searched ``beam_size`` wide
     for every source of the batch at once."""
     if beam_size < 1:
-        raise ValueError(f"beam_size must be at least 1, got {beam_size}")
+        raise ConfigError(f"beam_size must be at least 1, got {beam_size}")
     B, k, device = src.shape[0], beam_size, src.device
     state = map_state(model.init_state(src, src_valid_len), lambda t: t.repeat_interleave(k, 0))  # (B * k, ...)
     tokens = torch.full((B * k,), bos, dtype=torch.long, device=device)

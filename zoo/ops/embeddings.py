@@ -21,6 +21,7 @@ from typing import IO
 
 import torch
 
+from zoo.core.errors import ConfigError
 from zoo.core.problems import Problems
 
 #: where to get the vectors the course's NLI chapter uses, for the missing-file message
@@ -42,7 +43,7 @@ def _open_lines(path: Path) -> Iterator[IO[bytes]]:
             members = [n for n in z.namelist() if not n.endswith("/") and not Path(n).name.startswith(".")]
             texts = [n for n in members if n.endswith((".txt", ".vec"))] or members
             if len(texts) != 1:
-                raise ValueError(
+                raise ConfigError(
                     f"{path}: expected one vector file inside the zip, found {len(texts)} ({', '.join(texts[:6])}); "
                     "extract the one you want and pass the .txt"
                 )
@@ -99,9 +100,9 @@ def load_token_embedding(path: str | Path, tokens: list[str]) -> tuple[torch.Ten
                     except ValueError:
                         bad.setdefault("numbers that do not parse", []).append(number)
     except UnicodeDecodeError as e:
-        raise ValueError(f"{where}: not UTF-8 text (line {number}: {e.reason}); save it as UTF-8") from None
+        raise ConfigError(f"{where}: not UTF-8 text (line {number}: {e.reason}); save it as UTF-8") from None
     except (zipfile.BadZipFile, gzip.BadGzipFile, EOFError) as e:
-        raise ValueError(f"{where}: damaged archive ({e})") from None
+        raise ConfigError(f"{where}: damaged archive ({e})") from None
     for kind, numbers in bad.items():
         problems.add_each(f"{kind} on line", numbers)
     if dim is None and not bad:

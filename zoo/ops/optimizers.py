@@ -20,6 +20,8 @@ from collections.abc import Iterable
 
 import torch
 
+from zoo.core.errors import ConfigError
+
 
 def _state(states: list[dict], params: list[torch.Tensor], **zeros_like: bool) -> None:
     """One dict per parameter, its buffers zero-initialised on the first call."""
@@ -121,7 +123,7 @@ class Yogi(torch.optim.Optimizer):
     def __init__(self, params: Iterable, lr: float = 1e-2, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-3, weight_decay: float = 0.0) -> None:  # fmt: skip
         if lr < 0 or eps < 0 or weight_decay < 0 or not all(0.0 <= b < 1.0 for b in betas):
-            raise ValueError(f"Yogi: lr, eps, weight_decay must be >= 0 and betas in [0, 1), got "
+            raise ConfigError(f"Yogi: lr, eps, weight_decay must be >= 0 and betas in [0, 1), got "
                              f"lr={lr}, eps={eps}, weight_decay={weight_decay}, betas={betas}")  # fmt: skip
         super().__init__(params, {"lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay})
 

@@ -12,19 +12,32 @@ from __future__ import annotations
 
 import contextlib
 import os
-import pickle
 import re
 from collections.abc import Callable, Iterator
 
 from jsonargparse import ArgumentError
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 
-from zoo.run.faults import NonFiniteLossError
+from zoo.core.errors import ZooError
 
-# what a wrong option, a missing or damaged file, a refused checkpoint or a diverged run raises;
-# other exceptions (bugs) keep their traceback
-USER_ERRORS = (ArgumentError, ValueError, TypeError, OSError, pickle.UnpicklingError,
-               MisconfigurationException, NonFiniteLossError)  # fmt: skip
+# what a wrong option, a missing, damaged or refused file, or a diverged run raises; any other
+# exception is a bug and keeps its traceback (a ValueError from deep inside a library included)
+USER_ERRORS = (ZooError, ArgumentError, OSError, MisconfigurationException)
+
+
+def is_users_mistake(exc: BaseException) -> bool:
+    """A ``USER_ERRORS`` exception, or jsonargparse's wrapping of one raised while it built an
+    option's class (``Does not validate against any of the Union subtypes``, caused by the task's
+    ``ConfigError``)."""
+    seen: list[BaseException] = []
+    while exc is not None and exc not in seen and len(seen) < 50:
+        if isinstance(exc, USER_ERRORS):
+            return True
+        if not _parser_wrapper(exc):
+            return False
+        seen.append(exc)
+        exc = exc.__cause__
+    return False
 
 
 def one_line(exc: BaseException) -> str:
@@ -63,8 +76,8 @@ def user_errors_as_one_line(enabled: bool = True) -> Iterator[None]:
     prints that one line to stderr and exits with status 1."""
     try:
         yield
-    except USER_ERRORS as e:
-        if not enabled or os.environ.get("ZOO_DEBUG"):
+    except Exception as e:
+        if not enabled or os.environ.get("ZOO_DEBUG") or not is_users_mistake(e):
             raise
         raise SystemExit(f"error: {one_line(e)} (ZOO_DEBUG=1 shows the traceback)") from None
 

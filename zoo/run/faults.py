@@ -29,6 +29,7 @@ import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from zoo.core.checkpoint import load_checkpoint
+from zoo.core.errors import ConfigError, ZooError
 from zoo.core.io import atomic_write
 
 
@@ -38,7 +39,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any = None) -> None:
         if storage_options is not None:
-            raise TypeError(f"{type(self).__name__} takes no storage_options")
+            raise ConfigError(f"{type(self).__name__} takes no storage_options")
         with atomic_write(path, "wb") as f:
             torch.save(checkpoint, f)
 
@@ -76,7 +77,7 @@ class RNGState(L.Callback):
         random.setstate((py_version, tuple(py_state), py_gauss))
 
 
-class NonFiniteLossError(RuntimeError):
+class NonFiniteLossError(ZooError, RuntimeError):
     """The training loss became NaN or infinite."""
 
 

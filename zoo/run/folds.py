@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from zoo.core.errors import ConfigError
 from zoo.core.io import atomic_write
 
 FOLD_COLUMNS = ["id", "fold"]
@@ -31,7 +32,7 @@ def make_folds(ids: Sequence, k: int, seed: int = 0, labels: Sequence | None = N
     round-robin, so every fold holds each class in (nearly) its overall proportion."""
     n = len(ids)
     if not 2 <= k <= n:
-        raise ValueError(f"folds={k}: need 2 <= folds <= {n} (the number of training rows)")
+        raise ConfigError(f"folds={k}: need 2 <= folds <= {n} (the number of training rows)")
     rng = np.random.default_rng(seed)
     fold = np.empty(n, dtype=np.int64)
     if labels is None:
@@ -55,10 +56,10 @@ def load_or_make_folds(
     if path.is_file():
         folds = pd.read_csv(path, dtype={"id": str})
         if list(folds.columns) != FOLD_COLUMNS:
-            raise ValueError(f"{path}: expected columns {FOLD_COLUMNS}, found {list(folds.columns)}")
+            raise ConfigError(f"{path}: expected columns {FOLD_COLUMNS}, found {list(folds.columns)}")
         saved, now = set(folds["id"]), {str(i) for i in ids}
         if saved != now or folds["fold"].nunique() != k:
-            raise ValueError(
+            raise ConfigError(
                 f"{path} holds {len(saved)} ids in {folds['fold'].nunique()} folds, but the data has "
                 f"{len(now)} ids ({len(now - saved)} new, {len(saved - now)} gone) and folds={k}; "
                 "delete the file to draw new folds"
@@ -96,7 +97,7 @@ def fit_folds(fit: Callable[[list[str]], dict[str, Any] | None], args_of_fold: C
         else:
             summary = fit(args)
             if summary is None:
-                raise ValueError(f"fold {k}: the run returned no summary")
+                raise ConfigError(f"fold {k}: the run returned no summary")
             if summary.get("metrics_file"):  # a fast_dev_run writes none: nothing to reuse
                 with atomic_write(record) as f:
                     json.dump({"args": args, "files": files, "metrics_file": summary["metrics_file"]}, f, indent=1)

@@ -14,6 +14,8 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.loggers import WandbLogger
 
+from zoo.core.errors import ConfigError
+
 #: how many validation samples a task shows per validation run
 MEDIA_SAMPLES = 4
 
@@ -35,7 +37,7 @@ def log_images(trainer: L.Trainer | None, key: str, images: Sequence[Any], **per
         return False
     for name, values in per_image.items():
         if len(values) != len(images):
-            raise ValueError(f"log_images: {len(values)} {name} for {len(images)} images")
+            raise ConfigError(f"log_images: {len(values)} {name} for {len(images)} images")
     lists = {name: list(values) for name, values in per_image.items()}
     logger.log_image(key=key, images=list(images), step=trainer.global_step, **lists)
     return True

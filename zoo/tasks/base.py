@@ -17,6 +17,7 @@ import lightning as L
 import torch
 from torch import nn
 
+from zoo.core.errors import ConfigError
 from zoo.models.common import Init, init_weights
 from zoo.models.registry import create_model
 from zoo.tasks.optim import OPTIMIZERS, Optimizer, Schedule, Scheduler, build_optimizer, build_scheduler
@@ -69,13 +70,13 @@ class ZooTask(L.LightningModule):
     ) -> None:
         super().__init__()
         if optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
+            raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
         if scheduler not in get_args(Scheduler):
-            raise ValueError(f"scheduler must be one of {', '.join(get_args(Scheduler))}, got {scheduler!r}")
+            raise ConfigError(f"scheduler must be one of {', '.join(get_args(Scheduler))}, got {scheduler!r}")
         if optimizer == "nesterov" and momentum <= 0:
-            raise ValueError("optimizer nesterov needs momentum > 0 (e.g. --model.init_args.momentum 0.9)")
+            raise ConfigError("optimizer nesterov needs momentum > 0 (e.g. --model.init_args.momentum 0.9)")
         if scheduler == "multistep" and not milestones:
-            raise ValueError("scheduler multistep needs milestones (epochs, e.g. [15, 30])")
+            raise ConfigError("scheduler multistep needs milestones (epochs, e.g. [15, 30])")
         self.optimizer_name, self.lr, self.momentum, self.weight_decay = optimizer, lr, momentum, weight_decay
         self.optimizer_kwargs = dict(optimizer_kwargs or {})
         self.scheduler_name, self.warmup_epochs, self.min_lr = scheduler, warmup_epochs, min_lr
@@ -96,7 +97,7 @@ class ZooTask(L.LightningModule):
     def build_model(self, arch: str, init: Init = "default", **kwargs: Any) -> nn.Module:
         model = create_model(arch, **kwargs)
         if init != "default" and getattr(model, "keeps_weights", False):
-            raise ValueError(f"init={init!r} overwrites the loaded weights of {arch!r}; use init: default")
+            raise ConfigError(f"init={init!r} overwrites the loaded weights of {arch!r}; use init: default")
         init_weights(model, init)
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
@@ -123,7 +124,7 @@ class ZooTask(L.LightningModule):
         expected = self.hparams.get("vocab_size")
         if sizes and expected is not None and sizes != list(expected if isinstance(expected, (list, tuple))
                                                              else [expected]):  # fmt: skip
-            raise ValueError(f"the data's vocabulary sizes are {sizes} but the model was built for "
+            raise ConfigError(f"the data's vocabulary sizes are {sizes} but the model was built for "
                              f"vocab_size={expected}")  # fmt: skip
         for name, value in found.items():
             setattr(self, name, value)

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torchmetrics.classification import MulticlassAccuracy
 
+from zoo.core.errors import ConfigError
 from zoo.tasks.base import Init, ZooTask
 
 
@@ -71,7 +72,7 @@ class Classification(ZooTask):
         data = self.trainer.datamodule
         classes, prep = getattr(data, "classes", None), getattr(data, "eval_preprocessing", None)
         if classes is not None and len(classes) != self.hparams.num_classes:
-            raise ValueError(
+            raise ConfigError(
                 f"{type(data).__name__} names {len(classes)} classes, the model has {self.hparams.num_classes} outputs"
             )
         self.classes = list(classes) if classes is not None else self.classes

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torchmetrics import MeanMetric
 from torchmetrics.detection import MeanAveragePrecision
 
+from zoo.core.errors import ConfigError
 from zoo.ops.boxes import multibox_detection, multibox_target
 from zoo.run.media import MEDIA_SAMPLES, log_images
 from zoo.tasks.base import Init, ZooTask
@@ -76,9 +77,9 @@ class Detection(ZooTask):
         self.model = self.build_model(arch, init, num_classes=num_classes, **(arch_kwargs or {}))
         self.anchor_model = bool(getattr(self.model, "returns_anchors", False))
         if class_weights is not None and len(class_weights) != num_classes:
-            raise ValueError(f"class_weights has {len(class_weights)} weights for {num_classes} classes")
+            raise ConfigError(f"class_weights has {len(class_weights)} weights for {num_classes} classes")
         if class_weights is not None and not self.anchor_model:
-            raise ValueError(f"class_weights weigh the anchor loss; {arch} has torchvision's own loss")
+            raise ConfigError(f"class_weights weigh the anchor loss; {arch} has torchvision's own loss")
         weights = None if class_weights is None else torch.tensor([1.0, *class_weights])
         self.register_buffer("class_weights", weights, persistent=False)
         for stage in ("val", "test"):
@@ -97,7 +98,7 @@ class Detection(ZooTask):
         classes = getattr(data, "classes", None)
         if classes:
             if len(classes) != self.hparams.num_classes:
-                raise ValueError(f"the data has {len(classes)} classes, the model was built for "
+                raise ConfigError(f"the data has {len(classes)} classes, the model was built for "
                                  f"num_classes={self.hparams.num_classes}")  # fmt: skip
             self.classes = list(classes)
         self.image_size = getattr(data, "image_size", self.image_size)
@@ -113,7 +114,7 @@ class Detection(ZooTask):
     def anchor_loss(self, images: torch.Tensor, targets: list[dict]) -> tuple[torch.Tensor, ...]:
         """The course's loss of an anchor model, its class error and bbox MAE, and its outputs."""
         if not torch.is_tensor(images):
-            raise ValueError(f"{self.hparams.arch} needs images of one size: give the data module an image_size")
+            raise ConfigError(f"{self.hparams.arch} needs images of one size: give the data module an image_size")
         anchors, logits, offsets = self.model(images)  # (A, 4), (B, A, C + 1), (B, A, 4)
         scale = _frame(images)  # pixels -> the anchors' fractions of the image
         gt = multibox_target(anchors, [t["boxes"] / scale for t in targets], [t["labels"] for t in targets],

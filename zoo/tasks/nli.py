@@ -28,6 +28,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from datamodules.text import Vocab, read_bert_vocab
 from zoo.core.checkpoint import CheckpointError, load_checkpoint
+from zoo.core.errors import ConfigError
 from zoo.models import weights as pretrained_weights
 from zoo.models.bert import from_course
 from zoo.ops.embeddings import load_token_embedding
@@ -85,7 +86,7 @@ class NLI(ZooTask):
         weights = None
         if pretrained is not None:
             if init != "default":
-                raise ValueError(f"init={init!r} would overwrite the pretrained weights of {pretrained}")
+                raise ConfigError(f"init={init!r} would overwrite the pretrained weights of {pretrained}")
             vocab_size, arch_kwargs, weights = self._read_pretrained(pretrained, arch_kwargs)
             # a fine-tuned checkpoint is rebuilt from these, without the pretraining file
             self.hparams.update(vocab_size=vocab_size, arch_kwargs=arch_kwargs, pretrained=None)
@@ -119,7 +120,7 @@ class NLI(ZooTask):
             state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
         changed = sorted(k for k, v in overrides.items() if k in sizes and k != "dropout" and sizes[k] != v)
         if changed:
-            raise ValueError(f"arch_kwargs {changed} differ from the pretrained model's "
+            raise ConfigError(f"arch_kwargs {changed} differ from the pretrained model's "
                              f"{ {k: sizes[k] for k in changed} } in {path}")  # fmt: skip
         return vocab_size, {**sizes, **overrides}, state
 
@@ -137,7 +138,7 @@ class NLI(ZooTask):
     def setup(self, stage: str) -> None:
         vocab = getattr(getattr(self.trainer, "datamodule", None), "vocab", None)
         if isinstance(vocab, Vocab) and self.vocab is not None and vocab != self.vocab:
-            raise ValueError("the data's vocabulary is not the pretrained model's: leave --data.init_args.vocab_from "
+            raise ConfigError("the data's vocabulary is not the pretrained model's: leave --data.init_args.vocab_from "
                              "unset (zoo.fit takes it from --model.init_args.pretrained) or name the same "
                              "file")  # fmt: skip
         super().setup(stage)  # the vocabulary, input format and max_len, kept in every checkpoint
@@ -147,11 +148,11 @@ class NLI(ZooTask):
     def _load_embedding(self, path: str) -> None:
         table = getattr(self.model, "embedding", None)
         if not isinstance(table, torch.nn.Embedding):
-            raise ValueError(f"--model.init_args.embedding: {self.hparams.arch} has no embedding table to start "
+            raise ConfigError(f"--model.init_args.embedding: {self.hparams.arch} has no embedding table to start "
                              "from word vectors")  # fmt: skip
         vectors, found = load_token_embedding(Path(path), list(self.vocab.idx_to_token))
         if vectors.shape != table.weight.shape:
-            raise ValueError(f"{path}: {vectors.shape[1]}-dimensional vectors for an embedding of "
+            raise ConfigError(f"{path}: {vectors.shape[1]}-dimensional vectors for an embedding of "
                              f"{table.weight.shape[1]}; set arch_kwargs embed_size to {vectors.shape[1]}")  # fmt: skip
         with torch.no_grad():
             table.weight.copy_(vectors)

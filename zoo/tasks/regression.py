@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torchmetrics import MeanSquaredError
 
+from zoo.core.errors import ConfigError
 from zoo.tasks.base import Init, ZooTask
 
 
@@ -41,7 +42,7 @@ class Regression(ZooTask):
     ) -> None:
         super().__init__(**kwargs)
         if loss not in ("mse", "half_mse", "sse"):
-            raise ValueError(f"loss must be mse, half_mse or sse, got {loss!r}")
+            raise ConfigError(f"loss must be mse, half_mse or sse, got {loss!r}")
         self.save_hyperparameters()
         self.loss_scale = 0.5 if loss == "half_mse" else 1.0
         self.reduction = "sum" if loss == "sse" else "mean"

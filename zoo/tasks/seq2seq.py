@@ -23,6 +23,7 @@ from torchmetrics import MeanMetric
 from torchmetrics.text import SacreBLEUScore
 
 from datamodules.text import Vocab
+from zoo.core.errors import ConfigError
 from zoo.ops.decoding import beam_search, greedy_search
 from zoo.run.media import log_table
 from zoo.tasks.base import Init, ZooTask
@@ -72,7 +73,7 @@ class Seq2Seq(ZooTask):
     ) -> None:
         super().__init__(**kwargs)
         if select_by not in ("val/bleu", "train/loss"):
-            raise ValueError(f"select_by must be val/bleu or train/loss, got {select_by!r}")
+            raise ConfigError(f"select_by must be val/bleu or train/loss, got {select_by!r}")
         self.save_hyperparameters()
         self.monitor = ("val/bleu", "max") if select_by == "val/bleu" else ("train/loss", "min")
         self.model = self.build_model(arch, init, vocab_size=tuple(vocab_size), **(arch_kwargs or {}))
@@ -93,7 +94,7 @@ class Seq2Seq(ZooTask):
     def special(self, token: str) -> int:
         """The target vocabulary's index of ``<bos>``, ``<eos>`` or ``<pad>``."""
         if self.tgt_vocab is None:
-            raise ValueError("Seq2Seq has no target vocabulary: train it on a data module with "
+            raise ConfigError("Seq2Seq has no target vocabulary: train it on a data module with "
                              "src_vocab/tgt_vocab (datamodules.FraEng) or load it from a checkpoint")  # fmt: skip
         return self.tgt_vocab[token]
 

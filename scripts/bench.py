@@ -22,7 +22,6 @@ Every figure is the median over ``--repeats`` (``--tta_repeats`` for (c)); the s
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -37,6 +36,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from scripts.options import add_dry_run, dry_run_done, require
+from zoo.core.io import write_json
 from zoo.run.errors import run_command
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -277,10 +277,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     result["bench_seconds"] = round(time.perf_counter() - start, 1)
     text = table(result)
     print(f"\n{text}\n\nbench wall time {result['bench_seconds']} s", flush=True)
-    from zoo.core.io import atomic_write
 
-    with atomic_write(args.out) as f:
-        json.dump(result, f, indent=2)
+    write_json(args.out, result)
     print(f"wrote {args.out}")
     return result
 

@@ -44,6 +44,7 @@ from torch import nn
 
 from scripts.options import add_d2l_path, add_dry_run, dry_run_done, require, use_d2l
 from zoo.core.errors import ConfigError
+from zoo.core.io import write_json
 from zoo.run.errors import run_command
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -186,10 +187,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                                             / results["course"]["pairs_per_second"], 2)  # fmt: skip
     print(json.dumps(results, indent=2))
     if args.json:
-        from zoo.core.io import atomic_write
-
-        with atomic_write(args.json) as f:
-            json.dump(results, f, indent=2)
+        write_json(args.json, results)
     return results
 
 

@@ -50,7 +50,7 @@ SCRIPTS = ROOT / "scripts"
 sys.path.insert(0, str(ROOT))
 
 from zoo.core.errors import ConfigError  # noqa: E402
-from zoo.core.io import atomic_write  # noqa: E402
+from zoo.core.io import atomic_write, write_json  # noqa: E402
 from zoo.run.errors import run_command  # noqa: E402
 
 D2L_VERSION = "1.0.3"
@@ -312,9 +312,7 @@ def run(row_id: str, seed: int, data_root: Path, d2l_path: Path = DEFAULT_D2L_PA
 
 def write_result(result: dict, out: Path) -> Path:
     path = Path(out) / f"{result['row']}-{result['seed']}.json"
-    with atomic_write(path) as f:
-        json.dump(result, f, indent=1)
-        f.write("\n")
+    write_json(path, result)
     return path
 
 

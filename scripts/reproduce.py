@@ -51,7 +51,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from zoo.core.errors import ConfigError  # noqa: E402
-from zoo.core.io import atomic_write, save_figure  # noqa: E402
+from zoo.core.io import atomic_write, save_figure, subplots, write_json  # noqa: E402
 from zoo.run.errors import run_command  # noqa: E402
 
 REQUIRED = ("id", "lecture", "setting", "course", "metric", "better", "data")
@@ -302,8 +302,7 @@ def run_course(row: str, seed: int, args: argparse.Namespace) -> dict:
         last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
         return {"wall_s": wall, "error": f"course side failed: {last[:200]}"}
     r = json.loads(lines[-1][len("RESULT ") :])
-    with atomic_write(Path(args.course_results) / f"{row}-{seed}.json") as f:  # the course side's own record
-        json.dump(r, f, indent=1)
+    write_json(Path(args.course_results) / f"{row}-{seed}.json", r)  # the course side's own record
     return course_result(r, wall)
 
 
@@ -400,12 +399,7 @@ def plot_row(entry: dict, ours: dict, course: dict, path: Path) -> Path | None:
     lines += [(f"course here, seed {s}", *xy(r), "--") for s, r in sorted(course.items()) if r.get("curve")]
     if not lines:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(4.2, 2.8), dpi=80)
+    fig, ax = subplots(figsize=(4.2, 2.8), dpi=80)
     for label, x, curve, style in lines:
         ax.plot(x, curve, style, label=label, linewidth=1, marker="o" if len(curve) < 3 else None)
     if entry["course"] is not None:
@@ -573,8 +567,7 @@ def main(argv: list[str] | None = None) -> dict:
     def save(entry: dict | None = None) -> None:  # after every run: an interrupted command keeps what it did
         if not args.force:  # the course side may be running beside this command
             import_course_results(entries, cache, Path(args.course_results))
-        with atomic_write(cache_path) as f:
-            json.dump(cache, f, indent=1, sort_keys=True)
+        write_json(cache_path, cache, sort_keys=True)
         for e in [entry] if entry is not None else selected:  # at the end: every row, with the course's curves
             png = out.parent / "reproduction" / f"{e['id']}.png"
             ours, course = (cache[side].get(e["id"], {}).get("seeds", {}) for side in ("ours", "course"))

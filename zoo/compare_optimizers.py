@@ -24,7 +24,7 @@ from pathlib import Path
 import lightning as L
 
 from zoo.core.errors import ConfigError
-from zoo.core.io import atomic_write, save_figure
+from zoo.core.io import atomic_write, save_figure, subplots
 from zoo.core.options import number
 from zoo.run.errors import run_command
 
@@ -72,12 +72,7 @@ def read_curve(run_dir: Path, metric: str, name: str) -> Curve:
 
 
 def plot(curves: list[Curve], path: Path, metric: str) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (by_examples, by_time) = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    fig, (by_examples, by_time) = subplots(1, 2, figsize=(11, 4), sharey=True)
     for c in curves:
         by_examples.plot(c.examples, c.loss, label=c.name)
         by_time.plot(c.seconds, c.loss, label=c.name)

@@ -13,7 +13,6 @@ the size); class names come from the checkpoint.
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -22,7 +21,7 @@ import torch
 from zoo.core.checkpoint import load_task
 from zoo.core.errors import ConfigError
 from zoo.core.images import read_rgb
-from zoo.core.io import atomic_write
+from zoo.core.io import atomic_write, write_json
 from zoo.core.options import number
 from zoo.run.errors import run_command
 from zoo.tasks.detection import Detection
@@ -96,8 +95,7 @@ def main(argv: list[str] | None = None) -> list[ImageDetections]:
         results.append(found)
         best = ", ".join(f"{d['class']} {d['score']:.2f}" for d in found.detections[:5]) or "nothing"
         print(f"{path}: {len(found.detections)} detections ({best})")
-    with atomic_write(out / "detections.json") as f:
-        json.dump([asdict(r) for r in results], f, indent=1)
+    write_json(out / "detections.json", [asdict(r) for r in results])
     print(f"wrote {len(results)} PNGs and {out / 'detections.json'}")
     return results
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import ctypes
 import inspect
-import json
 import os
 import re
 import secrets
@@ -37,7 +36,7 @@ import zoo.tasks  # noqa: F401
 from datamodules.base import ZooDataModule
 from zoo.core.checkpoint import CheckpointError, checkpoint_file, load_checkpoint
 from zoo.core.errors import ConfigError
-from zoo.core.io import atomic_write, read_yaml
+from zoo.core.io import atomic_write, read_yaml, write_json
 from zoo.models.weights import check_course_file
 from zoo.run.callbacks import ModelTable, RunReport
 from zoo.run.errors import user_errors_as_one_line
@@ -334,9 +333,7 @@ def _fit_folds(cli: ZooCLI, args: list[str] | None, exit_on_error: bool) -> dict
 
     summaries = fit_folds(lambda a: _fit(a, exit_on_error), args_of_fold, range(k), cv_dir)
     result = {"name": name, "folds_file": str(folds_file), **cv_summary(summaries)}
-    with atomic_write(cv_dir / "cv.json") as f:
-        json.dump(result, f, indent=2, allow_nan=True)
-        f.write("\n")
+    write_json(cv_dir / "cv.json", result)
     result["cv_file"] = str(cv_dir / "cv.json")
     _print_cv_table(f"{name}: {k}-fold cross-validation", result)
     return result

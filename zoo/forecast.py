@@ -24,7 +24,7 @@ from torch import nn
 from datamodules.sine import NoisySine
 from zoo.core.checkpoint import checkpoint_file, load_datamodule, load_task
 from zoo.core.errors import ConfigError
-from zoo.core.io import save_figure
+from zoo.core.io import save_figure, subplots
 from zoo.core.options import number
 from zoo.run.errors import run_command
 from zoo.tasks.regression import Regression
@@ -55,15 +55,10 @@ def free_run(model: nn.Module, x: torch.Tensor, tau: int, start: int) -> torch.T
 
 
 def plot(model: nn.Module, data: NoisySine, path: str | Path, steps: Sequence[int] = (1, 4, 16, 64)) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     model.eval()
     time, x = data.series()
     tau, start = data.tau, data.num_train + data.tau
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6.5), sharex=True)
+    fig, (top, bottom) = subplots(2, 1, figsize=(8, 6.5), sharex=True)
     top.plot(time, x, lw=0.8, alpha=0.6, label="data")
     onestep = k_step_ahead(model, x, tau, 1)[:, 0]
     top.plot(time[tau:], onestep, label="1-step preds")

@@ -29,7 +29,7 @@ from PIL import Image
 
 from zoo.core.errors import ConfigError
 from zoo.core.images import read_rgb
-from zoo.core.io import atomic_write, save_figure
+from zoo.core.io import atomic_write, save_figure, subplots
 from zoo.core.options import number
 from zoo.models.vgg import vgg19_features
 from zoo.ops import style
@@ -84,12 +84,7 @@ def transfer(content: torch.Tensor, style_image: torch.Tensor, net: torch.nn.Seq
 
 
 def plot_losses(history: dict[str, list[float]], path: Path, title: str) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig, ax = subplots(figsize=(6, 3.5))
     for k, v in history.items():
         ax.plot(range(1, len(v) + 1), v, label=k)
     ax.set(xlabel="epoch", ylabel="loss (weighted)", yscale="log", title=title)

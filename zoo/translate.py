@@ -25,7 +25,7 @@ from datamodules.base import read_text
 from datamodules.translation import encode, preprocess_nmt, tokenize_nmt
 from zoo.core.checkpoint import CheckpointError, load_task
 from zoo.core.errors import ConfigError
-from zoo.core.io import save_figure
+from zoo.core.io import save_figure, subplots
 from zoo.core.options import number
 from zoo.core.problems import DataError
 from zoo.ops.bleu import course_bleu
@@ -102,12 +102,7 @@ def _attach_attention(task: Seq2Seq, src: torch.Tensor, src_len: torch.Tensor, i
 
 
 def plot_attention(results: list[Translation], path: str | Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(results), figsize=(3.2 * len(results), 3.4), squeeze=False)
+    fig, axes = subplots(1, len(results), figsize=(3.2 * len(results), 3.4), squeeze=False)
     for ax, r in zip(axes[0], results, strict=True):
         ax.imshow(r.attention.numpy(), cmap="Reds", vmin=0, vmax=1)
         ax.set_xticks(range(r.attention.shape[1]), [*r.source.split(), "<eos>"], rotation=90)

@@ -33,7 +33,7 @@ from competitions.kit.fetch import fetch
 from competitions.kit.scorelog import append_score
 from competitions.kit.submission import read_sample, write_submission
 from zoo.core.errors import ConfigError
-from zoo.core.io import atomic_write
+from zoo.core.io import atomic_write, write_json
 from zoo.run.folds import cv_summary, fit_folds, load_or_make_folds
 
 
@@ -110,8 +110,7 @@ class Competition:
         _write_csv(work_dir / "test_index.csv", prepared.test)
         info = {"competition": self.slug, "data_dir": str(data_dir), "sample": str(sample) if sample else None,
                 "header": header, "classes": prepared.classes, "notes": prepared.notes}  # fmt: skip
-        with atomic_write(work_dir / "prepared.json") as f:
-            json.dump(info, f, indent=1)
+        write_json(work_dir / "prepared.json", info)
         return prepared
 
     def check(self, stage: str, data_dir: str | Path, work_dir: str | Path, config: dict[str, Any],
@@ -184,8 +183,7 @@ class Competition:
                      "cv_score": float(np.mean(scores)), "cv_std": stats["std"].get(self.score_key),
                      "folds": results, "mean": stats["mean"], "std": stats["std"], "data_dir": info["data_dir"],
                      "wall_seconds": round(time.perf_counter() - start, 1)}  # fmt: skip
-        with atomic_write(work_dir / "cv.json") as f:
-            json.dump(cv_result, f, indent=1)
+        write_json(work_dir / "cv.json", cv_result)
         append_score(work_dir / "scores.csv", competition=self.slug, stage="fit", metric=self.metric,
                      cv_score=f"{cv_result['cv_score']:.5f}", fold_scores=" ".join(f"{s:.5f}" for s in scores),
                      wall_seconds=cv_result["wall_seconds"], config=_describe(config_path, config),

@@ -10,6 +10,7 @@ course's pretrained files) is read naming the archive when it is damaged."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import zipfile
@@ -48,6 +49,17 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", **kwargs) -> Iterator
         raise
 
 
+def subplots(*args: Any, **kwargs: Any) -> tuple[Any, Any]:
+    """``matplotlib.pyplot.subplots`` on the Agg backend (pictures for files, never a window: the
+    commands run on servers and in data loader workers), for ``save_figure``."""
+    import matplotlib  # here: matplotlib takes a second to import, and most commands draw nothing
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(*args, **kwargs)
+
+
 def save_figure(fig: Any, path: str | os.PathLike) -> Path:
     """A matplotlib figure as a PNG, written atomically, then closed (its memory freed)."""
     import matplotlib.pyplot as plt
@@ -57,6 +69,15 @@ def save_figure(fig: Any, path: str | os.PathLike) -> Path:
         fig.savefig(f, format="png", dpi=100)
     plt.close(fig)
     return path
+
+
+def write_json(path: str | os.PathLike, obj: Any, sort_keys: bool = False) -> Path:
+    """``obj`` as JSON at ``path`` (one space of indent, a final line end), written atomically;
+    NaN is kept as ``NaN``, which Python's json reads back: a diverged metric stays visible."""
+    with atomic_write(path) as f:
+        json.dump(obj, f, indent=1, sort_keys=sort_keys)
+        f.write("\n")
+    return Path(path)
 
 
 def read_yaml(path: str | os.PathLike) -> Any:

@@ -3,7 +3,6 @@ training throughput and ``metrics.json``."""
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
@@ -14,7 +13,7 @@ import torch
 from lightning.pytorch.callbacks import ModelSummary
 from lightning.pytorch.utilities.model_summary import get_human_readable_count
 
-from zoo.core.io import atomic_write, save_figure
+from zoo.core.io import save_figure, subplots, write_json
 
 
 def _scalar(v: Any) -> float | None:
@@ -99,21 +98,14 @@ class RunReport(L.Callback):
 
     def write_metrics(self, summary: dict[str, Any]) -> Path:
         path = self.run_dir / "metrics.json"
-        with atomic_write(path) as f:
-            json.dump(summary, f, indent=2, allow_nan=True)
-            f.write("\n")
+        write_json(path, summary)
         return path
 
 
 def plot_curves(history: list[dict[str, float]], path: Path) -> Path:
     """One panel per metric name (loss, acc, ...), train and val lines against the epoch."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     names = sorted({k.split("/", 1)[1] for row in history for k in row if "/" in k})
-    fig, axes = plt.subplots(1, len(names), figsize=(4.5 * len(names), 3.5), squeeze=False)
+    fig, axes = subplots(1, len(names), figsize=(4.5 * len(names), 3.5), squeeze=False)
     for ax, name in zip(axes[0], names):
         for stage in ("train", "val"):
             pts = [(r["epoch"] + 1, r[f"{stage}/{name}"]) for r in history

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from zoo.core.errors import ConfigError
-from zoo.core.io import atomic_write
+from zoo.core.io import atomic_write, write_json
 
 FOLD_COLUMNS = ["id", "fold"]
 
@@ -99,8 +99,7 @@ def fit_folds(fit: Callable[[list[str]], dict[str, Any] | None], args_of_fold: C
             if summary is None:
                 raise ConfigError(f"fold {k}: the run returned no summary")
             if summary.get("metrics_file"):  # a fast_dev_run writes none: nothing to reuse
-                with atomic_write(record) as f:
-                    json.dump({"args": args, "files": files, "metrics_file": summary["metrics_file"]}, f, indent=1)
+                write_json(record, {"args": args, "files": files, "metrics_file": summary["metrics_file"]})
         summaries.append({"fold": k, **summary})
     return summaries
 

@@ -184,7 +184,8 @@ class AccuracyClock(L.Callback):
 
 
 def time_to_accuracy(args: argparse.Namespace) -> dict[str, Any]:
-    from zoo.fit import VERSION_ENV, main
+    from zoo.fit import main
+    from zoo.run.folder import VERSION_ENV
 
     recipe = ROOT / "configs" / "fashion_mnist_fast.yaml"
     recipe = recipe if recipe.is_file() else ROOT / "configs" / "lenet_fashion_mnist.yaml"

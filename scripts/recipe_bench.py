@@ -89,8 +89,9 @@ def epoch_overhead(
     import torch
     import torch.nn.functional as F
 
-    from zoo.fit import keep_allocations_on_heap, make_cli
     from zoo.fit import main as fit
+    from zoo.fit import make_cli
+    from zoo.run.allocator import keep_allocations_on_heap
 
     keep_allocations_on_heap()  # zoo.fit does this; the loop gets the same allocator settings
     recipe = ["--config", "configs/lenet_fashion_mnist.yaml", "--data.init_args.data_dir", data_dir,

@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from zoo.fit import VERSION_ENV
+from zoo.run.folder import VERSION_ENV
 
 ROOT = Path(__file__).parents[1]
 

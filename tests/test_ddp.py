@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from datamodules import FashionMNIST
-from zoo.fit import VERSION_ENV
+from zoo.run.folder import VERSION_ENV
 from zoo.tasks import Classification
 
 ROOT = Path(__file__).parents[1]

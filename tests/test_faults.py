@@ -14,8 +14,9 @@ import pytest
 import torch
 import yaml
 
-from zoo.fit import VERSION_ENV, main
+from zoo.fit import main
 from zoo.run.faults import AtomicCheckpointIO, FiniteLossGuard, NonFiniteLossError
+from zoo.run.folder import VERSION_ENV
 
 ROOT = Path(__file__).parents[1]
 RECIPE = ROOT / "configs" / "lenet_fashion_mnist.yaml"

@@ -24,9 +24,9 @@ import yaml
 
 from competitions.__main__ import main as competitions_main
 from tests.test_competitions_house_prices import write_house_csvs
-from zoo.fit import VERSION_ENV
 from zoo.fit import main as fit_main
 from zoo.run.errors import run_command
+from zoo.run.folder import VERSION_ENV
 from zoo.run.folds import fit_folds
 
 ROOT = Path(__file__).parents[1]

@@ -9,7 +9,8 @@ from pathlib import Path
 import pandas as pd
 from jsonargparse import Namespace
 
-from zoo.fit import _default_name, main
+from zoo.fit import main
+from zoo.run.folder import default_name
 
 CONFIGS = Path(__file__).parents[1] / "configs"
 
@@ -46,5 +47,5 @@ def test_the_default_run_name_tells_another_data_set_apart():
     recipe = CONFIGS / "gru_time_machine.yaml"
     same = Namespace(config=[recipe], data=Namespace(class_path="datamodules.TimeMachine"))
     other = Namespace(config=[recipe], data=Namespace(class_path="datamodules.PennTreebank"))
-    assert _default_name(same) == "gru_time_machine"
-    assert _default_name(other) == "gru_time_machine_penntreebank"
+    assert default_name(same) == "gru_time_machine"
+    assert default_name(other) == "gru_time_machine_penntreebank"

@@ -20,8 +20,9 @@ import torch
 
 import datamodules.fashion_mnist as fashion_mnist
 from datamodules.download import download, extract
-from zoo.fit import VERSION_ENV, main
+from zoo.fit import main
 from zoo.run.faults import AtomicCheckpointIO
+from zoo.run.folder import VERSION_ENV
 from zoo.tasks import Classification
 
 ROOT = Path(__file__).parents[1]

@@ -14,6 +14,7 @@ from lightning.pytorch.callbacks import ModelSummary
 from lightning.pytorch.utilities.model_summary import get_human_readable_count
 
 from zoo.core.io import save_figure, subplots, write_json
+from zoo.run.media import wandb_logger
 
 
 def _scalar(v: Any) -> float | None:
@@ -71,9 +72,9 @@ class RunReport(L.Callback):
     def on_fit_end(self, trainer, pl_module) -> None:
         if trainer.is_global_zero and any(len(row) > 1 for row in self.history):
             path = plot_curves(self.history, self.run_dir / "curves.png")
-            for logger in trainer.loggers:
-                if type(logger).__name__ == "WandbLogger":
-                    logger.log_image(key="curves", images=[str(path)])
+            wandb = wandb_logger(trainer)
+            if wandb is not None:
+                wandb.log_image(key="curves", images=[str(path)])
 
     def summary(self, trainer: L.Trainer, test_metrics: dict[str, float], monitor: str) -> dict[str, Any]:
         ckpt = trainer.checkpoint_callback

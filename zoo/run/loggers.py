@@ -12,11 +12,16 @@ from __future__ import annotations
 import csv
 import logging
 import os
+import secrets
+import string
 import warnings
+from pathlib import Path
 
-from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.loggers import CSVLogger, Logger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.loggers.logger import rank_zero_experiment
+
+from zoo.core.io import atomic_write
 
 
 class _ContinuingWriter(ExperimentWriter):
@@ -66,3 +71,33 @@ def quiet_console() -> None:
             logger.addFilter(_DropTips())
     warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated",
                             category=FutureWarning, module=r"lightning\.pytorch\.utilities\._pytree")  # fmt: skip
+
+
+WANDB_ID_FILE = "wandb_id"  # in the run folder: the W&B run a resumed run continues
+
+
+def make_wandb_logger(project: str, name: str, run_dir: Path) -> Logger:
+    """The run's W&B logger. Its run id is kept in ``run_dir/wandb_id``: a resumed run (the
+    same folder) and a DDP process other than rank 0 find it there and continue that W&B run,
+    online or offline; a new folder draws a new id."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    id_file = run_dir / WANDB_ID_FILE
+    if id_file.is_file():
+        run_id = id_file.read_text().strip()
+    else:
+        run_id = "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(8))  # W&B's id form
+        if int(os.environ.get("LOCAL_RANK", 0)) == 0 and int(os.environ.get("NODE_RANK", 0)) == 0:
+            with atomic_write(id_file) as f:
+                f.write(run_id + "\n")
+    offline = not wandb_key_available()
+    return WandbLogger(project=project, name=f"{name}/{run_dir.name}", save_dir=str(run_dir), id=run_id,
+                       resume="allow", offline=offline, log_model=False)  # fmt: skip
+
+
+def wandb_key_available() -> bool:
+    """An API key in the environment or in ~/.netrc; without one W&B runs offline."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    netrc = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
+    return netrc.is_file() and "api.wandb.ai" in netrc.read_text(errors="ignore")

@@ -26,7 +26,7 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+from lightning.pytorch.plugins import TorchCheckpointIO
 
 from zoo.core.checkpoint import load_checkpoint
 from zoo.core.errors import ConfigError, ZooError

@@ -1,8 +1,10 @@
-"""A CSV logger that keeps its file when a run is resumed.
+"""The run's loggers: a CSV logger that keeps its file when a run is resumed, and W&B's.
 
-Lightning's CSV writer deletes an existing ``metrics.csv`` when it opens a run folder; a run
+Lightning's ``CSVLogger`` deletes an existing ``metrics.csv`` when it opens a run folder; a run
 resumed with ``--ckpt_path last`` writes into its own folder again, so that would erase the
-log of the epochs before the interruption. This writer continues the file instead.
+log of the epochs before the interruption. The zoo's logger keeps Lightning's folders and
+versions and hands the rows to a writer of its own (through the public ``experiment``
+property: no private name of Lightning's to patch), which continues the file instead.
 
 ``quiet_console`` keeps third-party lines a user cannot act on off the console.
 """
@@ -16,29 +18,73 @@ import secrets
 import string
 import warnings
 from pathlib import Path
+from typing import Any
 
+import torch
+from lightning.pytorch.core.saving import save_hparams_to_yaml
 from lightning.pytorch.loggers import CSVLogger, Logger
-from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.loggers.logger import rank_zero_experiment
 
 from zoo.core.io import atomic_write
 
 
-class _ContinuingWriter(ExperimentWriter):
-    def _check_log_dir_exists(self) -> None:
-        if self._fs.isfile(self.metrics_file_path):
-            with self._fs.open(self.metrics_file_path, "r", newline="") as f:
-                self.metrics_keys = list(csv.DictReader(f).fieldnames or [])
+class ContinuingCSV:
+    """The writer behind ``ResumableCSVLogger``: ``metrics.csv`` (columns sorted, the union of
+    every key logged, one row per logged step) continued where a run folder already has one, and
+    ``hparams.yaml``. A key seen for the first time rewrites the file atomically under the wider
+    header; other rows are appended."""
+
+    def __init__(self, log_dir: str) -> None:
+        self.log_dir = Path(log_dir)
+        self.metrics: list[dict[str, Any]] = []  # rows not yet written
+        self.hparams: dict[str, Any] = {}
+
+    def log_hparams(self, params: dict[str, Any]) -> None:
+        self.hparams.update(params)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        save_hparams_to_yaml(self.log_dir / "hparams.yaml", self.hparams)
+
+    def log_metrics(self, metrics: dict[str, Any], step: int | None = None) -> None:
+        row = {k: v.item() if isinstance(v, torch.Tensor) else v for k, v in metrics.items()}
+        self.metrics.append({**row, "step": len(self.metrics) if step is None else step})
+
+    def save(self) -> None:
+        if not self.metrics:
+            return
+        path = self.log_dir / "metrics.csv"
+        keys, old = [], []
+        if path.is_file():
+            with open(path, newline="") as f:
+                reader = csv.DictReader(f)
+                keys = list(reader.fieldnames or [])
+                if not set().union(*self.metrics) <= set(keys):
+                    old = list(reader)
+        wider = sorted(set(keys).union(*self.metrics))
+        if path.is_file() and wider == keys:
+            with open(path, "a", newline="") as f:
+                csv.DictWriter(f, fieldnames=keys).writerows(self.metrics)
+        else:  # a new file, or new columns: the whole file under the wider header
+            with atomic_write(path, newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=wider)
+                writer.writeheader()
+                writer.writerows([*old, *self.metrics])
+        self.metrics = []
 
 
 class ResumableCSVLogger(CSVLogger):
+    """Lightning's ``CSVLogger`` (its folders, versions and flushing) writing through
+    ``ContinuingCSV``, which keeps an existing ``metrics.csv``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.writer: ContinuingCSV | None = None
+
     @property
     @rank_zero_experiment
-    def experiment(self) -> ExperimentWriter:
-        if self._experiment is None:
-            os.makedirs(self.root_dir, exist_ok=True)
-            self._experiment = _ContinuingWriter(log_dir=self.log_dir)
-        return self._experiment
+    def experiment(self) -> ContinuingCSV:
+        if self.writer is None:
+            self.writer = ContinuingCSV(self.log_dir)
+        return self.writer
 
 
 #: Lightning's advert for its cloud logger, printed as an info line by every Trainer

@@ -33,7 +33,7 @@ def read_image_list(csv: Path, images_dir: Path) -> list[DetectionRecord]:
     problems.raise_if_any(str(csv))
     records, seen, root = [], set(), images_dir.resolve()
     for line, (raw_id, name) in enumerate(zip(table["id"], table["file_name"]), start=2):
-        if not raw_id.strip().isdigit():
+        if not (raw_id.strip().isascii() and raw_id.strip().isdigit()):  # "²" is a digit to str.isdigit
             problems.add(f"line {line}: id {raw_id!r} is not a non-negative integer")
             continue
         image_id, path = int(raw_id), images_dir / name

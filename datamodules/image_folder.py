@@ -32,7 +32,7 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: no such image folder")
     files = [p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
-    numeric = all(p.stem.isdigit() for p in files)
+    numeric = all(p.stem.isascii() and p.stem.isdigit() for p in files)  # "²" is a digit to str.isdigit
     return sorted(files, key=lambda p: (int(p.stem), p.name) if numeric else (0, p.name))
 
 

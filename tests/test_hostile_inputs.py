@@ -290,6 +290,9 @@ def test_cowboy_ids_outside_64_bit_unsigned_are_one_line(tmp_path):
     with pytest.raises(DataError, match=rf"valid\.csv: line 3: id {2**64} is above 2\*\*64 - 1") as e:
         read_image_list(csv, tmp_path / "images")
     assert "line 2" not in str(e.value)  # 2**64 - 1 itself is an id
+    csv.write_text("id,file_name\n\u00b2,a.jpg\n")  # a superscript two: a digit to str.isdigit, not to int
+    with pytest.raises(DataError, match=r"valid\.csv: line 2: id '\u00b2' is not a non-negative integer"):
+        read_image_list(csv, tmp_path / "images")
 
 
 # -- numeric options checked by the parser --------------------------------------------------------

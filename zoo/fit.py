@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 from jsonargparse import Namespace
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
@@ -121,8 +122,15 @@ def main(args: list[str] | None = None, one_line_errors: bool = False) -> dict[s
     command line) a configuration or data error, or a diverged loss, exits with one line."""
     keep_allocations_on_heap()
     quiet_console()
-    with user_errors_as_one_line(one_line_errors):
-        return _fit(args, exit_on_error=not one_line_errors)
+    try:
+        with user_errors_as_one_line(one_line_errors):
+            return _fit(args, exit_on_error=not one_line_errors)
+    finally:
+        # a DDP run's process group is shut down before the interpreter exits: otherwise gloo's
+        # threads can be torn down mid-way, and a finished run aborts ("terminate called without
+        # an active exception"); a next run in this process (a fold) starts a new group
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
 
 
 def make_cli(args: list[str] | None = None, exit_on_error: bool = True) -> ZooCLI:

@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 
 from datamodules.voc import IMAGENET_MEAN, IMAGENET_STD, voc_palette
-from zoo.core.checkpoint import load_checkpoint, load_datamodule, load_task
+from zoo.core.checkpoint import load_checkpoint, load_task
 from zoo.core.errors import ConfigError
 from zoo.core.images import read_rgb
 from zoo.core.io import atomic_write
@@ -28,12 +28,11 @@ from zoo.run.errors import run_command
 from zoo.tasks.segmentation import Segmentation
 
 
-def normalisation(ckpt_path: str | Path) -> tuple[tuple[float, ...] | None, tuple[float, ...] | None]:
-    """The ``mean``/``std`` the checkpoint's data module used (ImageNet's when it saved none)."""
-    if "datamodule_hyper_parameters" not in load_checkpoint(ckpt_path):
-        return IMAGENET_MEAN, IMAGENET_STD
-    data = load_datamodule(ckpt_path)
-    return getattr(data, "mean", IMAGENET_MEAN), getattr(data, "std", IMAGENET_STD)
+def normalisation(ckpt: dict) -> tuple[tuple[float, ...] | None, tuple[float, ...] | None]:
+    """The ``mean``/``std`` the checkpoint's data module was built with, read from its saved
+    arguments (None: images scaled to [0, 1]); ImageNet's when it saved none."""
+    saved = ckpt.get("datamodule_hyper_parameters") or {}
+    return saved.get("mean", IMAGENET_MEAN), saved.get("std", IMAGENET_STD)
 
 
 @torch.no_grad()
@@ -73,8 +72,9 @@ def main(argv: list[str] | None = None) -> list[tuple[Path, Path]]:
     twice = sorted({s for s in stems if stems.count(s) > 1})
     if twice:
         raise ConfigError(f"several images are named {', '.join(twice)}: their outputs would overwrite each other")
-    task = load_task(args.ckpt_path, Segmentation).to(args.device).eval()
-    mean, std = normalisation(args.ckpt_path)
+    ckpt = load_checkpoint(args.ckpt_path, require=("state_dict", "hyper_parameters"))  # read once
+    task = load_task(args.ckpt_path, Segmentation, checkpoint=ckpt).to(args.device).eval()
+    mean, std = normalisation(ckpt)
     if args.dry_run:
         for path in args.images:
             read_rgb(path)  # names a missing or unreadable image

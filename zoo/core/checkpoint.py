@@ -94,12 +94,13 @@ def read_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     return obj
 
 
-def load_task(path: str | os.PathLike, expected: type[T] | None = None) -> T:
+def load_task(path: str | os.PathLike, expected: type[T] | None = None, checkpoint: dict | None = None) -> T:
     """The task of a ``zoo.fit`` checkpoint, on the CPU: an ``expected`` (or a subclass;
-    default: any LightningModule of the zoo's packages)."""
+    default: any LightningModule of the zoo's packages). ``checkpoint``: the file at ``path``
+    already read by ``load_checkpoint`` (a command that needs more of it reads it once)."""
     import lightning as L  # here, not above: zoo.models read weights files through this module
 
-    ckpt = load_checkpoint(path, require=("state_dict", "hyper_parameters"))
+    ckpt = checkpoint if checkpoint is not None else load_checkpoint(path, require=("state_dict", "hyper_parameters"))
     task = _build(path, ckpt["hyper_parameters"], expected or L.LightningModule, "task")
     task.on_load_checkpoint(ckpt)  # e.g. a language model's vocabulary
     try:

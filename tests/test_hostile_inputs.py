@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from zoo.core.classes import ConfigError, resolve_class
+from zoo.core.classes import resolve_class
+from zoo.core.errors import ConfigError
 from zoo.run.errors import run_command
 from zoo.show_augment import main as show_augment
 
@@ -49,7 +50,7 @@ def test_a_checkpoints_class_is_imported_only_from_the_zoo(tmp_path):
         resolve_class("antigravity.Fly", object, "x.ckpt: its task", zoo_only=True)
     assert "antigravity" not in set(sys.modules) - before  # refused before importing it
     with pytest.raises(ConfigError, match="not a Module"):
-        resolve_class("zoo.core.classes.ConfigError", torch.nn.Module, "x.ckpt: its task", zoo_only=True)
+        resolve_class("zoo.core.errors.ConfigError", torch.nn.Module, "x.ckpt: its task", zoo_only=True)
 
 
 # -- checkpoints that are no checkpoint ---------------------------------------------------------

@@ -12,6 +12,8 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelSummary
 from lightning.pytorch.utilities.model_summary import get_human_readable_count
+from rich import get_console
+from rich.table import Table
 
 from zoo.core.io import save_figure, subplots, write_json
 from zoo.run.media import wandb_logger
@@ -130,9 +132,6 @@ class ModelTable(ModelSummary):
     def summarize(summary_data: list[tuple[str, list[str]]], total_parameters: int, trainable_parameters: int,
                   model_size: float, total_training_modes: dict[str, int], total_flops: int = 0,
                   **summarize_kwargs: Any) -> None:  # fmt: skip
-        from rich import get_console
-        from rich.table import Table
-
         columns = [(name, values) for name, values in summary_data if name != "FLOPs"]
         table = Table(header_style="bold magenta")
         for i, (name, _) in enumerate(columns):

@@ -48,7 +48,7 @@ data:
 class SigkillInRun(L.Callback):
     """At ``step`` of the run named ``name``, when the process was started with ``KILL_ENV`` set,
     kills its own process with SIGKILL (no clean-up runs), or with ``parent`` the process that
-    started it (writing its own id to ``pid_file`` first)."""
+    started it (writing its own id to ``pid_file`` first, and then waiting to be killed with it)."""
 
     def __init__(self, name: str, step: int, parent: bool = False, pid_file: str = "") -> None:
         self.name, self.step, self.parent, self.pid_file = name, step, parent, pid_file
@@ -59,6 +59,11 @@ class SigkillInRun(L.Callback):
             if self.parent:
                 Path(self.pid_file).write_text(str(os.getpid()))
             os.kill(os.getppid() if self.parent else os.getpid(), signal.SIGKILL)
+            if self.parent:
+                # the parent's death reaches this process a moment later; training on until then
+                # could be cut inside a checkpoint write. A process that outlives the wait trains
+                # on, and the test's check that it is gone fails.
+                time.sleep(30)
 
 
 def _kill_config(path: Path, name: str, step: int, **kwargs) -> str:

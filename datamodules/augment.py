@@ -128,7 +128,7 @@ def build(
 
 def eval_preprocessing(name: str, size: int | None, mean: Stats, std: Stats, in_channels: int = 3) -> dict:
     """What a checkpoint records of a data module's evaluation pipeline (plain values), so that
-    ``zoo.predict`` and ``zoo.export`` rebuild it without the data set: ``from_preprocessing``."""
+    ``zoo predict`` and ``zoo export`` rebuild it without the data set: ``from_preprocessing``."""
 
     def plain(v: Stats) -> float | list[float] | None:
         return None if v is None else float(v) if isinstance(v, (int, float)) else [float(s) for s in v]

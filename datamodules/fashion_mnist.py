@@ -145,7 +145,7 @@ class FashionMNIST(ZooDataModule):
 
     @property
     def eval_preprocessing(self) -> dict:
-        """Recorded in checkpoints by the classification task, for ``zoo.predict`` on image files:
+        """Recorded in checkpoints by the classification task, for ``zoo predict`` on image files:
         grey pixels scaled to [0, 1], resized (cv2's bilinear for files, torch's here) and
         standardised as here."""
         mean, std = (MEAN, STD) if self.normalize else (None, None)

@@ -265,7 +265,7 @@ class KaggleImages(ZooDataModule):
 
     @property
     def eval_preprocessing(self) -> dict:
-        """Recorded in checkpoints by the classification task, for ``zoo.predict`` on image files."""
+        """Recorded in checkpoints by the classification task, for ``zoo predict`` on image files."""
         return augmentations.eval_preprocessing(self.eval_augment, self.image_size, self.mean, self.std)
 
     def fold_rows(self) -> tuple[list[str], list[str]]:

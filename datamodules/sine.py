@@ -46,7 +46,7 @@ class NoisySine(ZooDataModule):
         batch_size: int = 16, seed: int = 0,
     ) -> None:  # fmt: skip
         super().__init__(batch_size)
-        self.save_hyperparameters()  # zoo.forecast rebuilds the series from the checkpoint
+        self.save_hyperparameters()  # zoo forecast rebuilds the series from the checkpoint
         if not 0 < num_train < T - tau - 1:
             raise ConfigError(f"num_train must leave windows for validation: 0 < {num_train} < {T - tau - 1}")
         self.T, self.tau, self.num_train, self.noise, self.seed = T, tau, num_train, noise, seed

@@ -295,7 +295,7 @@ class SNLI(ZooDataModule):
         return {name: counts[i] for i, name in enumerate(LABELS)}
 
     def encode(self, pairs: Sequence[tuple[list[str], list[str]]]) -> tuple[torch.Tensor, ...]:
-        """The model inputs of token pairs in this module's format (``zoo.nli`` uses the same)."""
+        """The model inputs of token pairs in this module's format (``zoo nli`` uses the same)."""
         encode = encode_bert if self.input_format == "bert" else encode_pair
         return encode(pairs, self.vocab, self.max_len)
 

@@ -184,7 +184,7 @@ class AccuracyClock(L.Callback):
 
 
 def time_to_accuracy(args: argparse.Namespace) -> dict[str, Any]:
-    from zoo.fit import main
+    from zoo.cli.fit import main
     from zoo.run.folder import VERSION_ENV
 
     recipe = ROOT / "configs" / "fashion_mnist_fast.yaml"

@@ -136,7 +136,7 @@ def _step_weighted_means(run_dir: Path, steps: int) -> dict[str, float]:
 
 
 def zoo_side(data_dir: Path, root: Path, steps: int) -> dict[str, Any]:
-    from zoo.fit import main as fit
+    from zoo.cli.fit import main as fit
 
     torch.manual_seed(0)
     summary = fit(["--config", str(RECIPE), "--data.init_args.data_dir", str(data_dir),

@@ -119,7 +119,7 @@ def checkpoint(run_dir: Path) -> Path:
 
 
 def translate_check(entry: dict, context: dict) -> dict:
-    from zoo.translate import load, translate
+    from zoo.cli.translate import load, translate
 
     task = load(checkpoint(context["run_dir"])).eval()
     results = translate(task, ENGLISH, beam=int(entry.get("check_args", {}).get("beam", 1)), references=FRENCH)
@@ -129,7 +129,7 @@ def translate_check(entry: dict, context: dict) -> dict:
 
 
 def generate_check(entry: dict, context: dict) -> dict:
-    from zoo.generate import generate, load
+    from zoo.cli.generate import generate, load
 
     a = entry.get("check_args", {})
     task = load(context["run_dir"] / "checkpoints" / "last.ckpt").eval()
@@ -139,7 +139,7 @@ def generate_check(entry: dict, context: dict) -> dict:
 
 
 def similar_check(entry: dict, context: dict) -> dict:
-    from zoo.similar import load
+    from zoo.cli.similar import load
     from zoo.tasks.word2vec import nearest_words
 
     a = entry.get("check_args", {})
@@ -149,7 +149,7 @@ def similar_check(entry: dict, context: dict) -> dict:
 
 
 def style_transfer_check(entry: dict, context: dict) -> dict:
-    from zoo import style_transfer
+    from zoo.cli import style_transfer
 
     folder = context["data_root"] / entry["data"]
     out = style_transfer.main(["--content", str(folder / "rainier.jpg"), "--style", str(folder / "autumn-oak.jpg"),

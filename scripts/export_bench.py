@@ -1,6 +1,6 @@
 """Images per second of an exported classifier (ONNX Runtime, TorchScript) against the PyTorch
 checkpoint it came from, at one batch size, on this machine's CPU (or ``--device cuda`` for
-PyTorch and TorchScript). Exports with ``zoo.export`` into a temporary folder, checks that the
+PyTorch and TorchScript). Exports with ``zoo export`` into a temporary folder, checks that the
 outputs agree (largest difference printed), then times each runtime: a warm-up, then
 ``--repeats`` timings of ``--seconds`` each, median reported. Time it on an idle machine.
 
@@ -21,8 +21,8 @@ from pathlib import Path
 import torch
 
 from scripts.options import add_dry_run, dry_run_done
-from zoo.export import example_input, export, quiet_torchscript_deprecation
-from zoo.predict import load_classifier
+from zoo.cli.export import example_input, export, quiet_torchscript_deprecation
+from zoo.cli.predict import load_classifier
 from zoo.run.errors import run_command
 
 

@@ -89,8 +89,8 @@ def epoch_overhead(
     import torch
     import torch.nn.functional as F
 
-    from zoo.fit import main as fit
-    from zoo.fit import make_cli
+    from zoo.cli.fit import main as fit
+    from zoo.cli.fit import make_cli
     from zoo.run.allocator import keep_allocations_on_heap
 
     keep_allocations_on_heap()  # zoo.fit does this; the loop gets the same allocator settings

@@ -203,7 +203,7 @@ def run_fit(entry: dict, fit: list[str], runs: Path, in_process: bool = False) -
     fit = [*fit, "--trainer.default_root_dir", str(runs), "--trainer.enable_progress_bar", "false"]
     start = time.perf_counter()
     if in_process:
-        from zoo.fit import main as fit_main
+        from zoo.cli.fit import main as fit_main
 
         try:
             fit_main(fit)

@@ -127,8 +127,8 @@ def _last_train_loss(run_dir: Path) -> float | None:
 def zoo_side(arch: str, epochs: int, data_dir: Path, root: Path, max_batches: int | None) -> dict[str, Any]:
     """``zoo.fit`` on the arch's recipe with the course's pairs, then the four sentences."""
     from datamodules import FraEng
-    from zoo.fit import main as fit
-    from zoo.translate import load, translate
+    from zoo.cli.fit import main as fit
+    from zoo.cli.translate import load, translate
 
     torch.manual_seed(0)
     extra = ["--trainer.limit_train_batches", str(max_batches), "--trainer.limit_val_batches", "1",
@@ -161,10 +161,10 @@ def large(data_dir: Path, root: Path, smoke: bool) -> dict[str, Any]:
     from torchmetrics.text import SacreBLEUScore
 
     from datamodules import FraEng
+    from zoo.cli.fit import main as fit
+    from zoo.cli.translate import load
     from zoo.core.io import read_yaml
-    from zoo.fit import main as fit
     from zoo.tasks.seq2seq import detokenize
-    from zoo.translate import load
 
     recipe = ROOT / "configs" / "transformer_fra_eng_large.yaml"
     extra = ["--trainer.max_epochs", "1", "--trainer.limit_train_batches", "3", "--trainer.limit_val_batches", "1",

@@ -90,8 +90,8 @@ def course_side(ptb: Path, epochs: int, max_batches: int | None) -> dict[str, An
 def zoo_side(ptb: Path, epochs: int, root: Path, max_batches: int | None) -> dict[str, Any]:
     """``zoo.fit`` on the recipe, then the last epoch's loss and ``chip``'s neighbours."""
     from datamodules import PTBWord2Vec
-    from zoo.fit import main as fit
-    from zoo.similar import load
+    from zoo.cli.fit import main as fit
+    from zoo.cli.similar import load
 
     torch.manual_seed(0)
     t0 = time.perf_counter()

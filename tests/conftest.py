@@ -31,8 +31,8 @@ def fashion_dir(tmp_path: Path) -> Path:
 def fashion_classifier(tmp_path_factory) -> tuple[Path, Path, dict]:
     """``(checkpoint, data folder, zoo.fit summary)`` of a LeNet (batch norm, Adam) trained for
     3 epochs on the ``fashion_dir`` data: once per session, for the commands that use a trained
-    image classifier (zoo.predict, zoo.export)."""
-    from zoo.fit import main
+    image classifier (zoo predict, zoo export)."""
+    from zoo.cli.fit import main
 
     data = write_fashion_mnist(tmp_path_factory.mktemp("fashion"))
     root = tmp_path_factory.mktemp("fashion_runs")

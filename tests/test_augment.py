@@ -93,7 +93,7 @@ def test_bad_inputs_name_the_problem(tmp_path) -> None:
 
 
 def test_show_augment_writes_a_grid(tmp_path) -> None:
-    from zoo.show_augment import main
+    from zoo.cli.show_augment import main
 
     (tmp_path / "train").mkdir()
     for i in range(1, 5):

@@ -266,7 +266,7 @@ def test_unknown_augmentation_fails_early() -> None:
 
 
 def test_recipe_runs_one_batch(tmp_path) -> None:
-    from zoo.fit import main
+    from zoo.cli.fit import main
 
     _write_pickles(tmp_path / "data", per_batch=4)
     summary = main([

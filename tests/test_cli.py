@@ -1,5 +1,6 @@
 """``python -m zoo.fit`` end to end on tiny real-format data."""
 
+import importlib
 import json
 import subprocess
 import sys
@@ -10,9 +11,10 @@ import pytest
 import torch
 import yaml
 
-from zoo.fit import main
+from zoo.cli.fit import main
 
-RECIPE = Path(__file__).parents[1] / "configs" / "lenet_fashion_mnist.yaml"
+ROOT = Path(__file__).parents[1]
+RECIPE = ROOT / "configs" / "lenet_fashion_mnist.yaml"
 
 
 def _args(data_dir, root, *extra):
@@ -144,3 +146,18 @@ def test_metrics_json_counts_the_whole_run_when_the_best_epoch_is_earlier(fashio
     assert Path(summary["best_checkpoint"]).name == "best-001.ckpt"
     examples = summary["train_examples_per_second"] * summary["train_seconds"]
     assert examples == pytest.approx(3 * 240, rel=0.01)  # every epoch, not the best checkpoint's two
+
+
+def test_python_m_zoo_lists_every_command_and_each_is_a_module_with_main_and_run(capsys):
+    from zoo.__main__ import main as zoo_main
+    from zoo.cli import COMMANDS
+
+    zoo_main([])
+    listing = capsys.readouterr().out
+    for name in COMMANDS:
+        assert f"  {name} " in listing
+        module = importlib.import_module(f"zoo.cli.{name}")
+        assert callable(module.main) and callable(module.run), name
+    assert sorted(p.stem for p in (ROOT / "zoo" / "cli").glob("*.py") if p.stem != "__init__") == sorted(COMMANDS)
+    with pytest.raises(SystemExit, match="no command 'fitt'; expected one of fit, predict"):
+        zoo_main(["fitt", "--help"])

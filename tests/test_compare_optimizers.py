@@ -1,10 +1,10 @@
-"""zoo.compare_optimizers: one zoo.fit run per recipe, one PNG with every curve, and a table."""
+"""zoo compare_optimizers: one zoo.fit run per recipe, one PNG with every curve, and a table."""
 
 from pathlib import Path
 
 import pytest
 
-from zoo import compare_optimizers
+from zoo.cli import compare_optimizers
 
 
 def _recipe(path: Path, optimizer: str, lr: float) -> str:

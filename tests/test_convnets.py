@@ -107,7 +107,7 @@ COURSE = {
 
 @pytest.mark.parametrize("recipe", sorted(COURSE))
 def test_course_recipe_settings(recipe: str, tmp_path) -> None:
-    from zoo.fit import make_cli
+    from zoo.cli.fit import make_cli
 
     cli = make_cli(["--config", f"configs/{recipe}.yaml", "--trainer.default_root_dir", str(tmp_path)])
     arch, lr, batch, size = COURSE[recipe]

@@ -120,7 +120,7 @@ def test_unknown_breed_missing_image_and_header_only_csv_are_named(tmp_path):
 
 
 def test_zoo_fit_trains_on_leaves_by_class_path(tmp_path):
-    from zoo.fit import main
+    from zoo.cli.fit import main
 
     summary = main([
         "--model", "zoo.tasks.Classification", "--model.init_args.arch", "resnet18",

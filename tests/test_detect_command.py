@@ -1,4 +1,4 @@
-"""``python -m zoo.detect``: a PNG with the boxes drawn and a JSON of detections per image, in the
+"""``python -m zoo detect``: a PNG with the boxes drawn and a JSON of detections per image, in the
 image's own pixels, from a checkpoint alone; bad images, options and checkpoints are one line."""
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from test_detection_data import draw
 from test_detection_task import fit_tiny_ssd
 from test_hostile_inputs import declaring_png
 
+from zoo.cli.detect import detect, main
 from zoo.core.checkpoint import load_task
-from zoo.detect import detect, main
 from zoo.run.errors import user_errors_as_one_line
 from zoo.tasks import Detection
 
@@ -73,7 +73,7 @@ def test_bad_input_is_one_line(checkpoint, tmp_path, capsys):
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"\xff\xd8 not really")
     # the real entry point, once: one line on stderr, exit status 1
-    run = subprocess.run([sys.executable, "-m", "zoo.detect", "--ckpt_path", checkpoint, str(broken), "--out",
+    run = subprocess.run([sys.executable, "-m", "zoo", "detect", "--ckpt_path", checkpoint, str(broken), "--out",
                           str(tmp_path / "o")], cwd=ROOT, capture_output=True, text=True, timeout=120)  # fmt: skip
     assert run.returncode == 1 and "broken.jpg: not a readable image" in run.stderr and "Traceback" not in run.stderr
     other = tmp_path / "weights.ckpt"

@@ -210,7 +210,7 @@ def test_class_balanced_sampling_draws_the_rare_class_as_often(tmp_path):
 
 
 def test_show_augment_draws_the_boxes(tmp_path):
-    from zoo.show_augment import main
+    from zoo.cli.show_augment import main
 
     root = write_yolo(tmp_path / "yolo", {"train": 2, "valid": 1})
     recipe = tmp_path / "r.yaml"

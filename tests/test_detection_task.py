@@ -16,8 +16,8 @@ import torch.nn.functional as F
 from test_detection_data import write_coco, write_yolo
 from torchmetrics.detection import MeanAveragePrecision
 
+from zoo.cli.fit import main as fit
 from zoo.core.checkpoint import load_task
-from zoo.fit import main as fit
 from zoo.ops.boxes import multibox_target
 from zoo.tasks import Detection
 

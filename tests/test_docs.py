@@ -38,6 +38,7 @@ from tests.test_competitions_house_prices import write_house_csvs
 from tests.test_detection_data import write_yolo
 from tests.test_snli import write_snli
 from tests.test_translation import write_counting_pairs
+from zoo.cli import COMMANDS as ZOO_COMMANDS
 
 COMMANDS = all_commands()
 SHORT = ["--trainer.max_epochs", "1", "--trainer.max_steps", "-1", "--trainer.limit_train_batches", "2",
@@ -150,7 +151,8 @@ def call(module: str, args: list[str]) -> tuple[int | str, str]:
     status 0, an exit code, or the one-line error a user would see."""
     from zoo.run.errors import user_errors_as_one_line
 
-    main: Callable = importlib.import_module(module if module != "competitions" else "competitions.__main__").main
+    where = {"competitions": "competitions.__main__", "zoo": "zoo.__main__", "zoo.fit": "zoo.cli.fit"}
+    main: Callable = importlib.import_module(where.get(module, module)).main
     out = io.StringIO()
     status: int | str = 0
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
@@ -260,6 +262,10 @@ class Walk:
         if module == "scripts.make_shapes_segmentation" and trains:
             status, out = call(module, [*args, "--train", "6", "--val", "2"])
             assert status == 0, f"{command.id}: {out[-3000:]}"
+            return
+        if module == "zoo" and not args:  # the list of commands
+            status, out = call(module, [])
+            assert status == 0 and all(f"  {name} " in out for name in ZOO_COMMANDS), f"{command.id}: {out}"
             return
         if module == "competitions" and trains and not command.needs:
             status, out = call(module, _short_competition(args))

@@ -1,4 +1,4 @@
-"""``python -m zoo.export``: ONNX (run by onnxruntime) and TorchScript files whose outputs equal
+"""``python -m zoo export``: ONNX (run by onnxruntime) and TorchScript files whose outputs equal
 the checkpoint's within 1e-4 on a real batch of test images, at batch sizes other than the
 traced one; the class names and preprocessing travel in the file."""
 
@@ -12,8 +12,8 @@ import torch
 
 from datamodules.augment import from_preprocessing
 from datamodules.fashion_mnist import CLASSES, read_idx
-from zoo.export import main, quiet_torchscript_deprecation, run_exported
-from zoo.predict import load_classifier
+from zoo.cli.export import main, quiet_torchscript_deprecation, run_exported
+from zoo.cli.predict import load_classifier
 
 
 def _real_batch(data, task, n):

@@ -14,7 +14,7 @@ import pytest
 import torch
 import yaml
 
-from zoo.fit import main
+from zoo.cli.fit import main
 from zoo.run.faults import AtomicCheckpointIO, FiniteLossGuard, NonFiniteLossError
 from zoo.run.folder import VERSION_ENV
 

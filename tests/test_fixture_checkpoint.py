@@ -1,7 +1,7 @@
 """A checkpoint written before the zoo's modules moved keeps loading: ``fixtures/
 gru_time_machine_dd542b7.ckpt`` is a 16-unit GRU (``configs/gru_time_machine.yaml``, one epoch of
 two batches) that ``zoo.fit`` wrote at commit dd542b7, with its class path, hyperparameters,
-vocabulary and loop state. Its generations below were printed by that commit's ``zoo.generate``."""
+vocabulary and loop state. Its generations below were printed by that commit's ``zoo generate``."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import torch
 
+from zoo.cli.generate import main as generate
 from zoo.core.checkpoint import load_checkpoint, load_task
-from zoo.generate import main as generate
 from zoo.tasks import LanguageModel
 
 FIXTURE = Path(__file__).parent / "fixtures" / "gru_time_machine_dd542b7.ckpt"

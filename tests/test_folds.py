@@ -14,7 +14,7 @@ import pytest
 import competitions.kit.folds
 import zoo.run.folds
 from datamodules.fashion_mnist import FashionMNIST, read_idx
-from zoo.fit import main
+from zoo.cli.fit import main
 
 RECIPES = Path(__file__).parents[1] / "configs"
 

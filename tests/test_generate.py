@@ -1,13 +1,13 @@
 """Train a tiny language model through ``zoo.fit`` on a Time-Machine-format file, then generate
-from its checkpoint with ``zoo.generate`` (greedy and sampled)."""
+from its checkpoint with ``zoo generate`` (greedy and sampled)."""
 
 from pathlib import Path
 
 import pytest
 
+from zoo.cli.fit import main as fit
+from zoo.cli.generate import main as generate
 from zoo.core.checkpoint import CheckpointError, load_checkpoint
-from zoo.fit import main as fit
-from zoo.generate import main as generate
 
 RECIPE = Path(__file__).parents[1] / "configs" / "gru_time_machine.yaml"
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from zoo.cli.show_augment import main as show_augment
 from zoo.core.classes import resolve_class
 from zoo.core.errors import ConfigError
 from zoo.run.errors import run_command
-from zoo.show_augment import main as show_augment
 
 ROOT = Path(__file__).parents[1]
 
@@ -60,16 +60,16 @@ JUNK_25 = b".\x80a18pl.\x02.9l)g6p494\x803}\x028q"
 
 def _ckpt_commands(tmp_path: Path, ckpt: Path) -> dict[str, tuple]:
     """Every command that reads a ``--ckpt_path``, with otherwise valid arguments."""
-    from zoo.detect import main as detect
-    from zoo.export import main as export
-    from zoo.fit import main as fit
-    from zoo.forecast import main as forecast
-    from zoo.generate import main as generate
-    from zoo.nli import main as nli
-    from zoo.predict import main as predict
-    from zoo.segment import main as segment
-    from zoo.similar import main as similar
-    from zoo.translate import main as translate
+    from zoo.cli.detect import main as detect
+    from zoo.cli.export import main as export
+    from zoo.cli.fit import main as fit
+    from zoo.cli.forecast import main as forecast
+    from zoo.cli.generate import main as generate
+    from zoo.cli.nli import main as nli
+    from zoo.cli.predict import main as predict
+    from zoo.cli.segment import main as segment
+    from zoo.cli.similar import main as similar
+    from zoo.cli.translate import main as translate
 
     image = tmp_path / "cat.png"
     image.write_bytes(_png(8, 8))
@@ -220,7 +220,7 @@ def test_snli_and_fra_eng_without_examples_say_what_is_missing(tmp_path):
 
 # -- lines that keep their file ---------------------------------------------------------------
 def test_translate_files_that_are_not_utf8_or_empty_are_named(tmp_path):
-    from zoo.translate import main as translate
+    from zoo.cli.translate import main as translate
 
     junk = tmp_path / "junk.ckpt"
     junk.write_bytes(JUNK_25)
@@ -244,7 +244,7 @@ def test_translate_files_that_are_not_utf8_or_empty_are_named(tmp_path):
 def test_the_one_line_keeps_the_message_that_names_the_file_not_its_cause():
     """A message written for the user (a file's name, raised ``from`` a library error) is the
     line; jsonargparse's wrappers are followed to the constructor's error and its option."""
-    from zoo.fit import make_cli
+    from zoo.cli.fit import make_cli
     from zoo.run.errors import one_line as format_line
 
     def wrapped(outer: type[Exception], message: str) -> Exception:

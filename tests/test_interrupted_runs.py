@@ -24,7 +24,7 @@ import yaml
 
 from competitions.__main__ import main as competitions_main
 from tests.test_competitions_house_prices import write_house_csvs
-from zoo.fit import main as fit_main
+from zoo.cli.fit import main as fit_main
 from zoo.run.errors import run_command
 from zoo.run.folder import VERSION_ENV
 from zoo.run.folds import fit_folds

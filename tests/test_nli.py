@@ -1,6 +1,6 @@
 """NLI: BERT fine-tuned from a pretraining checkpoint of ours (its encoder arrives unchanged, the
 fine-tuned checkpoint stands alone), decomposable attention from scratch or from GloVe vectors,
-``zoo.nli``, and a two-process DDP run whose logged test accuracy is the whole test split's."""
+``zoo nli``, and a two-process DDP run whose logged test accuracy is the whole test split's."""
 
 from __future__ import annotations
 
@@ -16,12 +16,12 @@ from test_snli import SUBJECTS, VERBS, write_snli
 
 from datamodules import SNLI
 from datamodules.text import Vocab
+from zoo.cli.fit import main as fit
+from zoo.cli.fit import make_cli
+from zoo.cli.nli import main as nli
 from zoo.core.checkpoint import CheckpointError, load_checkpoint, load_task
-from zoo.fit import main as fit
-from zoo.fit import make_cli
 from zoo.models import weights
 from zoo.models.bert import from_course
-from zoo.nli import main as nli
 from zoo.tasks.nli import NLI
 
 ROOT = Path(__file__).parents[1]

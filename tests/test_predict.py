@@ -1,4 +1,4 @@
-"""``python -m zoo.predict`` on image files written from the test set: the classes and the
+"""``python -m zoo predict`` on image files written from the test set: the classes and the
 preprocessing come from the checkpoint, the CSV's accuracy is zoo.fit's test accuracy, bad
 images are named (and skipped only when asked), other tasks' checkpoints point elsewhere."""
 
@@ -13,9 +13,9 @@ import torch
 from test_hostile_inputs import declaring_png
 
 from datamodules.fashion_mnist import CLASSES, read_idx
+from zoo.cli.predict import main
 from zoo.core.checkpoint import CheckpointError
 from zoo.core.problems import DataError
-from zoo.predict import main
 
 
 @pytest.fixture(scope="module")
@@ -87,10 +87,10 @@ def test_an_rgb_file_is_read_as_grey_for_a_grey_model(fashion_classifier, test_p
     assert a["class"] == b["class"] and abs(a["probability"] - b["probability"]) < 0.05
 
 
-@pytest.mark.parametrize(("task", "command"), [("zoo.tasks.LanguageModel", "zoo.generate"),
-                                               ("zoo.tasks.Seq2Seq", "zoo.translate"),
-                                               ("zoo.tasks.Detection", "zoo.detect"),
-                                               ("zoo.tasks.Segmentation", "zoo.segment")])  # fmt: skip
+@pytest.mark.parametrize(("task", "command"), [("zoo.tasks.LanguageModel", "zoo generate"),
+                                               ("zoo.tasks.Seq2Seq", "zoo translate"),
+                                               ("zoo.tasks.Detection", "zoo detect"),
+                                               ("zoo.tasks.Segmentation", "zoo segment")])  # fmt: skip
 def test_another_tasks_checkpoint_names_its_command(task, command, tmp_path):
     ckpt = tmp_path / "other.ckpt"
     torch.save({"state_dict": {}, "hyper_parameters": {"_class_path": task, "arch": "x"}}, ckpt)

@@ -14,7 +14,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from zoo.fit import make_cli
+from zoo.cli.fit import make_cli
 
 ROOT = Path(__file__).parents[1]
 UNWANTED = ("litlogger", "LeafSpec", "multiple `ModelCheckpoint` callbacks", "LightningCLI's args parameter",

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from zoo.fit import make_cli
+from zoo.cli.fit import make_cli
 
 RESNET18 = "resnet18-f37072fd.pth"
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 from jsonargparse import Namespace
 
-from zoo.fit import main
+from zoo.cli.fit import main
 from zoo.run.folder import default_name
 
 CONFIGS = Path(__file__).parents[1] / "configs"

@@ -20,7 +20,7 @@ import torch
 
 import datamodules.fashion_mnist as fashion_mnist
 from datamodules.download import download, extract
-from zoo.fit import main
+from zoo.cli.fit import main
 from zoo.run.faults import AtomicCheckpointIO
 from zoo.run.folder import VERSION_ENV
 from zoo.tasks import Classification

@@ -1,4 +1,4 @@
-"""``zoo.segment`` on a checkpoint that ``zoo.fit`` wrote: a VOC-palette mask PNG (class indices)
+"""``zoo segment`` on a checkpoint that ``zoo.fit`` wrote: a VOC-palette mask PNG (class indices)
 and an overlay per image, at the image's size; bad inputs are one line naming the file."""
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from test_hostile_inputs import declaring_png
 from test_segmentation_task import fit_args, shapes
 
 from datamodules.voc import voc_palette
+from zoo.cli.fit import main as fit
+from zoo.cli.segment import main as segment
+from zoo.cli.segment import overlay
 from zoo.core.checkpoint import CheckpointError, load_task
 from zoo.core.problems import DataError
-from zoo.fit import main as fit
-from zoo.segment import main as segment
-from zoo.segment import overlay
 from zoo.tasks import Segmentation
 
 ROOT = Path(__file__).parents[1]
@@ -78,8 +78,8 @@ def test_bad_inputs_are_one_line(ckpt, tmp_path):
         segment(["--ckpt_path", str(tmp_path / "plain.pt"), str(tmp_path / "missing.jpg")])
     with pytest.raises(ValueError, match="several images are named a"):
         segment(["--ckpt_path", str(ckpt), "x/a.png", "y/a.jpg"])
-    run = subprocess.run([sys.executable, "-m", "zoo.segment", "--ckpt_path", str(tmp_path / "nothing.ckpt"), "a.png"],
-                         cwd=ROOT, capture_output=True, text=True, timeout=120)  # fmt: skip
+    command = [sys.executable, "-m", "zoo", "segment", "--ckpt_path", str(tmp_path / "nothing.ckpt"), "a.png"]
+    run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert run.returncode == 1 and run.stderr.strip().splitlines() == [
         f"error: {tmp_path / 'nothing.ckpt'}: no such checkpoint file (ZOO_DEBUG=1 shows the traceback)"
     ]

@@ -19,8 +19,8 @@ from torchmetrics.classification import MulticlassJaccardIndex
 from datamodules import VOCSegmentation
 from scripts.make_shapes_segmentation import CLASSES
 from scripts.make_shapes_segmentation import main as make_shapes
+from zoo.cli.fit import main as fit
 from zoo.core.checkpoint import load_task
-from zoo.fit import main as fit
 from zoo.tasks import Segmentation, segmentation
 from zoo.tasks.segmentation import scores
 

@@ -1,4 +1,4 @@
-"""``python -m zoo.similar`` on a word2vec checkpoint that zoo.fit wrote from a generated PTB:
+"""``python -m zoo similar`` on a word2vec checkpoint that zoo.fit wrote from a generated PTB:
 the vocabulary travels in the checkpoint, the neighbours are the cosine ones, mistakes are one line."""
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import torch.nn.functional as F
 from test_word2vec import write_ptb
 
 from datamodules import PTBWord2Vec
-from zoo.fit import main as fit
+from zoo.cli.fit import main as fit
+from zoo.cli.similar import main as similar
 from zoo.run.errors import run_command
-from zoo.similar import main as similar
 
 CONFIGS = Path(__file__).parents[1] / "configs"
 

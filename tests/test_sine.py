@@ -1,4 +1,4 @@
-"""The noisy sine sequence model (datamodules/sine.py) and its forecast plot (zoo/forecast.py)."""
+"""The noisy sine sequence model (datamodules/sine.py) and its forecast plot (zoo/cli/forecast.py)."""
 
 from pathlib import Path
 
@@ -7,10 +7,10 @@ import torch
 from torch import nn
 
 from datamodules.sine import NoisySine, lagged_windows, noisy_sine
+from zoo.cli.fit import main as fit
+from zoo.cli.forecast import free_run, k_step_ahead
+from zoo.cli.forecast import main as forecast
 from zoo.core.checkpoint import CheckpointError
-from zoo.fit import main as fit
-from zoo.forecast import free_run, k_step_ahead
-from zoo.forecast import main as forecast
 
 RECIPE = Path(__file__).parents[1] / "configs" / "sine_mlp.yaml"
 PNG = b"\x89PNG\r\n\x1a\n"

@@ -10,11 +10,11 @@ import pytest
 import torch
 from PIL import Image
 
+from zoo.cli.style_transfer import RANDOM_NOTE
+from zoo.cli.style_transfer import main as style_transfer
 from zoo.core.checkpoint import CheckpointError
 from zoo.models.vgg import vgg19_features
 from zoo.ops import style
-from zoo.style_transfer import RANDOM_NOTE
-from zoo.style_transfer import main as style_transfer
 
 
 def test_gram_content_style_and_tv_losses_by_hand():

@@ -1,5 +1,5 @@
 """Translation end to end on a tiny fra.txt: zoo.fit with the recipes, the checkpoint's
-vocabularies, zoo.translate, and the course's BLEU on hand-computed pairs."""
+vocabularies, zoo translate, and the course's BLEU on hand-computed pairs."""
 
 import random
 from pathlib import Path
@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from zoo.fit import main as fit
+from zoo.cli.fit import main as fit
+from zoo.cli.translate import main as translate
 from zoo.ops.bleu import course_bleu
-from zoo.translate import main as translate
 
 CONFIGS = Path(__file__).parents[1] / "configs"
 EN = "one two three four five six seven eight nine ten".split()
@@ -120,7 +120,7 @@ def test_course_bleu_on_hand_computed_pairs():
 @pytest.mark.parametrize(("recipe", "epochs"), [("seq2seq_fra_eng", 300), ("bahdanau_fra_eng", 250),
                                                 ("transformer_fra_eng", 200)])  # fmt: skip
 def test_recipes_carry_the_course_settings(recipe, epochs, tmp_path):
-    from zoo.fit import make_cli
+    from zoo.cli.fit import make_cli
 
     data = write_counting_pairs(tmp_path / "data", n=1000)
     cli = make_cli(["--config", str(CONFIGS / f"{recipe}.yaml"), "--data.init_args.data_dir", str(data),

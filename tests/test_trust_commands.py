@@ -17,12 +17,12 @@ import torch
 from test_competitions_house_prices import tiny_config, write_house_csvs
 
 from competitions.__main__ import main as competitions
+from zoo.cli.fit import main as fit
+from zoo.cli.forecast import main as forecast
+from zoo.cli.generate import main as generate
+from zoo.cli.show_augment import main as show_augment
 from zoo.core.checkpoint import CheckpointError, load_checkpoint
-from zoo.fit import main as fit
-from zoo.forecast import main as forecast
-from zoo.generate import main as generate
 from zoo.run.errors import run_command
-from zoo.show_augment import main as show_augment
 
 ROOT = Path(__file__).parents[1]
 CONFIGS = ROOT / "configs"
@@ -89,8 +89,8 @@ def test_a_crafted_checkpoint_runs_nothing_in_any_command(tmp_path, house):
                 "datamodule_hyper_parameters": {}, "x": _Payload(marker)}, evil)  # fmt: skip
     _point_cv_at(house["work"], evil)
     commands = [
-        ["zoo.forecast", "--ckpt_path", str(evil), "--out", str(tmp_path / "f.png")],
-        ["zoo.generate", "--ckpt_path", str(evil)],
+        ["zoo", "forecast", "--ckpt_path", str(evil), "--out", str(tmp_path / "f.png")],
+        ["zoo", "generate", "--ckpt_path", str(evil)],
         ["competitions", *_predict(house)],
     ]
     env = {k: v for k, v in os.environ.items() if k != "ZOO_DEBUG"}

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from zoo.fit import main
+from zoo.cli.fit import main
 
 RECIPE = Path(__file__).parents[1] / "configs" / "lenet_fashion_mnist.yaml"
 

@@ -117,7 +117,7 @@ class Competition:
               overrides: list[str], output: str | Path | None = None) -> str:  # fmt: skip
         """``--dry_run``: what ``stage`` would start from, checked without training or writing
         (nothing fetched); ``all`` checks prepare's inputs, which the later stages are made from."""
-        from zoo.fit import main as zoo_fit  # here: LightningCLI is slow to import, prepare needs none of it
+        from zoo.cli.fit import main as zoo_fit  # here: LightningCLI is slow to import, prepare needs none of it
 
         work_dir = Path(work_dir)
         if stage in ("prepare", "all"):
@@ -149,7 +149,7 @@ class Competition:
 
     # -- stage 2 ---------------------------------------------------------------------------
     def fit(self, work_dir: str | Path, config: dict[str, Any], config_path: str, overrides: list[str]) -> dict:
-        from zoo.fit import main as zoo_fit  # here: LightningCLI is slow to import, prepare needs none of it
+        from zoo.cli.fit import main as zoo_fit  # here: LightningCLI is slow to import, prepare needs none of it
 
         work_dir = Path(work_dir)
         info = load_prepared(work_dir)

@@ -4,7 +4,7 @@ of words and phrases and their compositionality"; the course's book sections 14.
 Every word has two vectors: ``v`` as a centre word (``center``) and ``u`` as a context word
 (``context``). The score of a (centre, context-or-noise) pair is ``u . v``; the task trains it with
 the sigmoid binary cross-entropy (context words are 1, noise words 0). The centre vectors are the
-word embedding that ``similar`` (and ``zoo.similar``) compares by cosine, as the course does.
+word embedding that ``similar`` (and ``zoo similar``) compares by cosine, as the course does.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Mistakes in a command line, a recipe, the data or a checkpoint, reported as one line
 instead of a traceback, by every command: ``python -m zoo.fit`` through ``user_errors_as_one_line``,
-the others (``zoo.generate``, ``zoo.forecast``, ``zoo.show_augment``, ``competitions``, ...)
+the others (``zoo generate``, ``zoo forecast``, ``zoo show_augment``, ``competitions``, ...)
 through ``run_command(main)``. An exception outside ``USER_ERRORS`` is a bug and keeps its traceback.
 
 jsonargparse wraps an error raised in a constructor (``unknown model 'lenet6'``) in several

@@ -18,7 +18,7 @@ class Classification(ZooTask):
     Logs ``train/loss``, ``train/acc``, ``val/loss``, ``val/acc``, ``test/loss``, ``test/acc``.
     Every checkpoint also records the data module's class names (``classes``) and evaluation
     preprocessing (``preprocessing``, see ``datamodules.augment.eval_preprocessing``) when it
-    has them, so ``zoo.predict`` and ``zoo.export`` need only the checkpoint.
+    has them, so ``zoo predict`` and ``zoo export`` need only the checkpoint.
 
     Args:
         arch: model name in ``zoo.models``.

@@ -41,7 +41,7 @@ class Detection(ZooTask):
     """Trains ``arch`` (``tiny_ssd`` or a torchvision detector of ``zoo.models.detectors``).
 
     Class names (from the data module at fit time) and the image size are stored in every
-    checkpoint, so ``zoo.detect`` needs no data files.
+    checkpoint, so ``zoo detect`` needs no data files.
 
     Args:
         arch: a registered detector.

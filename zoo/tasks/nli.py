@@ -13,7 +13,7 @@
 
 A batch is the model's inputs followed by the labels, so one step serves both. Validation and
 test accuracy are torchmetrics' (global under DDP); the vocabulary, the data's input format and
-its ``max_len`` are kept in every checkpoint, for ``zoo.nli``.
+its ``max_len`` are kept in every checkpoint, for ``zoo nli``.
 """
 
 from __future__ import annotations

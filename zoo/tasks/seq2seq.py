@@ -38,7 +38,7 @@ class Seq2Seq(ZooTask):
     ``(src, src_len, tgt, tgt_len[, references])`` batches.
 
     The source and target vocabularies are stored in every checkpoint (``src_vocab`` and
-    ``tgt_vocab`` entries, plain dicts), so ``zoo.translate`` needs no data files. Logs
+    ``tgt_vocab`` entries, plain dicts), so ``zoo translate`` needs no data files. Logs
     ``train/loss``, ``{val,test}/loss`` (per target token) and ``{val,test}/bleu``.
 
     Args:

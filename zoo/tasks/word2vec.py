@@ -40,7 +40,7 @@ class Word2Vec(ZooTask):
     ``(center, contexts_negatives, mask, label)`` batches (``datamodules.PTBWord2Vec``).
 
     The training data's vocabulary is stored in every checkpoint (a ``vocab`` entry, a plain
-    dict), so ``zoo.similar`` needs no data files. Logs ``{train,val,test}/loss``; with W&B, a
+    dict), so ``zoo similar`` needs no data files. Logs ``{train,val,test}/loss``; with W&B, a
     table of the ``queries``' nearest words at every validation.
 
     Args:

@@ -1,6 +1,6 @@
-"""``python -m zoo.segment``: segment images with a trained segmentation checkpoint.
+"""``python -m zoo segment``: segment images with a trained segmentation checkpoint.
 
-    python -m zoo.segment --ckpt_path runs/fcn_voc/version_0/checkpoints/last.ckpt \\
+    python -m zoo segment --ckpt_path runs/fcn_voc/version_0/checkpoints/last.ckpt \\
         street.jpg cat.png [--out runs/segment/]
 
 Per image, two PNGs in ``--out``: ``<name>_mask.png``, the predicted classes as a palette PNG
@@ -93,5 +93,10 @@ def main(argv: list[str] | None = None) -> list[tuple[Path, Path]]:
     return written
 
 
+def run(argv: list[str] | None = None) -> None:
+    """The command line (``python -m zoo segment``)."""
+    run_command(lambda: main(argv))
+
+
 if __name__ == "__main__":
-    run_command(main)
+    run()

@@ -1,6 +1,6 @@
-"""``python -m zoo.detect``: detect objects in images with a trained detection checkpoint.
+"""``python -m zoo detect``: detect objects in images with a trained detection checkpoint.
 
-    python -m zoo.detect --ckpt_path runs/tiny_ssd_banana/version_0/checkpoints/last.ckpt \\
+    python -m zoo detect --ckpt_path runs/tiny_ssd_banana/version_0/checkpoints/last.ckpt \\
         photo1.jpg photo2.png --out detections/ [--score_threshold 0.5] [--device cpu]
 
 Writes, per image, ``<out>/<stem>.png``: the image with its boxes, class names and scores drawn
@@ -100,5 +100,10 @@ def main(argv: list[str] | None = None) -> list[ImageDetections]:
     return results
 
 
+def run(argv: list[str] | None = None) -> None:
+    """The command line (``python -m zoo detect``)."""
+    run_command(lambda: main(argv))
+
+
 if __name__ == "__main__":
-    run_command(main)
+    run()

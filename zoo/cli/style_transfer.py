@@ -1,7 +1,7 @@
-"""``python -m zoo.style_transfer``: neural style transfer (the course's lecture 49, d2l "Neural
+"""``python -m zoo style_transfer``: neural style transfer (the course's lecture 49, d2l "Neural
 Style Transfer"; Gatys et al., 2016).
 
-    python -m zoo.style_transfer --content rainier.jpg --style autumn-oak.jpg --out out.png \\
+    python -m zoo style_transfer --content rainier.jpg --style autumn-oak.jpg --out out.png \\
         [--weights vgg19-dcbb9e9d.pth --size 300 450 --epochs 500]
 
 The synthesised image starts as the content image and is optimised (Adam, lr 0.3, x0.8 every 50
@@ -144,5 +144,10 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     return {"image": out, "curve": curve, "seconds": seconds, "history": history, "random_weights": weights is None}
 
 
+def run(argv: list[str] | None = None) -> None:
+    """The command line (``python -m zoo style_transfer``)."""
+    run_command(lambda: main(argv))
+
+
 if __name__ == "__main__":
-    run_command(main)
+    run()

@@ -1,9 +1,9 @@
-"""``python -m zoo.show_augment``: a PNG grid of augmented training samples, as the course shows
+"""``python -m zoo show_augment``: a PNG grid of augmented training samples, as the course shows
 them (lecture 36): one row per image, each column another draw of its augmentation.
 
-    python -m zoo.show_augment --config configs/resnet18_cifar10.yaml \\
+    python -m zoo show_augment --config configs/resnet18_cifar10.yaml \\
         --data_dir ../shared/data/cifar10 --out augment.png [--images 6] [--draws 8]
-    python -m zoo.show_augment --config configs/cifar10_cpu.yaml --augment course --out course.png
+    python -m zoo show_augment --config configs/cifar10_cpu.yaml --augment course --out course.png
 
 Works with any image data module of a ``zoo.fit`` recipe (only its ``data`` section is used)
 whose training set yields ``(C, H, W)`` tensors; a detection data module's boxes are drawn
@@ -79,5 +79,10 @@ def main(argv: list[str] | None = None) -> Path:
     return out
 
 
+def run(argv: list[str] | None = None) -> None:
+    """The command line (``python -m zoo show_augment``)."""
+    run_command(lambda: main(argv))
+
+
 if __name__ == "__main__":
-    run_command(main)
+    run()

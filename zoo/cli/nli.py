@@ -1,6 +1,6 @@
-"""``python -m zoo.nli``: entailment, contradiction or neutral for a premise and a hypothesis.
+"""``python -m zoo nli``: entailment, contradiction or neutral for a premise and a hypothesis.
 
-    python -m zoo.nli --ckpt_path runs/bert_snli/version_0/checkpoints/last.ckpt \\
+    python -m zoo nli --ckpt_path runs/bert_snli/version_0/checkpoints/last.ckpt \\
         "A man is playing a guitar on stage." "A person is making music."
 
 The checkpoint is an ``NLI`` task (fine-tuned BERT or decomposable attention); the sentences get
@@ -73,5 +73,10 @@ def main(argv: list[str] | None = None) -> Inference:
     return result
 
 
+def run(argv: list[str] | None = None) -> None:
+    """The command line (``python -m zoo nli``)."""
+    run_command(lambda: main(argv))
+
+
 if __name__ == "__main__":
-    run_command(main)
+    run()

@@ -1,9 +1,9 @@
-"""``python -m zoo.export``: an image classifier's checkpoint as an ONNX or TorchScript file.
+"""``python -m zoo export``: an image classifier's checkpoint as an ONNX or TorchScript file.
 
-    python -m zoo.export --ckpt_path runs/cifar10_cpu/version_0/checkpoints/last.ckpt --format onnx --out cifar10.onnx
+    python -m zoo export --ckpt_path runs/cifar10_cpu/version_0/checkpoints/last.ckpt --format onnx --out cifar10.onnx
 
 The exported graph takes ``images``, a float batch ``(B, C, H, W)`` of any size ``B``, already
-preprocessed as the checkpoint's data module did (``zoo.predict`` does it for files; the recipe
+preprocessed as the checkpoint's data module did (``zoo predict`` does it for files; the recipe
 is in the file's metadata), and returns ``logits`` ``(B, classes)`` (softmax them for
 probabilities). ONNX goes through ``torch.onnx.export(dynamo=True)``, PyTorch's maintained
 exporter, and needs the ``export`` extra (``pip install -e ".[export]"``); the class names and
@@ -27,10 +27,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from zoo.cli.predict import load_classifier
 from zoo.core.errors import ConfigError
 from zoo.core.io import atomic_write
 from zoo.core.options import number
-from zoo.predict import load_classifier
 from zoo.run.errors import run_command
 
 FORMATS = ("onnx", "torchscript")
@@ -119,7 +119,7 @@ def export(ckpt_path: str | Path, fmt: str, out: str | Path, image_size: int | N
 
 
 def main(argv: list[str] | None = None) -> Path:
-    p = argparse.ArgumentParser(prog="python -m zoo.export", description="Export an image classifier's "
+    p = argparse.ArgumentParser(prog="python -m zoo export", description="Export an image classifier's "
                                 "checkpoint as ONNX or TorchScript (dynamic batch size).")  # fmt: skip
     p.add_argument("--ckpt_path", required=True)
     p.add_argument("--format", choices=FORMATS, default="onnx")
@@ -137,5 +137,10 @@ def main(argv: list[str] | None = None) -> Path:
     return path
 
 
+def run(argv: list[str] | None = None) -> None:
+    """The command line (``python -m zoo export``)."""
+    run_command(lambda: main(argv))
+
+
 if __name__ == "__main__":
-    run_command(main)
+    run()

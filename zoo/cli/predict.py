@@ -1,6 +1,6 @@
-"""``python -m zoo.predict``: classify your own image files with a trained image classifier.
+"""``python -m zoo predict``: classify your own image files with a trained image classifier.
 
-    python -m zoo.predict --ckpt_path runs/lenet_fashion_mnist/version_0/checkpoints/best-009.ckpt \\
+    python -m zoo predict --ckpt_path runs/lenet_fashion_mnist/version_0/checkpoints/best-009.ckpt \\
         shirt.png photos/ "more/*.jpg" --out predictions.csv [--top_k 3 --batch_size 64 --skip_bad]
 
 Inputs are image files, folders (every image below them, sorted) or glob patterns. The class
@@ -10,7 +10,7 @@ CSV has one row per image: ``path``, the predicted ``class``, its ``probability`
 next most likely classes and their probabilities (``class_2``, ``probability_2``, ...). Without
 ``--out`` it is printed. An image that does not decode stops the command with its name, unless
 ``--skip_bad`` (then it is named on stderr and left out). Checkpoints of the other tasks have
-their own commands (``zoo.generate``, ``zoo.translate``, ``zoo.detect``, ``zoo.segment``); given
+their own commands (``zoo generate``, ``zoo translate``, ``zoo detect``, ``zoo segment``); given
 one, this command names it.
 """
 
@@ -23,7 +23,6 @@ import io
 import sys
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from importlib.util import find_spec
 from pathlib import Path
 
 import cv2
@@ -42,9 +41,8 @@ from zoo.run.errors import run_command
 from zoo.tasks.classification import Classification
 
 #: a word of a task's class name -> the command that predicts with it
-OTHER_COMMANDS = {"languagemodel": "zoo.generate", "seq2seq": "zoo.translate", "detection": "zoo.detect",
-                  "segmentation": "zoo.segment", "nli": "zoo.nli", "word2vec": "zoo.similar",
-                  "regression": "zoo.forecast"}  # fmt: skip
+OTHER_COMMANDS = {"languagemodel": "generate", "seq2seq": "translate", "detection": "detect",
+                  "segmentation": "segment", "nli": "nli", "word2vec": "similar", "regression": "forecast"}
 
 
 def expand_inputs(inputs: Sequence[str]) -> list[Path]:
@@ -73,8 +71,8 @@ def load_classifier(ckpt_path: str | Path) -> Classification:
     name = str(hparams.get("_class_path", "")).rsplit(".", 1)[-1]
     if name and name != "Classification":
         command = next((c for word, c in OTHER_COMMANDS.items() if word in name.lower()), None)
-        hint = (f"predict with python -m {command} --ckpt_path {ckpt_path}" if command and find_spec(command)
-                else "zoo.predict classifies images")  # fmt: skip
+        hint = (f"predict with python -m zoo {command} --ckpt_path {ckpt_path}" if command
+                else "zoo predict classifies images")  # fmt: skip
         raise CheckpointError(f"{ckpt_path}: holds a {name} model, not an image classifier; {hint}")
     task = load_task(ckpt_path, Classification)
     if task.classes is None or task.preprocessing is None:
@@ -156,7 +154,7 @@ def to_csv(rows: Sequence[dict[str, object]], top_k: int) -> str:
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, object]]:
-    p = argparse.ArgumentParser(prog="python -m zoo.predict", description="Classify image files with a "
+    p = argparse.ArgumentParser(prog="python -m zoo predict", description="Classify image files with a "
                                 "trained image classifier; writes a CSV.")  # fmt: skip
     p.add_argument("--ckpt_path", required=True, help="a zoo.fit checkpoint of zoo.tasks.Classification")
     p.add_argument("inputs", nargs="+", help="image files, folders (searched recursively) or glob patterns")
@@ -193,5 +191,10 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
     return rows
 
 
+def run(argv: list[str] | None = None) -> None:
+    """The command line (``python -m zoo predict``)."""
+    run_command(lambda: main(argv))
+
+
 if __name__ == "__main__":
-    run_command(main)
+    run()

@@ -1,8 +1,8 @@
-"""``python -m zoo.compare_optimizers``: one run of ``zoo.fit`` per recipe (the same model, one
+"""``python -m zoo compare_optimizers``: one run of ``zoo.fit`` per recipe (the same model, one
 optimizer each), then one PNG of every loss curve against examples seen and against training
 time, and a table (printed, and written as markdown beside the PNG).
 
-    python -m zoo.compare_optimizers configs/airfoil_*.yaml --out runs/compare/airfoil.png
+    python -m zoo compare_optimizers configs/airfoil_*.yaml --out runs/compare/airfoil.png
 
 The runs validate every ``--every`` training batches; ``LossClock`` logs, with each validation,
 the examples trained on so far and the seconds spent in training batches (validation excluded,
@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> list[Curve]:
             raise FileNotFoundError(f"{recipe}: no such recipe")
     if args.dry_run:
         return print(f"dry run: {len(args.recipes)} recipes; would write {args.out}")
-    from zoo import fit  # here: building the CLI is slow, and --help should not wait for it
+    from zoo.cli import fit  # here: building the CLI is slow, and --help should not wait for it
 
     out = Path(args.out)
     root = Path(args.root) if args.root else out.parent / "runs"
@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> list[Curve]:
         name = Path(recipe).stem
         summary = fit.main(["--config", recipe, "--trainer.default_root_dir", str(root), "--name", name,
                             "--trainer.val_check_interval", str(args.every), "--trainer.enable_progress_bar", "false",
-                            "--trainer.callbacks+=zoo.compare_optimizers.LossClock", *fit_args],
+                            "--trainer.callbacks+=zoo.cli.compare_optimizers.LossClock", *fit_args],
                            one_line_errors=True)  # fmt: skip
         if not summary or "metrics_file" not in summary:
             raise ConfigError(f"{recipe}: the run wrote no metrics (a fast_dev_run writes none)")
@@ -136,5 +136,10 @@ def main(argv: list[str] | None = None) -> list[Curve]:
     return curves
 
 
+def run(argv: list[str] | None = None) -> None:
+    """The command line (``python -m zoo compare_optimizers``)."""
+    run_command(lambda: main(argv))
+
+
 if __name__ == "__main__":
-    run_command(main)
+    run()

@@ -1,10 +1,10 @@
-"""``python -m zoo.forecast``: plot a sequence model's predictions against the noisy sine.
+"""``python -m zoo forecast``: plot a sequence model's predictions against the noisy sine.
 
 The course's lecture 51: a model trained to predict one step ahead from ``tau`` past values is
 good at that, but predicting ``k`` steps ahead means feeding it its own predictions for the
 last ``k - 1`` values, and the errors pile up until the forecast flattens into a constant.
 
-    python -m zoo.forecast --ckpt_path runs/sine_mlp/version_0/checkpoints/last.ckpt \\
+    python -m zoo forecast --ckpt_path runs/sine_mlp/version_0/checkpoints/last.ckpt \\
         --out runs/forecast/sine.png [--steps 1 4 16 64]
 
 Top panel: data, 1-step-ahead predictions, and a forecast that uses only the first
@@ -94,5 +94,10 @@ def main(argv: list[str] | None = None) -> Path:
     return out
 
 
+def run(argv: list[str] | None = None) -> None:
+    """The command line (``python -m zoo forecast``)."""
+    run_command(lambda: main(argv))
+
+
 if __name__ == "__main__":
-    run_command(main)
+    run()

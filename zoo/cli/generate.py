@@ -1,11 +1,11 @@
-"""``python -m zoo.generate``: continue a prefix with a trained language model.
+"""``python -m zoo generate``: continue a prefix with a trained language model.
 
 The course's ``predict_ch8`` (lecture 55): feed the prefix through the network to warm up its
 hidden state, then append one token at a time, each fed back as the next input. ``temperature``
 0 takes the most likely token (greedy); above 0 it samples from ``softmax(logits / T)``
 (below 1 sharper, above 1 flatter).
 
-    python -m zoo.generate --ckpt_path runs/lstm_time_machine/version_0/checkpoints/last.ckpt \\
+    python -m zoo generate --ckpt_path runs/lstm_time_machine/version_0/checkpoints/last.ckpt \\
         --prefix "time traveller" --num_tokens 50 [--temperature 0.8 --seed 0]
 """
 
@@ -101,5 +101,10 @@ def main(argv: list[str] | None = None) -> str:
     return text
 
 
+def run(argv: list[str] | None = None) -> None:
+    """The command line (``python -m zoo generate``)."""
+    run_command(lambda: main(argv))
+
+
 if __name__ == "__main__":
-    run_command(main)
+    run()

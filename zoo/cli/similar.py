@@ -1,7 +1,7 @@
-"""``python -m zoo.similar``: the nearest words of a trained word2vec model, by the cosine
+"""``python -m zoo similar``: the nearest words of a trained word2vec model, by the cosine
 similarity of their centre vectors (the course's ``get_similar_tokens``, book section 14.4).
 
-    python -m zoo.similar --ckpt_path runs/word2vec_ptb/version_0/checkpoints/last.ckpt chip intel [--k 3]
+    python -m zoo similar --ckpt_path runs/word2vec_ptb/version_0/checkpoints/last.ckpt chip intel [--k 3]
 
 prints one line per word: ``chip: intel 0.717, microprocessor 0.699, chips 0.680``.
 """
@@ -54,5 +54,10 @@ def main(argv: list[str] | None = None) -> dict[str, list[tuple[str, float]]]:
     return result
 
 
+def run(argv: list[str] | None = None) -> None:
+    """The command line (``python -m zoo similar``)."""
+    run_command(lambda: main(argv))
+
+
 if __name__ == "__main__":
-    run_command(main)
+    run()

@@ -1,6 +1,6 @@
-"""``python -m zoo.translate``: translate sentences with a trained seq2seq checkpoint.
+"""``python -m zoo translate``: translate sentences with a trained seq2seq checkpoint.
 
-    python -m zoo.translate --ckpt_path runs/transformer_fra_eng/version_0/checkpoints/last.ckpt \\
+    python -m zoo translate --ckpt_path runs/transformer_fra_eng/version_0/checkpoints/last.ckpt \\
         "go ." "i lost ." "he's calm ." "i'm home ." [--beam 4] \\
         [--references "va !" "j'ai perdu ." "il est calme ." "je suis chez moi ."] [--attention_png att.png]
 
@@ -146,5 +146,10 @@ def main(argv: list[str] | None = None) -> list[Translation]:
     return results
 
 
+def run(argv: list[str] | None = None) -> None:
+    """The command line (``python -m zoo translate``)."""
+    run_command(lambda: main(argv))
+
+
 if __name__ == "__main__":
-    run_command(main)
+    run()

@@ -320,7 +320,7 @@ BAD_OPTIONS = [
 def test_numeric_options_are_checked_by_the_parser(command, argv, option, value, expected, tmp_path, capsys):
     import importlib
 
-    main = importlib.import_module(f"zoo.{command}").main
+    main = importlib.import_module(f"zoo.cli.{command}").main
     ckpt = [] if command == "show_augment" else ["--ckpt_path", str(tmp_path / "never_read.ckpt")]
     with pytest.raises(SystemExit) as exit_:
         main([*ckpt, *argv, option, value])

@@ -201,7 +201,7 @@ class CIFAR10(ZooDataModule):
         self.cache = cache
 
     @property
-    def eval_preprocessing(self) -> dict:
+    def preprocessing(self) -> dict:
         """Recorded in checkpoints by the classification task, for ``zoo predict`` on image files."""
         return augmentations.eval_preprocessing(self.eval_augment, self.image_size, self.mean, self.std)
 

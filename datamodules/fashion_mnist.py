@@ -144,7 +144,7 @@ class FashionMNIST(ZooDataModule):
         return self.resize or 28
 
     @property
-    def eval_preprocessing(self) -> dict:
+    def preprocessing(self) -> dict:
         """Recorded in checkpoints by the classification task, for ``zoo predict`` on image files:
         grey pixels scaled to [0, 1], resized (cv2's bilinear for files, torch's here) and
         standardised as here."""

@@ -264,7 +264,7 @@ class KaggleImages(ZooDataModule):
         return len(self.classes)
 
     @property
-    def eval_preprocessing(self) -> dict:
+    def preprocessing(self) -> dict:
         """Recorded in checkpoints by the classification task, for ``zoo predict`` on image files."""
         return augmentations.eval_preprocessing(self.eval_augment, self.image_size, self.mean, self.std)
 

@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import torch
+
 from zoo.core.checkpoint import CheckpointError, load_checkpoint
 from zoo.core.errors import ConfigError
 from zoo.core.io import read_member
@@ -178,3 +180,36 @@ def read_bert_vocab(path: str | os.PathLike) -> Vocab:
         raise CheckpointError(f"{path}: holds no vocabulary (not a BERT pretraining checkpoint of "
                               "zoo.tasks.BERTPretrain, nor the course's bert.small/bert.base)")  # fmt: skip
     return Vocab.from_dict(ckpt["vocab"])
+
+
+# -- the course's translation text (fra.txt), shared by its data module and the seq2seq task --
+_PUNCTUATION = re.compile(r"[,.!?](?<=\S[,.!?])")  # a mark after a non-space (the mark first: faster)
+
+
+def preprocess_nmt(text: str) -> str:
+    """The course's ``preprocess_nmt``: no-break spaces to spaces, lower case, and a space before
+    ``,.!?`` where none is."""
+    text = text.replace("\u202f", " ").replace("\xa0", " ").lower()
+    return _PUNCTUATION.sub(r" \g<0>", text)
+
+
+def tokenize_nmt(sentence: str) -> list[str]:
+    """Words of a preprocessed sentence (the course splits on single spaces; runs of spaces, which
+    the real file has around U+202F, would give empty tokens there)."""
+    return sentence.split()
+
+
+def encode(
+    sentences: Sequence[list[str]], vocab: Vocab, num_steps: int | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token lists -> ``(rows, valid_lens)``: each row is ``tokens + <eos>``, cut to ``num_steps``
+    and padded with ``<pad>`` (``num_steps=None``: padded to the longest, never cut)."""
+    width = num_steps if num_steps is not None else max(len(s) for s in sentences) + 1
+    pad, eos = vocab["<pad>"], vocab["<eos>"]
+    rows = torch.full((len(sentences), width), pad, dtype=torch.long)
+    lens = torch.empty(len(sentences), dtype=torch.long)
+    for i, tokens in enumerate(sentences):
+        ids = [*vocab[tokens], eos][:width]
+        rows[i, : len(ids)] = torch.tensor(ids)
+        lens[i] = len(ids)
+    return rows, lens

@@ -23,7 +23,6 @@ cut to its longest source and target (every model masks the padding, so only the
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
@@ -32,28 +31,14 @@ import torch
 
 from datamodules.base import TensorDataset, ZooDataModule, read_text
 from datamodules.download import find_data
-from datamodules.text import Vocab
+from datamodules.text import Vocab, encode, preprocess_nmt, tokenize_nmt
 from zoo.core.errors import ConfigError
 from zoo.core.problems import DataError
 
 log = logging.getLogger(__name__)
 SHARED = Path("../shared/data")  # the project's offline copies, relative to the repository root
 RESERVED = ("<pad>", "<bos>", "<eos>")
-_PUNCTUATION = re.compile(r"[,.!?](?<=\S[,.!?])")  # a mark after a non-space (the mark first: faster)
 Pair = tuple[str, str]
-
-
-def preprocess_nmt(text: str) -> str:
-    """The course's ``preprocess_nmt``: no-break spaces to spaces, lower case, and a space before
-    ``,.!?`` where none is."""
-    text = text.replace("\u202f", " ").replace("\xa0", " ").lower()
-    return _PUNCTUATION.sub(r" \g<0>", text)
-
-
-def tokenize_nmt(sentence: str) -> list[str]:
-    """Words of a preprocessed sentence (the course splits on single spaces; runs of spaces, which
-    the real file has around U+202F, would give empty tokens there)."""
-    return sentence.split()
 
 
 def parse_pairs(text: str, source: str = "fra.txt") -> list[Pair]:
@@ -76,22 +61,6 @@ def parse_pairs(text: str, source: str = "fra.txt") -> list[Pair]:
     if not pairs:
         raise DataError(source, ["no sentence pairs (empty file); expected 'english<TAB>french' lines"])
     return pairs
-
-
-def encode(
-    sentences: Sequence[list[str]], vocab: Vocab, num_steps: int | None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Token lists -> ``(rows, valid_lens)``: each row is ``tokens + <eos>``, cut to ``num_steps``
-    and padded with ``<pad>`` (``num_steps=None``: padded to the longest, never cut)."""
-    width = num_steps if num_steps is not None else max(len(s) for s in sentences) + 1
-    pad, eos = vocab["<pad>"], vocab["<eos>"]
-    rows = torch.full((len(sentences), width), pad, dtype=torch.long)
-    lens = torch.empty(len(sentences), dtype=torch.long)
-    for i, tokens in enumerate(sentences):
-        ids = [*vocab[tokens], eos][:width]
-        rows[i, : len(ids)] = torch.tensor(ids)
-        lens[i] = len(ids)
-    return rows, lens
 
 
 class PairDataset(TensorDataset):

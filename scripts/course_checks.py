@@ -119,9 +119,10 @@ def checkpoint(run_dir: Path) -> Path:
 
 
 def translate_check(entry: dict, context: dict) -> dict:
-    from zoo.cli.translate import load, translate
+    from zoo.core.checkpoint import load_task
+    from zoo.tasks.seq2seq import Seq2Seq, translate
 
-    task = load(checkpoint(context["run_dir"])).eval()
+    task = load_task(checkpoint(context["run_dir"]), Seq2Seq).eval()
     results = translate(task, ENGLISH, beam=int(entry.get("check_args", {}).get("beam", 1)), references=FRENCH)
     bleus = [r.bleu for r in results]
     return {"value": sum(bleus) / len(bleus),
@@ -129,21 +130,22 @@ def translate_check(entry: dict, context: dict) -> dict:
 
 
 def generate_check(entry: dict, context: dict) -> dict:
-    from zoo.cli.generate import generate, load
+    from zoo.core.checkpoint import load_task
+    from zoo.tasks.language_model import LanguageModel, generate
 
     a = entry.get("check_args", {})
-    task = load(context["run_dir"] / "checkpoints" / "last.ckpt").eval()
+    task = load_task(context["run_dir"] / "checkpoints" / "last.ckpt", LanguageModel).eval()
     prefix = a.get("prefix", "time traveller")
     text = generate(task.model, task.vocab, task.tokenizer, prefix, int(a.get("num_tokens", 50)))
     return {"value": float(len(set(text[len(prefix) :]))), "show": f"'{text}'"}
 
 
 def similar_check(entry: dict, context: dict) -> dict:
-    from zoo.cli.similar import load
-    from zoo.tasks.word2vec import nearest_words
+    from zoo.core.checkpoint import load_task
+    from zoo.tasks.word2vec import Word2Vec, nearest_words
 
     a = entry.get("check_args", {})
-    task = load(context["run_dir"] / "checkpoints" / "last.ckpt")
+    task = load_task(context["run_dir"] / "checkpoints" / "last.ckpt", Word2Vec).eval()
     near = nearest_words(task.model, task.vocab, [a.get("word", "chip")], int(a.get("k", 3)))[0]
     return {"value": near[0][1], "show": f"{a.get('word', 'chip')}: " + ", ".join(f"{w} {c:.3f}" for w, c in near)}
 

@@ -21,9 +21,10 @@ from pathlib import Path
 import torch
 
 from scripts.options import add_dry_run, dry_run_done
-from zoo.cli.export import example_input, export, quiet_torchscript_deprecation
-from zoo.cli.predict import load_classifier
+from zoo.core.checkpoint import load_task
 from zoo.run.errors import run_command
+from zoo.run.export import example_input, export, quiet_torchscript_deprecation
+from zoo.tasks.classification import Classification
 
 
 def images_per_second(run: Callable[[], object], batch: int, seconds: float, repeats: int) -> float:
@@ -54,11 +55,11 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     add_dry_run(p)
     args = p.parse_args(argv)
     if args.dry_run:
-        load_classifier(args.ckpt_path)
+        load_task(args.ckpt_path, Classification)
         return dry_run_done(f"{args.ckpt_path}, batch {args.batch_size}")
     if args.threads:
         torch.set_num_threads(args.threads)
-    task = load_classifier(args.ckpt_path)
+    task = load_task(args.ckpt_path, Classification)
     model = task.model.to(args.device).eval()
     x = example_input(task.preprocessing, args.batch_size).to(args.device)
     results: dict[str, float] = {}

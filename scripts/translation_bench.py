@@ -128,7 +128,8 @@ def zoo_side(arch: str, epochs: int, data_dir: Path, root: Path, max_batches: in
     """``zoo.fit`` on the arch's recipe with the course's pairs, then the four sentences."""
     from datamodules import FraEng
     from zoo.cli.fit import main as fit
-    from zoo.cli.translate import load, translate
+    from zoo.core.checkpoint import load_task
+    from zoo.tasks.seq2seq import Seq2Seq, translate
 
     torch.manual_seed(0)
     extra = ["--trainer.limit_train_batches", str(max_batches), "--trainer.limit_val_batches", "1",
@@ -145,7 +146,7 @@ def zoo_side(arch: str, epochs: int, data_dir: Path, root: Path, max_batches: in
     batches = (len(lens) + data.batch_size - 1) // data.batch_size
     tokens = int(lens.sum()) if max_batches is None else int(lens.sum() * min(1.0, max_batches / batches))
     run_dir = _newest_run(root / arch)
-    task = load(run_dir / "checkpoints" / "last.ckpt")
+    task = load_task(run_dir / "checkpoints" / "last.ckpt", Seq2Seq).eval()
     results = translate(task, ENGLISH, references=FRENCH)
     loss = _last_train_loss(run_dir)
     return {"seconds": summary["train_seconds"], "fit_wall_seconds": summary["wall_seconds"],
@@ -162,9 +163,9 @@ def large(data_dir: Path, root: Path, smoke: bool) -> dict[str, Any]:
 
     from datamodules import FraEng
     from zoo.cli.fit import main as fit
-    from zoo.cli.translate import load
+    from zoo.core.checkpoint import load_task
     from zoo.core.io import read_yaml
-    from zoo.tasks.seq2seq import detokenize
+    from zoo.tasks.seq2seq import Seq2Seq, detokenize
 
     recipe = ROOT / "configs" / "transformer_fra_eng_large.yaml"
     extra = ["--trainer.max_epochs", "1", "--trainer.limit_train_batches", "3", "--trainer.limit_val_batches", "1",
@@ -173,7 +174,8 @@ def large(data_dir: Path, root: Path, smoke: bool) -> dict[str, Any]:
     summary = fit(["--config", str(recipe), "--data.init_args.data_dir", str(data_dir), "--trainer.default_root_dir",
                    str(root), "--trainer.enable_progress_bar", "false", "--name", "large", *extra])  # fmt: skip
     wall = time.perf_counter() - t0
-    task = load(summary["best_checkpoint"] or _newest_run(root / "large") / "checkpoints" / "last.ckpt")
+    best = summary["best_checkpoint"] or _newest_run(root / "large") / "checkpoints" / "last.ckpt"
+    task = load_task(best, Seq2Seq).eval()
     data = FraEng(**read_yaml(recipe)["data"]["init_args"], data_dir=str(data_dir))
     data.setup()
     n = 64 if smoke else len(data._test)

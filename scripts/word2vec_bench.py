@@ -91,7 +91,8 @@ def zoo_side(ptb: Path, epochs: int, root: Path, max_batches: int | None) -> dic
     """``zoo.fit`` on the recipe, then the last epoch's loss and ``chip``'s neighbours."""
     from datamodules import PTBWord2Vec
     from zoo.cli.fit import main as fit
-    from zoo.cli.similar import load
+    from zoo.core.checkpoint import load_task
+    from zoo.tasks.word2vec import Word2Vec
 
     torch.manual_seed(0)
     t0 = time.perf_counter()
@@ -108,7 +109,7 @@ def zoo_side(ptb: Path, epochs: int, root: Path, max_batches: int | None) -> dic
     with open(run_dir / "metrics.csv", newline="") as f:
         losses = [float(r["train/loss"]) for r in csv.DictReader(f) if r.get("train/loss")]
     per_epoch = n_train if max_batches is None else min(n_train, max_batches * data.batch_size)
-    task = load(run_dir / "checkpoints" / "last.ckpt")
+    task = load_task(run_dir / "checkpoints" / "last.ckpt", Word2Vec).eval()
     return {"data_seconds": round(data_seconds, 1), "train_seconds": summary["train_seconds"],
             "tokens_per_second": round(per_epoch * epochs / summary["train_seconds"], 1),
             "loss": round(losses[-1], 4) if losses else None, "val_loss": summary["best_val"].get("val/loss"),

@@ -12,8 +12,10 @@ import torch
 
 from datamodules.augment import from_preprocessing
 from datamodules.fashion_mnist import CLASSES, read_idx
-from zoo.cli.export import main, quiet_torchscript_deprecation, run_exported
-from zoo.cli.predict import load_classifier
+from zoo.cli.export import main
+from zoo.core.checkpoint import load_task
+from zoo.run.export import quiet_torchscript_deprecation, run_exported
+from zoo.tasks.classification import Classification
 
 
 def _real_batch(data, task, n):
@@ -28,7 +30,7 @@ def test_exported_outputs_equal_the_checkpoints(fashion_classifier, tmp_path, fm
     ckpt, data, _ = fashion_classifier
     out = tmp_path / ("model.onnx" if fmt == "onnx" else "model.pt")
     assert main(["--ckpt_path", str(ckpt), "--format", fmt, "--out", str(out)]) == out
-    task = load_classifier(ckpt)
+    task = load_task(ckpt, Classification)
     for n in (1, 37):  # the batch size is dynamic: the model was traced on 2
         x = _real_batch(data, task, n)
         with torch.inference_mode():

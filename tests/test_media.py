@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
 
-from zoo.run.media import log_images, log_table
+from zoo.tasks.media import log_images, log_table
 
 
 def _trainer(loggers, rank=0):

@@ -104,7 +104,7 @@ def test_a_checkpoint_without_class_names_is_refused(fashion_classifier, test_pn
     old = torch.load(ckpt, weights_only=True)
     del old["classes"], old["preprocessing"]
     torch.save(old, tmp_path / "old.ckpt")
-    with pytest.raises(CheckpointError, match="records no class names or preprocessing"):
+    with pytest.raises(CheckpointError, match="records no classes, preprocessing, which a Classification keeps"):
         main(["--ckpt_path", str(tmp_path / "old.ckpt"), str(folder / "a")])
 
 

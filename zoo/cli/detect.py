@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> list[ImageDetections]:
         raise ConfigError("two images share a file name; their PNGs would overwrite each other")
     from torchvision.io import encode_png
 
-    task = load_task(args.ckpt_path, Detection).to(args.device).eval()
+    task = load_task(args.ckpt_path, Detection, needs=("classes",)).to(args.device).eval()
     if args.dry_run:
         for path in args.images:
             read_rgb(path)  # names a missing or unreadable image

@@ -34,10 +34,10 @@ from zoo.run.faults import FiniteLossGuard, RNGState, fault_plugins
 from zoo.run.folder import RunFolder, discard_if_unresumable, plan_run
 from zoo.run.kfold import fit_k_folds
 from zoo.run.loggers import make_wandb_logger, quiet_console
-from zoo.run.media import wandb_logger
 from zoo.run.resume import ScheduleHorizon
 from zoo.run.tables import print_table
 from zoo.tasks.base import DATA_FACTS, ZooTask
+from zoo.tasks.media import wandb_logger
 
 
 class ZooCLI(LightningCLI):

@@ -13,12 +13,11 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
 from datamodules.snli import encode_bert, encode_pair, tokenize_sentence
-from zoo.core.checkpoint import CheckpointError, load_task
+from zoo.core.checkpoint import load_task
 from zoo.core.errors import ConfigError
 from zoo.run.errors import run_command
 from zoo.tasks.nli import LABELS, NLI
@@ -29,14 +28,6 @@ class Inference:
     label: str
     probability: float
     probabilities: dict[str, float]
-
-
-def load(ckpt_path: str | Path) -> NLI:
-    task = load_task(ckpt_path, NLI).eval()
-    if task.vocab is None or task.input_format not in ("bert", "pair") or not task.max_len:
-        raise CheckpointError(f"{ckpt_path}: holds no vocabulary and input format: was it trained by "
-                              "zoo.tasks.NLI on datamodules.SNLI?")  # fmt: skip
-    return task
 
 
 @torch.no_grad()
@@ -62,7 +53,7 @@ def main(argv: list[str] | None = None) -> Inference:
     p.add_argument("--all", action="store_true", help="print the probability of every label")
     p.add_argument("--dry_run", action="store_true", help="load and check the inputs, then stop")
     args = p.parse_args(argv)
-    task = load(args.ckpt_path)
+    task = load_task(args.ckpt_path, NLI).eval()
     if args.dry_run:
         return print(f"dry run: {args.ckpt_path} holds an NLI model")
     result = infer(task, args.premise, args.hypothesis)

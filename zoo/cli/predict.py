@@ -66,21 +66,16 @@ def expand_inputs(inputs: Sequence[str]) -> list[Path]:
 
 
 def load_classifier(ckpt_path: str | Path) -> Classification:
-    """The classification task of a checkpoint, with its class names and preprocessing."""
-    hparams = load_checkpoint(ckpt_path, require=("state_dict", "hyper_parameters"))["hyper_parameters"]
-    name = str(hparams.get("_class_path", "")).rsplit(".", 1)[-1]
+    """The classification task of a checkpoint, with its class names and preprocessing; another
+    task's checkpoint is refused with the command that predicts with it."""
+    ckpt = load_checkpoint(ckpt_path, require=("state_dict", "hyper_parameters"))  # read once
+    name = str(ckpt["hyper_parameters"].get("_class_path", "")).rsplit(".", 1)[-1]
     if name and name != "Classification":
         command = next((c for word, c in OTHER_COMMANDS.items() if word in name.lower()), None)
         hint = (f"predict with python -m zoo {command} --ckpt_path {ckpt_path}" if command
                 else "zoo predict classifies images")  # fmt: skip
         raise CheckpointError(f"{ckpt_path}: holds a {name} model, not an image classifier; {hint}")
-    task = load_task(ckpt_path, Classification)
-    if task.classes is None or task.preprocessing is None:
-        raise CheckpointError(f"{ckpt_path}: records no class names or preprocessing (trained without an image "
-                              "data module, or before zoo recorded them); retrain it with zoo.fit")  # fmt: skip
-    if len(task.classes) != task.hparams.num_classes:
-        raise CheckpointError(f"{ckpt_path}: names {len(task.classes)} classes for {task.hparams.num_classes} outputs")
-    return task
+    return load_task(ckpt_path, Classification, checkpoint=ckpt)
 
 
 def read_image(path: Path, channels: int) -> np.ndarray:

@@ -10,23 +10,12 @@ from __future__ import annotations
 
 import argparse
 import warnings
-from pathlib import Path
 
-from zoo.core.checkpoint import CheckpointError, checkpoint_file, load_task
+from zoo.core.checkpoint import checkpoint_file, load_task
 from zoo.core.errors import ConfigError
 from zoo.core.options import number
 from zoo.run.errors import run_command
 from zoo.tasks.word2vec import Word2Vec, nearest_words
-
-
-def load(ckpt_path: str | Path) -> Word2Vec:
-    """A ``Word2Vec`` task with the vocabulary its checkpoint was trained with."""
-    checkpoint_file(ckpt_path, "--ckpt_path")
-    task = load_task(ckpt_path, Word2Vec).eval()
-    if task.vocab is None:
-        raise CheckpointError(f"{ckpt_path} holds no vocabulary: was it trained by zoo.tasks.Word2Vec "
-                              "on datamodules.PTBWord2Vec?")  # fmt: skip
-    return task
 
 
 def main(argv: list[str] | None = None) -> dict[str, list[tuple[str, float]]]:
@@ -38,7 +27,7 @@ def main(argv: list[str] | None = None) -> dict[str, list[tuple[str, float]]]:
     args = p.parse_args(argv)
     if args.k < 1:
         raise ConfigError(f"--k must be at least 1, got {args.k}")
-    task = load(args.ckpt_path)
+    task = load_task(checkpoint_file(args.ckpt_path, "--ckpt_path"), Word2Vec).eval()
     known = [w for w in args.words if w in task.vocab]
     unknown = [w for w in args.words if w not in task.vocab]
     if not known:

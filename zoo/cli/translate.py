@@ -14,43 +14,20 @@ the decoder's attention over the source (``bahdanau``, ``transformer``).
 from __future__ import annotations
 
 import argparse
-import inspect
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from datamodules.base import read_text
-from datamodules.translation import encode, preprocess_nmt, tokenize_nmt
-from zoo.core.checkpoint import CheckpointError, load_task
+from zoo.core.checkpoint import load_task
 from zoo.core.errors import ConfigError
 from zoo.core.io import save_figure, subplots
 from zoo.core.options import number
 from zoo.core.problems import DataError
-from zoo.ops.bleu import course_bleu
 from zoo.run.errors import run_command
-from zoo.tasks.seq2seq import Seq2Seq, detokenize
-
-
-@dataclass
-class Translation:
-    source: str  # preprocessed
-    translation: str
-    bleu: float | None = None
-    attention: torch.Tensor | None = None  # (len(translation) + 1, len(source) + 1)
-
+from zoo.tasks.seq2seq import Seq2Seq, Translation, translate
 
 #: the most tokens a translation may be given (the course's sentences have fewer than 20)
 MAX_LEN = 1000
-
-
-def load(ckpt_path: str | Path, device: str = "cpu") -> Seq2Seq:
-    task = load_task(ckpt_path, Seq2Seq).to(device).eval()
-    if task.src_vocab is None or task.tgt_vocab is None:
-        raise CheckpointError(f"{ckpt_path} holds no vocabularies: was it trained by zoo.tasks.Seq2Seq "
-                              "on datamodules.FraEng?")  # fmt: skip
-    return task
 
 
 def _read_lines(path: str, what: str) -> list[str]:
@@ -61,44 +38,6 @@ def _read_lines(path: str, what: str) -> list[str]:
     if not any(line.strip() for line in lines):
         raise DataError(f"{what} {path}", ["empty file; expected one sentence a line"])
     return lines
-
-
-def translate(task: Seq2Seq, sentences: list[str], beam: int = 1, max_len: int | None = None,
-              references: list[str] | None = None, attention: bool = False) -> list[Translation]:  # fmt: skip
-    """Translations of ``sentences`` (decoded together as one batch)."""
-    tokens = [tokenize_nmt(preprocess_nmt(s)) for s in sentences]
-    empty = [i + 1 for i, t in enumerate(tokens) if not t]
-    if empty:
-        raise ConfigError(f"sentence {', '.join(map(str, empty))} is empty: nothing to translate")
-    if references is not None and len(references) != len(sentences):
-        raise ConfigError(f"{len(references)} references for {len(sentences)} sentences: give one per sentence")
-    unknown = sorted({w for t in tokens for w in t if w not in task.src_vocab})
-    if unknown:
-        print(f"note: not in the source vocabulary, read as <unk>: {', '.join(unknown)}", file=sys.stderr)
-    device = next(task.parameters()).device
-    src, src_len = (t.to(device) for t in encode(tokens, task.src_vocab, None))
-    ids = task.translate_ids(src, src_len, beam, max_len)
-    results = [Translation(" ".join(t), detokenize(row, task.tgt_vocab)) for t, row in zip(tokens, ids, strict=True)]
-    if references is not None:
-        for r, ref in zip(results, references, strict=True):
-            r.bleu = course_bleu(r.translation, " ".join(tokenize_nmt(preprocess_nmt(ref))))
-    if attention:
-        _attach_attention(task, src, src_len, ids, results)
-    return results
-
-
-@torch.no_grad()
-def _attach_attention(task: Seq2Seq, src: torch.Tensor, src_len: torch.Tensor, ids: list[list[int]],
-                      results: list[Translation]) -> None:  # fmt: skip
-    """The decoder's attention while it reads back its own translation (teacher forcing on it)."""
-    if "return_attention" not in inspect.signature(task.model.forward).parameters:
-        raise ConfigError(f"--attention_png: {task.hparams.arch} has no attention over the source")
-    bos = task.special("<bos>")
-    for i, (row, r) in enumerate(zip(ids, results, strict=True)):
-        n = int(src_len[i])
-        tgt_in = torch.tensor([[bos, *row]], device=src.device)
-        _, weights = task.model(src[i : i + 1, :n], tgt_in, src_len[i : i + 1], return_attention=True)
-        r.attention = weights[0].float().cpu()  # (len(row) + 1, n)
 
 
 def plot_attention(results: list[Translation], path: str | Path) -> Path:
@@ -132,7 +71,7 @@ def main(argv: list[str] | None = None) -> list[Translation]:
         raise ConfigError("give the sentences as arguments or --file, one of the two")
     sentences = _read_lines(args.file, "--file") if args.file else args.sentences
     references = _read_lines(args.references_file, "--references_file") if args.references_file else args.references
-    task = load(args.ckpt_path, args.device)
+    task = load_task(args.ckpt_path, Seq2Seq).to(args.device).eval()
     if args.dry_run:
         return print(f"dry run: {args.ckpt_path} holds a seq2seq model; {len(sentences)} sentences")
     beam = min(args.beam, len(task.tgt_vocab))

@@ -20,6 +20,7 @@ import os
 import pickle
 import re
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -94,15 +95,29 @@ def read_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     return obj
 
 
-def load_task(path: str | os.PathLike, expected: type[T] | None = None, checkpoint: dict | None = None) -> T:
+def load_task(path: str | os.PathLike, expected: type[T] | None = None, checkpoint: dict | None = None,
+              needs: Sequence[str] | None = None) -> T:  # fmt: skip
     """The task of a ``zoo.fit`` checkpoint, on the CPU: an ``expected`` (or a subclass;
     default: any LightningModule of the zoo's packages). ``checkpoint``: the file at ``path``
-    already read by ``load_checkpoint`` (a command that needs more of it reads it once)."""
+    already read by ``load_checkpoint`` (a command that needs more of it reads it once).
+
+    The data facts the task keeps (its ``data_state``: vocabularies, class names, ...) must be
+    in the checkpoint, all of them or those in ``needs``, and fit the model, or one
+    ``CheckpointError`` says which are missing or wrong."""
     import lightning as L  # here, not above: zoo.models read weights files through this module
 
     ckpt = checkpoint if checkpoint is not None else load_checkpoint(path, require=("state_dict", "hyper_parameters"))
     task = _build(path, ckpt["hyper_parameters"], expected or L.LightningModule, "task")
     task.on_load_checkpoint(ckpt)  # e.g. a language model's vocabulary
+    state = getattr(task, "data_state", {})
+    missing = [n for n in (state if needs is None else needs) if getattr(task, n, None) is None]
+    if missing:
+        raise CheckpointError(f"{path}: records no {', '.join(missing)}, which a {type(task).__name__} keeps from "
+                              "the data module it trains on: train it with zoo.fit on a data module that has "
+                              "them")  # fmt: skip
+    problems = task.data_state_problems() if state else []
+    if problems:
+        raise CheckpointError(f"{path}: its data facts do not fit its model: {'; '.join(problems)}")
     try:
         task.load_state_dict(ckpt["state_dict"], strict=task.strict_loading)
     except RuntimeError as e:

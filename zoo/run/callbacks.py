@@ -16,7 +16,7 @@ from rich import get_console
 from rich.table import Table
 
 from zoo.core.io import save_figure, subplots, write_json
-from zoo.run.media import wandb_logger
+from zoo.tasks.media import wandb_logger
 
 
 def _scalar(v: Any) -> float | None:

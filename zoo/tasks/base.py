@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from typing import Any, get_args
+from typing import Any
 
 import lightning as L
 import torch
@@ -20,7 +20,7 @@ from torch import nn
 from zoo.core.errors import ConfigError
 from zoo.models.common import Init, init_weights
 from zoo.models.registry import create_model
-from zoo.tasks.optim import OPTIMIZERS, Optimizer, Schedule, Scheduler, build_optimizer, build_scheduler
+from zoo.tasks.optim import Optimizer, Schedule, Scheduler, build_optimizer, build_scheduler, check_settings
 
 #: facts a data module exposes, which zoo.fit links to the task's argument of the same name
 DATA_FACTS = ("num_classes", "in_channels", "in_features", "vocab_size")
@@ -69,14 +69,7 @@ class ZooTask(L.LightningModule):
         compile: bool = False,
     ) -> None:
         super().__init__()
-        if optimizer not in OPTIMIZERS:
-            raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
-        if scheduler not in get_args(Scheduler):
-            raise ConfigError(f"scheduler must be one of {', '.join(get_args(Scheduler))}, got {scheduler!r}")
-        if optimizer == "nesterov" and momentum <= 0:
-            raise ConfigError("optimizer nesterov needs momentum > 0 (e.g. --model.init_args.momentum 0.9)")
-        if scheduler == "multistep" and not milestones:
-            raise ConfigError("scheduler multistep needs milestones (epochs, e.g. [15, 30])")
+        check_settings(optimizer, scheduler, momentum, milestones)
         self.optimizer_name, self.lr, self.momentum, self.weight_decay = optimizer, lr, momentum, weight_decay
         self.optimizer_kwargs = dict(optimizer_kwargs or {})
         self.scheduler_name, self.warmup_epochs, self.min_lr = scheduler, warmup_epochs, min_lr
@@ -109,25 +102,40 @@ class ZooTask(L.LightningModule):
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         return self.model(*args, **kwargs)
 
-    # -- what a task keeps of its data (vocabularies): from the data module, then in checkpoints --
+    # -- what a task keeps of its data: from the data module, then in every checkpoint -----------
     #: data-module attributes the task copies in ``setup`` and stores in every checkpoint, so its
-    #: command needs no data set: name -> the class that rebuilds it (``to_dict``/``from_dict``,
-    #: e.g. a ``Vocab``) or None for a plain value. Vocabularies' sizes must be ``vocab_size``.
+    #: commands need no data set: name -> the class that rebuilds it (``to_dict``/``from_dict``,
+    #: e.g. a ``Vocab``) or None for a plain value (a list of class names, a dict, a number).
+    #: ``zoo.core.checkpoint.load_task`` refuses a checkpoint that lacks one, in one line.
     data_state: dict[str, type | None] = {}
 
     def setup(self, stage: str) -> None:
         data = getattr(self.trainer, "datamodule", None)
         found = {name: getattr(data, name, None) for name in self.data_state}
-        if not self.data_state or any(v is None for n, v in found.items() if self.data_state[n] is not None):
-            return
-        sizes = [len(v) for n, v in found.items() if self.data_state[n] is not None and hasattr(v, "__len__")]
+        if any(v is None for n, v in found.items() if self.data_state[n] is not None):
+            return  # vocabularies come together or not at all (e.g. synthetic data has none)
+        problems = self.data_state_problems({n: v for n, v in found.items() if v is not None})
+        if problems:
+            raise ConfigError(f"{type(data).__name__} does not fit the model: {'; '.join(problems)}")
+        for name, value in found.items():
+            if value is not None:
+                setattr(self, name, value)
+
+    def data_state_problems(self, state: dict[str, Any] | None = None) -> list[str]:
+        """Why the data facts ``state`` (default: the task's own) do not fit the model: class names
+        not ``num_classes``, vocabulary sizes not ``vocab_size``."""
+        state = {n: getattr(self, n, None) for n in self.data_state} if state is None else state
+        problems = []
+        classes, num_classes = state.get("classes"), self.hparams.get("num_classes")
+        if classes is not None and num_classes is not None and len(classes) != num_classes:
+            problems.append(f"{len(classes)} class names for num_classes={num_classes}")
+        kept = [state.get(n) for n, kind in self.data_state.items() if kind is not None]
+        sizes = [len(v) for v in kept if hasattr(v, "__len__")] if None not in kept else []  # all or none
         expected = self.hparams.get("vocab_size")
         if sizes and expected is not None and sizes != list(expected if isinstance(expected, (list, tuple))
                                                              else [expected]):  # fmt: skip
-            raise ConfigError(f"the data's vocabulary sizes are {sizes} but the model was built for "
-                             f"vocab_size={expected}")  # fmt: skip
-        for name, value in found.items():
-            setattr(self, name, value)
+            problems.append(f"vocabulary sizes {sizes} for vocab_size={expected}")
+        return problems
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         for name, kind in self.data_state.items():

@@ -17,8 +17,8 @@ import torch.nn.functional as F
 from torchmetrics import MeanMetric
 
 from datamodules.text import Vocab
-from zoo.run.media import MEDIA_SAMPLES, log_table
 from zoo.tasks.base import Init, ZooTask
+from zoo.tasks.media import MEDIA_SAMPLES, log_table
 
 
 class BERTPretrain(ZooTask):

@@ -8,7 +8,6 @@ import torch
 import torch.nn.functional as F
 from torchmetrics.classification import MulticlassAccuracy
 
-from zoo.core.errors import ConfigError
 from zoo.tasks.base import Init, ZooTask
 
 
@@ -17,8 +16,8 @@ class Classification(ZooTask):
 
     Logs ``train/loss``, ``train/acc``, ``val/loss``, ``val/acc``, ``test/loss``, ``test/acc``.
     Every checkpoint also records the data module's class names (``classes``) and evaluation
-    preprocessing (``preprocessing``, see ``datamodules.augment.eval_preprocessing``) when it
-    has them, so ``zoo predict`` and ``zoo export`` need only the checkpoint.
+    preprocessing (``preprocessing``, see ``datamodules.augment.eval_preprocessing``; the task's
+    ``data_state``) when it has them, so ``zoo predict`` and ``zoo export`` need only the checkpoint.
 
     Args:
         arch: model name in ``zoo.models``.
@@ -31,6 +30,7 @@ class Classification(ZooTask):
     """
 
     monitor = ("val/acc", "max")
+    data_state = {"classes": None, "preprocessing": None}
 
     def __init__(
         self,
@@ -67,26 +67,6 @@ class Classification(ZooTask):
             self.log(f"{stage}/loss", loss, on_epoch=True, prog_bar=True, sync_dist=True)
             self.log(f"{stage}/acc", acc, on_epoch=True, prog_bar=True)
         return loss
-
-    def on_fit_start(self) -> None:
-        data = self.trainer.datamodule
-        classes, prep = getattr(data, "classes", None), getattr(data, "eval_preprocessing", None)
-        if classes is not None and len(classes) != self.hparams.num_classes:
-            raise ConfigError(
-                f"{type(data).__name__} names {len(classes)} classes, the model has {self.hparams.num_classes} outputs"
-            )
-        self.classes = list(classes) if classes is not None else self.classes
-        self.preprocessing = dict(prep) if prep is not None else self.preprocessing
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        if self.classes is not None:
-            checkpoint["classes"] = list(self.classes)
-        if self.preprocessing is not None:
-            checkpoint["preprocessing"] = dict(self.preprocessing)
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self.classes = checkpoint.get("classes", self.classes)
-        self.preprocessing = checkpoint.get("preprocessing", self.preprocessing)
 
     def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         x = batch[0] if isinstance(batch, (list, tuple)) else batch

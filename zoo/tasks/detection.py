@@ -29,8 +29,8 @@ from torchmetrics.detection import MeanAveragePrecision
 
 from zoo.core.errors import ConfigError
 from zoo.ops.boxes import multibox_detection, multibox_target
-from zoo.run.media import MEDIA_SAMPLES, log_images
 from zoo.tasks.base import Init, ZooTask
+from zoo.tasks.media import MEDIA_SAMPLES, log_images
 
 Batch = tuple[Any, list[dict[str, torch.Tensor]]]
 #: detections scored lower are not drawn on the W&B sample images
@@ -58,6 +58,7 @@ class Detection(ZooTask):
     """
 
     monitor = ("val/map_50", "max")
+    data_state = {"classes": None, "image_size": None}  # image_size: None for the torchvision detectors
 
     def __init__(
         self,
@@ -91,24 +92,6 @@ class Detection(ZooTask):
         self.classes: list[str] = [str(k) for k in range(num_classes)]
         self.image_size: int | None = None
         self._samples: list[tuple[torch.Tensor, dict, dict]] = []
-
-    # -- class names and image size: from the data module, then in every checkpoint -------------
-    def setup(self, stage: str) -> None:
-        data = getattr(self.trainer, "datamodule", None)
-        classes = getattr(data, "classes", None)
-        if classes:
-            if len(classes) != self.hparams.num_classes:
-                raise ConfigError(f"the data has {len(classes)} classes, the model was built for "
-                                 f"num_classes={self.hparams.num_classes}")  # fmt: skip
-            self.classes = list(classes)
-        self.image_size = getattr(data, "image_size", self.image_size)
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["classes"], checkpoint["image_size"] = list(self.classes), self.image_size
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self.classes = list(checkpoint.get("classes", self.classes))
-        self.image_size = checkpoint.get("image_size", self.image_size)
 
     # -- the two kinds of model ------------------------------------------------------------------
     def anchor_loss(self, images: torch.Tensor, targets: list[dict]) -> tuple[torch.Tensor, ...]:

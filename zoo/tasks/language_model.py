@@ -8,6 +8,7 @@ recurrent nets need against exploding gradients, is the Trainer's: set
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import torch
@@ -17,6 +18,7 @@ from torchmetrics import MeanMetric
 from torchmetrics.text import Perplexity
 
 from datamodules.text import Tokenizer, Vocab
+from zoo.core.errors import ConfigError
 from zoo.models.rnn import detach_state
 from zoo.tasks.base import Init, ZooTask
 
@@ -87,3 +89,51 @@ class LanguageModel(ZooTask):
         self.log(f"{stage}/loss", loss, on_epoch=True, prog_bar=True, sync_dist=True, batch_size=X.shape[0])
         self.log(f"{stage}/ppl", ppl, on_epoch=True, prog_bar=True, batch_size=X.shape[0])
         return loss
+
+
+# -- generating text with a trained task: zoo generate and the course checks --------------------
+@torch.no_grad()
+def generate(
+    model: torch.nn.Module,
+    vocab: Vocab,
+    tokenizer: Tokenizer,
+    prefix: str,
+    num_tokens: int,
+    temperature: float = 0.0,
+    generator: torch.Generator | None = None,
+) -> str:
+    """``prefix`` followed by ``num_tokens`` generated tokens, as text."""
+    if temperature < 0:
+        raise ConfigError(f"temperature must be >= 0 (0: greedy), got {temperature}")
+    if num_tokens < 0:
+        raise ConfigError(f"num_tokens must be >= 0, got {num_tokens}")
+    tokens = tokenizer(prefix)
+    if not tokens:
+        raise ConfigError(f"the prefix {prefix!r} has no tokens after {tokenizer} normalisation")
+    unknown = sorted({t for t in tokens if t not in vocab})
+    if len(unknown) == len(set(tokens)):  # the model would start from <unk> alone
+        raise ConfigError(f"the prefix {prefix!r} holds no token of the model's vocabulary (unknown: "
+                         f"{', '.join(map(repr, unknown))}; known: {_sample(vocab)})")  # fmt: skip
+    if unknown:
+        warnings.warn(f"prefix tokens outside the vocabulary, read as {vocab.unk_token}: "
+                      f"{', '.join(map(repr, unknown))}", stacklevel=2)  # fmt: skip
+    device = next(model.parameters()).device
+    model.eval()
+    indices = vocab[tokens]
+    logits, state = model(torch.tensor([indices], device=device))  # warm-up on the whole prefix
+    out: list[int] = []
+    for _ in range(num_tokens):
+        last = logits[0, -1]  # (vocab,)
+        if temperature == 0:
+            nxt = int(last.argmax())
+        else:
+            probs = torch.softmax(last.float() / temperature, -1).cpu()
+            nxt = int(torch.multinomial(probs, 1, generator=generator))
+        out.append(nxt)
+        logits, state = model(torch.tensor([[nxt]], device=device), state)
+    return tokenizer.detokenize([*tokens, *vocab.to_tokens(out)])
+
+
+def _sample(vocab: Vocab, n: int = 12) -> str:
+    shown = ", ".join(repr(t) for t in vocab.idx_to_token[:n])
+    return f"{shown}, ... ({len(vocab)} tokens)" if len(vocab) > n else shown

@@ -32,8 +32,8 @@ from zoo.core.errors import ConfigError
 from zoo.models import weights as pretrained_weights
 from zoo.models.bert import from_course
 from zoo.ops.embeddings import load_token_embedding
-from zoo.run.media import MEDIA_SAMPLES, log_table
 from zoo.tasks.base import Init, ZooTask
+from zoo.tasks.media import MEDIA_SAMPLES, log_table
 
 log = logging.getLogger(__name__)
 LABELS = ("entailment", "contradiction", "neutral")  # datamodules.snli's order (the course's)
@@ -159,6 +159,13 @@ class NLI(ZooTask):
         log.warning("NLI: %d of %d vocabulary tokens found in %s", found, len(self.vocab), path)
 
     # -- steps ---------------------------------------------------------------------------------
+    def data_state_problems(self, state: dict[str, Any] | None = None) -> list[str]:
+        problems = super().data_state_problems(state)
+        fmt = state.get("input_format") if state is not None else getattr(self, "input_format", None)
+        if fmt is not None and fmt not in ("bert", "pair"):
+            problems.append(f"input_format {fmt!r}, expected 'bert' or 'pair'")
+        return problems
+
     def _step(self, batch: Any, stage: str) -> torch.Tensor:
         *inputs, y = batch
         logits = self.model(*inputs)  # (B, num_classes)

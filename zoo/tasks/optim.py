@@ -16,12 +16,13 @@ Schedules, stepped every optimizer step and given in epochs (docs/optimizers.md)
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import torch
 from torch import nn
 from torch.optim import lr_scheduler as S
 
+from zoo.core.errors import ConfigError
 from zoo.ops.optimizers import Yogi
 
 Optimizer = Literal["sgd", "nesterov", "adagrad", "rmsprop", "adadelta", "adam", "adamw", "yogi"]
@@ -33,6 +34,18 @@ OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
     "rmsprop": torch.optim.RMSprop, "adadelta": torch.optim.Adadelta, "adam": torch.optim.Adam,
     "adamw": torch.optim.AdamW, "yogi": Yogi,
 }  # fmt: skip
+
+
+def check_settings(optimizer: str, scheduler: str, momentum: float, milestones: list[int] | None) -> None:
+    """One ``ConfigError`` line for an optimizer or schedule that cannot be built."""
+    if optimizer not in OPTIMIZERS:
+        raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
+    if scheduler not in get_args(Scheduler):
+        raise ConfigError(f"scheduler must be one of {', '.join(get_args(Scheduler))}, got {scheduler!r}")
+    if optimizer == "nesterov" and momentum <= 0:
+        raise ConfigError("optimizer nesterov needs momentum > 0 (e.g. --model.init_args.momentum 0.9)")
+    if scheduler == "multistep" and not milestones:
+        raise ConfigError("scheduler multistep needs milestones (epochs, e.g. [15, 30])")
 
 
 def param_groups(model: nn.Module, lr: float, weight_decay: float, head_lr_mult: float = 1.0) -> list[dict]:

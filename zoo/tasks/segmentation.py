@@ -21,8 +21,8 @@ import torch
 import torch.nn.functional as F
 from torchmetrics.classification import MulticlassConfusionMatrix
 
-from zoo.run.media import MEDIA_SAMPLES, log_images, wandb_logger
 from zoo.tasks.base import ZooTask
+from zoo.tasks.media import MEDIA_SAMPLES, log_images, wandb_logger
 
 IGNORE_INDEX = 255
 

@@ -14,6 +14,9 @@ search), and score the translations against the untokenised references with corp
 
 from __future__ import annotations
 
+import inspect
+import sys
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
@@ -22,11 +25,12 @@ from torch import nn
 from torchmetrics import MeanMetric
 from torchmetrics.text import SacreBLEUScore
 
-from datamodules.text import Vocab
+from datamodules.text import Vocab, encode, preprocess_nmt, tokenize_nmt
 from zoo.core.errors import ConfigError
+from zoo.ops.bleu import course_bleu
 from zoo.ops.decoding import beam_search, greedy_search
-from zoo.run.media import log_table
 from zoo.tasks.base import Init, ZooTask
+from zoo.tasks.media import log_table
 
 
 def detokenize(ids: list[int], vocab: Vocab) -> str:
@@ -145,3 +149,50 @@ class Seq2Seq(ZooTask):
 
     def on_test_epoch_end(self) -> None:
         self._log_bleu("test")
+
+
+# -- translating sentences with a trained task: zoo translate, the benches, the course checks --
+@dataclass
+class Translation:
+    source: str  # preprocessed
+    translation: str
+    bleu: float | None = None
+    attention: torch.Tensor | None = None  # (len(translation) + 1, len(source) + 1)
+
+
+def translate(task: Seq2Seq, sentences: list[str], beam: int = 1, max_len: int | None = None,
+              references: list[str] | None = None, attention: bool = False) -> list[Translation]:  # fmt: skip
+    """Translations of ``sentences`` (decoded together as one batch)."""
+    tokens = [tokenize_nmt(preprocess_nmt(s)) for s in sentences]
+    empty = [i + 1 for i, t in enumerate(tokens) if not t]
+    if empty:
+        raise ConfigError(f"sentence {', '.join(map(str, empty))} is empty: nothing to translate")
+    if references is not None and len(references) != len(sentences):
+        raise ConfigError(f"{len(references)} references for {len(sentences)} sentences: give one per sentence")
+    unknown = sorted({w for t in tokens for w in t if w not in task.src_vocab})
+    if unknown:
+        print(f"note: not in the source vocabulary, read as <unk>: {', '.join(unknown)}", file=sys.stderr)
+    device = next(task.parameters()).device
+    src, src_len = (t.to(device) for t in encode(tokens, task.src_vocab, None))
+    ids = task.translate_ids(src, src_len, beam, max_len)
+    results = [Translation(" ".join(t), detokenize(row, task.tgt_vocab)) for t, row in zip(tokens, ids, strict=True)]
+    if references is not None:
+        for r, ref in zip(results, references, strict=True):
+            r.bleu = course_bleu(r.translation, " ".join(tokenize_nmt(preprocess_nmt(ref))))
+    if attention:
+        _attach_attention(task, src, src_len, ids, results)
+    return results
+
+
+@torch.no_grad()
+def _attach_attention(task: Seq2Seq, src: torch.Tensor, src_len: torch.Tensor, ids: list[list[int]],
+                      results: list[Translation]) -> None:  # fmt: skip
+    """The decoder's attention while it reads back its own translation (teacher forcing on it)."""
+    if "return_attention" not in inspect.signature(task.model.forward).parameters:
+        raise ConfigError(f"--attention_png: {task.hparams.arch} has no attention over the source")
+    bos = task.special("<bos>")
+    for i, (row, r) in enumerate(zip(ids, results, strict=True)):
+        n = int(src_len[i])
+        tgt_in = torch.tensor([[bos, *row]], device=src.device)
+        _, weights = task.model(src[i : i + 1, :n], tgt_in, src_len[i : i + 1], return_attention=True)
+        r.attention = weights[0].float().cpu()  # (len(row) + 1, n)

@@ -17,8 +17,8 @@ import torch.nn.functional as F
 from torchmetrics import MeanMetric
 
 from datamodules.text import Vocab
-from zoo.run.media import log_table
 from zoo.tasks.base import ZooTask
+from zoo.tasks.media import log_table
 
 
 def nearest_words(model: torch.nn.Module, vocab: Vocab, words: list[str], k: int) -> list[list[tuple[str, float]]]:

@@ -182,9 +182,9 @@ def cross_validate(fit: Callable[[list[str]], dict[str, Any] | None], args_of_fo
         if require_models and score is None:
             raise ConfigError(f"fold {k} logged no {score_key}, the score of a fold; it logged "
                               f"{', '.join(metrics) or 'nothing'}")  # fmt: skip
-        metrics_file = summary.get("metrics_file")
-        entries.append({"fold": k, "args": args_of_fold(k), "run_dir": str(Path(metrics_file).parent) if metrics_file
-                        else None, "checkpoint": checkpoint, "score": score, "metrics": metrics})  # fmt: skip
+        run_dir = str(Path(summary["metrics_file"]).parent) if summary.get("metrics_file") else None
+        entries.append({"fold": k, "args": args_of_fold(k), "run_dir": run_dir, "checkpoint": checkpoint,
+                        "score": score, "metrics": metrics})  # fmt: skip
     result = {"name": name, "folds_file": str(Path(folds_file).resolve()), "score_key": score_key,
               "cv_score": stats["mean"].get(score_key), "cv_std": stats["std"].get(score_key),
               "mean": stats["mean"], "std": stats["std"], "wall_seconds": round(time.perf_counter() - start, 1),

@@ -1,4 +1,5 @@
-"""What the data modules share: the facts linked into the task, loaders, in-memory tensors."""
+"""What the data modules share: the facts linked into the task, loaders, in-memory tensors, and the
+fold protocol (``FoldedData``)."""
 
 from __future__ import annotations
 
@@ -110,16 +111,44 @@ def seeded_split(n: int, val_size: int | float, seed: int) -> tuple[torch.Tensor
     return perm[:n_train], perm[n_train:]
 
 
-def fold_split(folds_file: str | Path, fold: int, ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Train and validation row indices: the rows whose id is in fold ``fold`` of ``folds_file``
-    (``id,fold``, as the competitions save it) validate, the others train."""
-    folds = read_csv(folds_file, dtype={"id": str}).set_index("id")["fold"]
-    if fold not in set(folds):
-        raise ConfigError(f"{folds_file}: no fold {fold}; it holds folds {sorted(set(folds))}")
-    fold_of = np.array([folds.get(str(i), -1) for i in ids])
-    if (fold_of < 0).any():
-        raise ConfigError(f"{folds_file}: no fold for ids {[i for i, f in zip(ids, fold_of) if f < 0][:10]}")
-    return np.flatnonzero(fold_of != fold), np.flatnonzero(fold_of == fold)
+class FoldedData(ZooDataModule):
+    """A data module whose validation rows can be one fold of saved folds: the fold protocol of
+    ``zoo.fit --folds`` and the competitions, which find it by ``isinstance``.
+
+    ``fold_rows`` gives the training rows' ids and labels; the driver (``zoo.run.folds``) deals
+    them into folds, saves them as a CSV ``id,fold`` and passes each fold's run ``fold`` and
+    ``folds_file``; ``split`` then holds that fold out for validation and trains on the others.
+    A subclass names ``fold`` and ``folds_file`` in its own signature (they are options of the
+    recipe) and passes them on by keyword; the others go on to the next base.
+    """
+
+    def __init__(self, *args: Any, fold: int | None = None, folds_file: str | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        both = "give both (the held-out fold and the saved folds, a CSV id,fold) or neither"
+        if fold is not None and folds_file is None:
+            raise ConfigError(f"fold={fold} without folds_file: {both}")
+        if folds_file is not None and fold is None:
+            raise ConfigError(f"folds_file={folds_file} without fold: {both}")
+        self.fold, self.folds_file = fold, folds_file
+
+    def fold_rows(self) -> tuple[list[str], list | None]:
+        """The training rows' ids, as ``folds_file`` names them, and their labels to stratify the
+        folds by (``None``: plain shuffled folds)."""
+        raise NotImplementedError
+
+    def split(self, ids: Sequence[str], val_size: int | float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """Train and validation row indices: the rows whose id is in fold ``fold`` of
+        ``folds_file`` validate and the others train; without folds, a seeded ``val_size`` split."""
+        if self.folds_file is None:
+            train, val = seeded_split(len(ids), val_size, seed)
+            return train.numpy(), val.numpy()
+        folds = read_csv(self.folds_file, dtype={"id": str}).set_index("id")["fold"]
+        if self.fold not in set(folds):
+            raise ConfigError(f"{self.folds_file}: no fold {self.fold}; it holds folds {sorted(set(folds))}")
+        fold_of = np.array([folds.get(str(i), -1) for i in ids])
+        if (fold_of < 0).any():
+            raise ConfigError(f"{self.folds_file}: no fold for ids {[i for i, f in zip(ids, fold_of) if f < 0][:10]}")
+        return np.flatnonzero(fold_of != self.fold), np.flatnonzero(fold_of == self.fold)
 
 
 def read_text(path: str | Path) -> str:

@@ -26,7 +26,7 @@ import numpy as np
 from lightning.pytorch.utilities import rank_zero_warn
 
 from datamodules import augment as augmentations
-from datamodules.base import ZooDataModule, fold_split, read_text, seeded_split
+from datamodules.base import FoldedData, read_text
 from datamodules.download import Found, download, extract, find_data
 from datamodules.image_folder import ImageFiles, list_images
 from zoo.core.errors import ConfigError, ZooError
@@ -142,7 +142,7 @@ def read_kaggle_folder(folder: Path, labels_csv: Path) -> tuple[list[Path], list
     return files, [labels[p.stem] for p in files]
 
 
-class CIFAR10(ZooDataModule):
+class CIFAR10(FoldedData):
     """CIFAR-10 as batches of ``(B, 3, image_size, image_size)`` floats and ``(B,)`` labels.
 
     Args:
@@ -184,10 +184,7 @@ class CIFAR10(ZooDataModule):
         fold: int | None = None,
         folds_file: str | None = None,
     ) -> None:
-        super().__init__(batch_size, num_workers, pin_memory)
-        if (fold is None) != (folds_file is None):
-            raise ConfigError("give both fold and folds_file, or neither")
-        self.fold, self.folds_file = fold, folds_file
+        super().__init__(batch_size, num_workers, pin_memory, fold=fold, folds_file=folds_file)
         for name in (augment, eval_augment):  # fail at parse time, not after loading the data
             if name not in augmentations.PIPELINES:
                 raise ConfigError(f"unknown augmentation {name!r}; choose one of {sorted(augmentations.PIPELINES)}")
@@ -244,11 +241,8 @@ class CIFAR10(ZooDataModule):
             return ImageFiles([images[i] for i in idx], [labels[i] for i in idx], tf)
 
         test_set = None if test is None else ImageFiles(*test, self._eval_tf())
-        if self.folds_file is not None:
-            tr, va = fold_split(self.folds_file, self.fold, [str(i) for i in range(len(images))])
-            self._train, self._val = subset(tr.tolist(), train_tf), subset(va.tolist(), self._eval_tf())
-        elif self.val_size:
-            tr, va = seeded_split(len(images), self.val_size, seed)
+        if self.folds_file is not None or self.val_size:
+            tr, va = self.split([str(i) for i in range(len(images))], self.val_size, seed)
             self._train, self._val = subset(tr.tolist(), train_tf), subset(va.tolist(), self._eval_tf())
         elif test_set is None:
             raise ConfigError(f"{self.data_dir}: no labelled test set (testLabels.csv) and val_size=0")

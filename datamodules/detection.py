@@ -32,7 +32,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 
-from datamodules.base import ZooDataModule, fold_split, read_csv, read_text, seeded_split
+from datamodules.base import FoldedData, ZooDataModule, read_csv, read_text
 from datamodules.download import find_data
 from datamodules.image_folder import list_images
 from zoo.core.errors import ConfigError
@@ -431,14 +431,11 @@ def balanced_sampler(records: Sequence[DetectionRecord], seed: int = 0) -> Weigh
                                  generator=torch.Generator().manual_seed(seed))  # fmt: skip
 
 
-def _split(records: list[DetectionRecord], val_size: int | float, seed: int, folds_file: str | None,
-           fold: int | None) -> tuple[list[DetectionRecord], list[DetectionRecord]]:  # fmt: skip
-    """Train and validation records: fold ``fold`` of ``folds_file`` validates, or a seeded split."""
-    if folds_file is not None:
-        tr, va = fold_split(folds_file, fold, [str(r.image_id) for r in records])
-    else:
-        tr, va = (t.tolist() for t in seeded_split(len(records), val_size, seed))
-    return [records[i] for i in tr], [records[i] for i in va]
+def rarest_labels(records: Sequence[DetectionRecord]) -> list[int]:
+    """Each image's rarest label by box count over ``records`` (-1 for an image without boxes):
+    the stratum of an image when folds are dealt, so every fold gets its share of a rare class."""
+    counts = Counter(label for r in records for label in r.labels)
+    return [min(set(r.labels), key=lambda k: counts[k]) if r.labels else -1 for r in records]
 
 
 BANANA_FILES = {"train labels": ["bananas_train/label.csv"], "val labels": ["bananas_val/label.csv"],
@@ -478,7 +475,7 @@ class YoloDetection(DetectionData):
         return train, val, test, classes
 
 
-class CocoDetection(DetectionData):
+class CocoDetection(FoldedData, DetectionData):
     """A COCO json (``annotations``) with its images (``images_dir``, relative to ``data_dir``);
     the validation split is fold ``fold`` of ``folds_file`` or a seeded ``val_size`` split, and is
     also the test split. Labels are the categories in id order; ``category_ids`` (state, saved in
@@ -496,11 +493,9 @@ class CocoDetection(DetectionData):
                  class_balanced: bool = False, cache: bool = False, batch_size: int = 32,
                  num_workers: int = 0, pin_memory: bool = False, classes: list[str] | None = None) -> None:  # fmt: skip
         super().__init__(data_dir, image_size, augment, class_balanced, cache, seed, batch_size, num_workers,
-                         pin_memory, classes)  # fmt: skip
-        if (fold is None) != (folds_file is None):
-            raise ConfigError("give both fold and folds_file, or neither")
+                         pin_memory, classes, fold=fold, folds_file=folds_file)  # fmt: skip
         self.annotations, self.images_dir = annotations, images_dir
-        self.val_size, self.fold, self.folds_file = val_size, fold, folds_file
+        self.val_size = val_size
         self.category_ids: list[int] | None = None
 
     def read_coco(self) -> CocoSet:
@@ -513,9 +508,15 @@ class CocoDetection(DetectionData):
         self.category_ids = [cid for cid, _ in coco.categories]
         return coco
 
+    def fold_rows(self) -> tuple[list[str], list[int]]:
+        """The images' ids and, to stratify the folds by, each image's rarest label."""
+        records = self.read_coco().records
+        return [str(r.image_id) for r in records], rarest_labels(records)
+
     def read_splits(self):
         coco = self.read_coco()
-        train, val = _split(coco.records, self.val_size, self.seed, self.folds_file, self.fold)
+        tr, va = self.split([str(r.image_id) for r in coco.records], self.val_size, self.seed)
+        train, val = [coco.records[i] for i in tr], [coco.records[i] for i in va]
         return train, val, val, [name for _, name in coco.categories]
 
     def state_dict(self) -> dict[str, Any]:

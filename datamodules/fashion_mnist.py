@@ -19,9 +19,9 @@ import torch
 import torch.nn.functional as F
 
 from datamodules.augment import eval_preprocessing
-from datamodules.base import TensorDataset, ZooDataModule, fold_split, seeded_split
+from datamodules.base import FoldedData, TensorDataset
 from datamodules.download import Found, download, find_data
-from zoo.core.errors import ConfigError, ZooError
+from zoo.core.errors import ZooError
 
 FILES = {
     "train_images": "train-images-idx3-ubyte",
@@ -88,7 +88,7 @@ def read_idx(path: str | Path, raw: bytes | None = None) -> torch.Tensor:
     return torch.frombuffer(bytearray(raw[header:]), dtype=torch.uint8).reshape(dims)
 
 
-class FashionMNIST(ZooDataModule):
+class FashionMNIST(FoldedData):
     """Fashion-MNIST as batches of ``(B, 1, resize, resize)`` floats and ``(B,)`` labels.
 
     Args:
@@ -128,10 +128,7 @@ class FashionMNIST(ZooDataModule):
         fold: int | None = None,
         folds_file: str | None = None,
     ) -> None:
-        super().__init__(batch_size, num_workers, pin_memory)
-        if (fold is None) != (folds_file is None):
-            raise ConfigError("give both fold and folds_file, or neither")
-        self.fold, self.folds_file = fold, folds_file
+        super().__init__(batch_size, num_workers, pin_memory, fold=fold, folds_file=folds_file)
         self.data_dir = Path(data_dir).expanduser()
         self.resize, self.resize_on_device = resize, resize_on_device
         self.normalize = normalize
@@ -196,14 +193,9 @@ class FashionMNIST(ZooDataModule):
         labels = arrays["train_labels"].long()
         test = TensorDataset(arrays["test_images"].unsqueeze(1), arrays["test_labels"].long(),
                              transform=self._to_float)  # fmt: skip
-        if self.folds_file is not None:
-            tr, va = (
-                torch.as_tensor(i) for i in fold_split(self.folds_file, self.fold, [str(i) for i in range(len(images))])
-            )
-            self._train = TensorDataset(images[tr], labels[tr], transform=self._to_float)
-            self._val = TensorDataset(images[va], labels[va], transform=self._to_float)
-        elif self.val_size:
-            tr, va = seeded_split(len(images), self.val_size, self.seed)
+        if self.folds_file is not None or self.val_size:
+            ids = [str(i) for i in range(len(images))]  # a training image's id is its position
+            tr, va = (torch.as_tensor(i) for i in self.split(ids, self.val_size, self.seed))
             self._train = TensorDataset(images[tr], labels[tr], transform=self._to_float)
             self._val = TensorDataset(images[va], labels[va], transform=self._to_float)
         else:

@@ -21,9 +21,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from datamodules.base import TensorDataset, ZooDataModule, fold_split, read_csv, seeded_split
+from datamodules.base import FoldedData, TensorDataset, read_csv
 from datamodules.download import find_data
-from zoo.core.errors import ConfigError
 from zoo.core.problems import Problems
 
 ID, TARGET = "Id", "SalePrice"
@@ -152,7 +151,7 @@ class Preprocessor:
         return pre
 
 
-class HousePrices(ZooDataModule):
+class HousePrices(FoldedData):
     """House prices as ``(B, in_features)`` features and ``(B, 1)`` log prices.
 
     Validation rows are fold ``fold`` of ``folds_file`` (a CSV ``id,fold`` written by the
@@ -183,10 +182,8 @@ class HousePrices(ZooDataModule):
         clip_quantile: float = 0.0,
         num_workers: int = 0,
     ) -> None:
-        super().__init__(batch_size, num_workers)
+        super().__init__(batch_size, num_workers, fold=fold, folds_file=folds_file)
         self.save_hyperparameters()
-        if (fold is None) != (folds_file is None):
-            raise ConfigError("give both fold and folds_file, or neither")
         self.data_dir = data_dir
         self.preprocess: Preprocessor | None = None
         self._frames: tuple[pd.DataFrame, pd.DataFrame] | None = None
@@ -214,11 +211,7 @@ class HousePrices(ZooDataModule):
         return train[self.id_col].astype(str).tolist(), None
 
     def _split(self, train: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        hp = self.hparams
-        if hp.folds_file is None:
-            tr, va = seeded_split(len(train), hp.val_size, hp.seed)
-            return tr.numpy(), va.numpy()
-        return fold_split(hp.folds_file, hp.fold, train[self.id_col].astype(str).tolist())
+        return self.split(train[self.id_col].astype(str).tolist(), self.hparams.val_size, self.hparams.seed)
 
     def _features(self, frame: pd.DataFrame) -> pd.DataFrame:
         return frame.drop(columns=[c for c in (self.id_col, self.target) if c in frame.columns])

@@ -22,11 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from datamodules import augment as augmentations
-from datamodules.base import ZooDataModule, fold_split, read_csv, seeded_split
+from datamodules.base import FoldedData, read_csv
 from datamodules.cifar10 import CLASSES as CIFAR_CLASSES
 from datamodules.image_folder import ImageFiles, list_images
 from zoo.core.errors import ConfigError
@@ -197,7 +196,7 @@ def read_cifar10(data_dir: Path, decode: bool = False) -> ImageTable:
     return ImageTable(train, test, header, list(CIFAR_CLASSES), sample, notes)
 
 
-class KaggleImages(ZooDataModule):
+class KaggleImages(FoldedData):
     """A Kaggle image layout as ``(B, 3, image_size, image_size)`` floats and ``(B,)`` labels;
     subclasses name the reader. Validation rows are fold ``fold`` of ``folds_file`` (``id,fold``,
     as the competitions save it), or else a seeded ``val_size`` split; the test loader serves
@@ -239,13 +238,11 @@ class KaggleImages(ZooDataModule):
         num_workers: int = 0,
         pin_memory: bool = False,
     ) -> None:
-        super().__init__(batch_size, num_workers, pin_memory)
+        super().__init__(batch_size, num_workers, pin_memory, fold=fold, folds_file=folds_file)
         self.save_hyperparameters()
         for name in (augment, eval_augment):  # fail at parse time, not after reading the data
             if name not in augmentations.PIPELINES:
                 raise ConfigError(f"unknown augmentation {name!r}; choose one of {sorted(augmentations.PIPELINES)}")
-        if (fold is None) != (folds_file is None):
-            raise ConfigError("give both fold and folds_file, or neither")
         self.data_dir = Path(data_dir).expanduser()
         self.image_size, self.eval_augment, self.mean, self.std = image_size, eval_augment, mean, std
         self.classes: list[str] | None = None  # from the data, or from a checkpoint
@@ -286,7 +283,7 @@ class KaggleImages(ZooDataModule):
                                                              table.train["label"][labels.isna()])]  # fmt: skip
                 raise DataError(str(self.data_dir), [f"labels outside the model's {len(index)} classes: "
                                                      + ", ".join(unknown[:20])])  # fmt: skip
-            tr, va = self._split(table.train["id"])
+            tr, va = self.split(table.train["id"].tolist(), hp.val_size, hp.seed)
             paths, labels = table.train["path"].to_numpy(), labels.astype(int).to_numpy()
             self._train = ImageFiles(paths[tr].tolist(), labels[tr].tolist(), self._transform(hp.augment), hp.cache)
             self._val = ImageFiles(paths[va].tolist(), labels[va].tolist(), self._transform(self.eval_augment),
@@ -295,13 +292,6 @@ class KaggleImages(ZooDataModule):
         if stage in (None, "predict"):
             self._predict = ImageFiles(table.test["path"].tolist(), None, self._transform(self.eval_augment))
             self.predict_ids = table.test["id"].tolist()
-
-    def _split(self, ids: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-        hp = self.hparams
-        if hp.folds_file is None:
-            tr, va = seeded_split(len(ids), hp.val_size, hp.seed)
-            return tr.numpy(), va.numpy()
-        return fold_split(hp.folds_file, hp.fold, ids.tolist())
 
     def predict_dataloader(self):
         return self.loader(self._predict)

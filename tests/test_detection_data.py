@@ -135,6 +135,19 @@ def test_coco_keeps_64_bit_ids_and_maps_categories(tmp_path):
     assert again.category_ids == [87, 318] and again.classes == ["belt", "hat"]
 
 
+def test_coco_folds_hold_out_their_images(tmp_path):
+    """A COCO set is foldable data: its image ids, stratified by each image's rarest category,
+    and a saved fold held out for validation."""
+    root, _ = write_coco(tmp_path / "coco", n=6)
+    ids, strata = CocoDetection(str(root)).fold_rows()
+    assert ids == [str(BIG_ID + i) for i in range(6)] and strata[-1] == -1  # the last image has no boxes
+    folds = tmp_path / "folds.csv"
+    folds.write_text("id,fold\n" + "".join(f"{i},{k % 2}\n" for k, i in enumerate(ids)))
+    dm = CocoDetection(str(root), fold=1, folds_file=str(folds), image_size=64)
+    dm.setup("fit")
+    assert [r.image_id for r in dm._val.records] == [BIG_ID + 1, BIG_ID + 3, BIG_ID + 5]
+
+
 def test_banana_csv_layout(tmp_path):
     for split, n in (("bananas_train", 5), ("bananas_val", 2)):
         rows = ["img_name,label,xmin,ymin,xmax,ymax"]

@@ -23,7 +23,7 @@ from competitions.kit import Competition, Prepared
 from competitions.kit.scorelog import append_score
 from competitions.kit.submission import write_detections
 from datamodules.cowboy import CATEGORIES, read_image_list
-from datamodules.detection import read_coco
+from datamodules.detection import rarest_labels, read_coco
 from datamodules.kaggle_images import bad_images
 from zoo.core.errors import ConfigError
 from zoo.core.problems import Problems
@@ -50,7 +50,7 @@ class CowboyOutfits(Competition):
         counts = Counter(label for r in coco.records for label in r.labels)
         names = [name for _, name in CATEGORIES]
         # the stratum of an image is its rarest category, so every fold gets its share of belts
-        rarest = [names[min(set(r.labels), key=lambda k: counts[k])] if r.labels else NO_BOXES for r in coco.records]
+        rarest = [names[k] if k >= 0 else NO_BOXES for k in rarest_labels(coco.records)]
         train = pd.DataFrame({"id": [str(r.image_id) for r in coco.records], "label": rarest,
                               "path": [str(r.path) for r in coco.records]})  # fmt: skip
         notes = [f"{counts[k]} {name} boxes" for k, name in enumerate(names)]

@@ -4,9 +4,11 @@ stages every competition runs through the same code: ``prepare``, ``fit`` and ``
 ``prepare`` finds (or fetches) the raw files, checks them all and writes a small index into
 the work folder (``prepared.json``, ``train_index.csv``, ``test_index.csv``) plus the saved
 ``folds.csv``. ``fit`` trains one ``zoo.fit`` run per fold from the competition's recipe (same
-Trainer, same recipe; only the fold differs), scores each fold's model on its held-out rows
-(its final ``last.ckpt`` when the recipe does not validate, as every shipped one; else its best
-checkpoint) and appends the CV score to ``scores.csv``. ``predict`` rebuilds each fold's task
+Trainer, same recipe; only the fold differs) through ``zoo.run.folds.cross_validate``, the
+driver of ``zoo.fit --folds`` too, which scores each fold's model on its held-out rows (its
+final ``last.ckpt`` when the recipe does not validate, as every shipped one; else its best
+checkpoint) and writes ``cv.json`` (its keys: see ``cross_validate``); ``fit`` then appends the
+CV score to ``scores.csv``. ``predict`` rebuilds each fold's task
 and data module from its checkpoint through ``zoo.core.checkpoint`` (the data module's fitted
 state, e.g. the class names or the house prices preprocessing, travels in the checkpoint),
 predicts the test rows with optional flip TTA, averages the folds and writes
@@ -34,7 +36,7 @@ from competitions.kit.scorelog import append_score
 from competitions.kit.submission import read_sample, write_submission
 from zoo.core.errors import ConfigError
 from zoo.core.io import atomic_write, write_json
-from zoo.run.folds import cv_summary, fit_folds, load_or_make_folds
+from zoo.run.folds import cross_validate, load_or_make_folds
 
 
 @dataclass
@@ -152,8 +154,7 @@ class Competition:
         from zoo.cli.fit import main as zoo_fit  # here: LightningCLI is slow to import, prepare needs none of it
 
         work_dir = Path(work_dir)
-        info = load_prepared(work_dir)
-        start = time.perf_counter()
+        load_prepared(work_dir)
         saved = sorted(set(pd.read_csv(work_dir / "folds.csv")["fold"].tolist()))
         folds = config.get("cv", {}).get("train_folds") or saved
         unknown = [k for k in folds if k not in saved]
@@ -168,22 +169,10 @@ class Competition:
             return ["--config", str(recipe), *self.fold_args(work_dir, k),
                     "--trainer.default_root_dir", str(work_dir), "--name", f"fold{k}", *overrides]  # fmt: skip
 
-        results = []
-        summaries = fit_folds(lambda args: zoo_fit(args, one_line_errors=True), args_of_fold, folds, work_dir)
-        for summary in summaries:
-            ckpt = summary.get("best_checkpoint") or _last_checkpoint(summary)
-            if not ckpt:
-                raise ConfigError(
-                    f"fold {summary['fold']} saved no checkpoint (a fast_dev_run?); predict needs one per fold"
-                )
-            results.append({"fold": summary["fold"], "checkpoint": ckpt, "score": summary["test"][self.score_key]})
-        scores = [r["score"] for r in results]
-        stats = cv_summary(summaries)
-        cv_result = {"competition": self.slug, "metric": self.metric, "score_key": self.score_key,
-                     "cv_score": float(np.mean(scores)), "cv_std": stats["std"].get(self.score_key),
-                     "folds": results, "mean": stats["mean"], "std": stats["std"], "data_dir": info["data_dir"],
-                     "wall_seconds": round(time.perf_counter() - start, 1)}  # fmt: skip
-        write_json(work_dir / "cv.json", cv_result)
+        cv_result = cross_validate(lambda args: zoo_fit(args, one_line_errors=True), args_of_fold, folds, work_dir,
+                                   name=self.slug, folds_file=work_dir / "folds.csv", score_key=self.score_key,
+                                   require_models=True)  # fmt: skip
+        scores = [f["score"] for f in cv_result["folds"]]
         append_score(work_dir / "scores.csv", competition=self.slug, stage="fit", metric=self.metric,
                      cv_score=f"{cv_result['cv_score']:.5f}", fold_scores=" ".join(f"{s:.5f}" for s in scores),
                      wall_seconds=cv_result["wall_seconds"], config=_describe(config_path, config),
@@ -231,13 +220,6 @@ def load_prepared(work_dir: Path) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: run the prepare stage first (with this --work_dir)")
     return json.loads(path.read_text())
-
-
-def _last_checkpoint(summary: dict[str, Any]) -> str | None:
-    """Without validation (``limit_val_batches: 0``) there is no best checkpoint: the final
-    model is tested, and its ``last.ckpt`` is the fold's model."""
-    last = Path(summary.get("metrics_file", "")).parent / "checkpoints" / "last.ckpt"
-    return str(last) if summary.get("metrics_file") and last.is_file() else None
 
 
 def _first(folder: Path, names: tuple[str, ...]) -> Path | None:

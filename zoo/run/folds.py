@@ -1,7 +1,9 @@
 """K-fold cross-validation: splits, stratified by class for classification, saved so reruns
-use the same folds, one ``zoo.fit`` run per fold, and the mean and standard deviation of each
-metric over the folds. ``zoo.fit --folds K`` and the competitions (``competitions.kit``) both
-run their folds through this module.
+use the same folds, one ``zoo.fit`` run per fold, and ``cv.json``: each fold's metrics and
+model, and the mean and standard deviation of each metric over the folds. ``cross_validate`` is
+the one driver; ``zoo.fit --folds K`` (through ``zoo.run.kfold``) and the competitions
+(``competitions.kit``) both run their folds through it. It imports no torch or Lightning, so
+the competitions' prepare stage stays quick to start.
 
 Written here rather than taken from scikit-learn's ``StratifiedKFold``: the zoo does not
 otherwise depend on scikit-learn, and the split is a few lines with a seeded generator.
@@ -14,6 +16,7 @@ import json
 import math
 import statistics
 import sys
+import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -123,9 +126,9 @@ def _finished(record: Path, args: list[str], files: dict[str, str]) -> dict[str,
 
 
 def cv_summary(summaries: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """``{"mean": {metric: m}, "std": {metric: s}, "folds": [...]}`` over the folds' test
-    metrics, best validation metrics and wall seconds. ``std`` is the sample standard deviation
-    (n - 1); with one fold it is NaN."""
+    """``{"mean": {metric: m}, "std": {metric: s}, "metrics": [{metric: value} per fold]}`` over
+    the folds' test metrics, best validation metrics and wall seconds. ``std`` is the sample
+    standard deviation (n - 1); with one fold it is NaN."""
     per_fold = [{**s.get("test", {}), **s.get("best_val", {}), "wall_seconds": s.get("wall_seconds")}
                 for s in summaries]  # fmt: skip
     names = [k for k in per_fold[0] if all(isinstance(f.get(k), (int, float)) for f in per_fold)] if per_fold else []
@@ -133,5 +136,65 @@ def cv_summary(summaries: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return {
         "mean": {k: statistics.fmean(v) for k, v in values.items()},
         "std": {k: statistics.stdev(v) if len(v) > 1 else math.nan for k, v in values.items()},
-        "folds": [{"fold": s["fold"], **f} for s, f in zip(summaries, per_fold)],
+        "metrics": per_fold,
     }
+
+
+def cross_validate(fit: Callable[[list[str]], dict[str, Any] | None], args_of_fold: Callable[[int], list[str]],
+                   folds: Iterable[int], cv_dir: str | Path, *, name: str, folds_file: str | Path,
+                   score_key: str | None, require_models: bool = False) -> dict[str, Any]:  # fmt: skip
+    """One run per fold through ``fit_folds`` (so a finished fold is read back, not trained
+    again), then ``<cv_dir>/cv.json``, written atomically once every fold finished; returns
+    what it wrote. ``require_models``: a fold that saved no checkpoint or did not log
+    ``score_key`` is an error, raised before ``cv.json`` is written (the competitions predict
+    with every fold's model and log its score).
+
+    ``cv.json``, the same keys for ``zoo.fit --folds`` and for every competition::
+
+        name          the run's name (zoo.fit) or the competition's slug
+        folds_file    the saved folds (a CSV id,fold), an absolute path
+        score_key     the metric that scores a model on its held-out fold: the competition's
+                      (a test/ metric, its test loader serving the held-out rows), or zoo.fit's
+                      monitored val/ metric (the fold validates); null when there is none
+        cv_score      the mean of score_key over the folds (null without one)
+        cv_std        its sample standard deviation (n - 1; NaN with one fold; null without one)
+        mean, std     {metric: value} over the folds, for every numeric metric in each fold's
+                      ``metrics``
+        wall_seconds  this call's wall time (a fold read back from its record counts ~0)
+        folds         one entry per fold, in order:
+            fold        the fold's number in folds_file
+            args        the zoo.fit arguments of its run (the same as its foldN.done.json)
+            run_dir     its run folder, <root>/fold<k>/version_N (null when it wrote no
+                        metrics.json: a fast_dev_run)
+            checkpoint  its model: the best checkpoint, or last.ckpt when nothing picked one
+                        (null when it saved none)
+            score       its score_key (null without one)
+            metrics     its test metrics, best validation metric and wall_seconds
+    """
+    start, folds = time.perf_counter(), list(folds)
+    summaries = fit_folds(fit, args_of_fold, folds, cv_dir)
+    stats = cv_summary(summaries)
+    entries = []
+    for k, summary, metrics in zip(folds, summaries, stats["metrics"]):
+        checkpoint, score = summary.get("best_checkpoint") or _last_checkpoint(summary), metrics.get(score_key)
+        if require_models and not checkpoint:
+            raise ConfigError(f"fold {k} saved no checkpoint (a fast_dev_run?); predict needs one per fold")
+        if require_models and score is None:
+            raise ConfigError(f"fold {k} logged no {score_key}, the score of a fold; it logged "
+                              f"{', '.join(metrics) or 'nothing'}")  # fmt: skip
+        run_dir = str(Path(summary["metrics_file"]).parent) if summary.get("metrics_file") else None
+        entries.append({"fold": k, "args": args_of_fold(k), "run_dir": run_dir, "checkpoint": checkpoint,
+                        "score": score, "metrics": metrics})  # fmt: skip
+    result = {"name": name, "folds_file": str(Path(folds_file).resolve()), "score_key": score_key,
+              "cv_score": stats["mean"].get(score_key), "cv_std": stats["std"].get(score_key),
+              "mean": stats["mean"], "std": stats["std"], "wall_seconds": round(time.perf_counter() - start, 1),
+              "folds": entries}  # fmt: skip
+    write_json(Path(cv_dir) / "cv.json", result)
+    return result
+
+
+def _last_checkpoint(summary: dict[str, Any]) -> str | None:
+    """Without validation (``limit_val_batches: 0``) there is no best checkpoint: the final
+    model is tested, and its ``last.ckpt`` is the fold's model."""
+    last = Path(summary.get("metrics_file", "")).parent / "checkpoints" / "last.ckpt"
+    return str(last) if summary.get("metrics_file") and last.is_file() else None

@@ -1,20 +1,20 @@
 """``zoo.fit --folds K``: the data module's training rows in K saved folds, then one run per
-fold through ``zoo.run.folds.fit_folds`` (the driver the competitions use too) and the folds'
-``cv.json``. Apart from ``zoo.run.folds`` because it needs the run folder's naming and the CLI's
-data module, which the competitions' light stages do not import."""
+fold through ``zoo.run.folds.cross_validate`` (the driver the competitions use too), which
+writes the folds' ``cv.json``. Apart from ``zoo.run.folds`` because it needs the run folder's
+naming and the data modules' ``FoldedData``, which import torch and Lightning, and the
+competitions' light stages import neither."""
 
 from __future__ import annotations
 
-import inspect
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from datamodules.base import FoldedData
 from zoo.core.errors import ConfigError
-from zoo.core.io import write_json
 from zoo.run.folder import default_name
-from zoo.run.folds import cv_summary, fit_folds, load_or_make_folds
+from zoo.run.folds import cross_validate, load_or_make_folds
 from zoo.run.tables import print_cv_table
 
 
@@ -22,15 +22,16 @@ def fit_k_folds(cli: Any, args: list[str] | None, fit: Callable[[list[str]], dic
     """``--folds K``: the data module's training rows in K folds (stratified by label when it
     gives labels), saved in ``<root>/<name>_cv<K>/folds.csv`` (a rerun uses the same folds),
     then one run per fold (``<root>/<name>_cv<K>/fold<k>/version_N``, by ``fit``: zoo.fit's run)
-    validating on that fold and testing on the test set; ``cv.json`` holds each fold's metrics,
-    their mean and std. ``cli`` is the parsed ``ZooCLI`` with its data module."""
+    validating on that fold and testing on the test set; ``cv.json`` (its keys: see
+    ``cross_validate``) is scored by the task's monitored metric when it is a ``val/`` one.
+    ``cli`` is the parsed ``ZooCLI`` with its task and data module."""
     cfg, data = cli.config, cli.datamodule
     k = cfg.folds
     if k < 2:
         raise ConfigError(f"--folds {k}: expected 0 (no cross-validation) or at least 2 folds")
-    if not (hasattr(data, "fold_rows") and {"fold", "folds_file"} <= set(inspect.signature(type(data)).parameters)):
-        raise ConfigError(f"--folds: {type(data).__name__} cannot hold out folds (it has no fold_rows and "
-                         "fold/folds_file arguments)")  # fmt: skip
+    if not isinstance(data, FoldedData):
+        raise ConfigError(f"--folds: {type(data).__name__} cannot hold out folds (it is no "
+                         "datamodules.base.FoldedData, with fold/folds_file arguments and fold_rows)")  # fmt: skip
     if cfg.ckpt_path:
         raise ConfigError("--folds with --ckpt_path: resume one fold's run instead (--trainer.default_root_dir "
                          "<root>/<name>_cv<K> --name fold<k> --ckpt_path last, its data options)")  # fmt: skip
@@ -45,12 +46,11 @@ def fit_k_folds(cli: Any, args: list[str] | None, fit: Callable[[list[str]], dic
         return [*argv, "--folds", "0", "--trainer.default_root_dir", str(cv_dir), "--name", f"fold{fold}",
                 "--data.init_args.folds_file", str(folds_file), "--data.init_args.fold", str(fold)]  # fmt: skip
 
-    summaries = fit_folds(fit, args_of_fold, range(k), cv_dir)
-    result = {"name": name, "folds_file": str(folds_file), **cv_summary(summaries)}
-    write_json(cv_dir / "cv.json", result)
-    result["cv_file"] = str(cv_dir / "cv.json")
+    monitor = cli.model.monitor[0]
+    result = cross_validate(fit, args_of_fold, range(k), cv_dir, name=name, folds_file=folds_file,
+                            score_key=monitor if monitor.startswith("val/") else None)  # fmt: skip
     print_cv_table(f"{name}: {k}-fold cross-validation", result)
-    return result
+    return {**result, "cv_file": str(cv_dir / "cv.json")}
 
 
 def _without_folds(argv: list[str]) -> list[str]:

@@ -31,7 +31,7 @@ def print_cv_table(title: str, result: dict[str, Any]) -> None:
     table.add_column("std", justify="right")
     for key, mean in result["mean"].items():
         fmt = ".1f" if key == "wall_seconds" else ".4f"
-        cells = [f"{v:{fmt}}" for v in (*(f[key] for f in result["folds"]), mean, result["std"][key])]
+        cells = [f"{v:{fmt}}" for v in (*(f["metrics"][key] for f in result["folds"]), mean, result["std"][key])]
         table.add_row(key, *cells)
     # a log file or pipe gets the whole table, not one squeezed to 80 columns
     Console(file=sys.stdout, width=None if sys.stdout.isatty() else 200).print(table)

@@ -198,7 +198,10 @@ def run_bench(name: str, args: argparse.Namespace, out: Path) -> dict[str, Any]:
         tail = log.read_text(errors="replace").strip().splitlines()[-1:] or [""]
         why = status if isinstance(status, str) else f"exit status {status}"
         return {**result, "error": f"{why}: {tail[0][-300:]} (log: {log})", "rows": []}
-    rows = BENCHES[name].rows(json.loads(json_path.read_text()))
+    try:
+        rows = BENCHES[name].rows(json.loads(json_path.read_text()))
+    except (KeyError, TypeError, ValueError) as e:  # the bench wrote a JSON of another shape
+        return {**result, "error": f"{json_path} lacks what the table reads ({type(e).__name__}: {e})", "rows": []}
     print(f"[{name}] {wall} s", flush=True)
     return {**result, "rows": [{**r, "device": device} for r in rows]}
 

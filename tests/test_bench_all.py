@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -114,6 +115,16 @@ def test_gpu_only_for_benches_whose_both_sides_can_use_it(tmp_path: Path):
     assert "CUDA_VISIBLE_DEVICES" not in env or env["CUDA_VISIBLE_DEVICES"] == os.environ["CUDA_VISIBLE_DEVICES"]
     assert device == "cuda"
     assert bench_all.environment("lenet", _args(tmp_path))[0]["CUDA_VISIBLE_DEVICES"] == ""  # a CPU run is all CPU
+
+
+@pytest.mark.parametrize(("code", "error"), [
+    ("import sys; print('no data here'); sys.exit(3)", "exit status 3: no data here"),
+    ("import sys; open(sys.argv[1], 'w').write('{}')", "lacks what the table reads (KeyError"),
+])  # fmt: skip
+def test_a_bench_that_fails_or_writes_another_json_is_an_error_not_a_crash(tmp_path, monkeypatch, code, error):
+    monkeypatch.setattr(bench_all, "command", lambda name, args, path: [sys.executable, "-c", code, str(path)])
+    result = bench_all.run_bench("bert", _args(tmp_path, timeout=60), tmp_path)
+    assert result["rows"] == [] and error in result["error"], result
 
 
 def test_a_failed_bench_is_a_line_of_the_table():

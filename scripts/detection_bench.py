@@ -4,7 +4,7 @@ and ``multibox_target`` in the course's training loop of section 13.7), back to 
 process, on the same TinySSD module (same initial weights) and the same images.
 
     python -m scripts.detection_bench --d2l_path /tmp/d2l_peer [--data_dir ../shared/data/banana_yolo_roboflow]
-        [--epochs 3] [--batch_size 32] [--image_size 256] [--threads N]
+        [--epochs 3] [--batch_size 32] [--image_size 256] [--threads N] [--json runs/bench/detection_bench.json]
 
 The d2l package pins old numpy and pandas; install it beside the project's environment without
 them: ``pip install --no-deps --target /tmp/d2l_peer d2l==1.0.3 ipython matplotlib-inline``
@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from scripts.options import add_d2l_path, add_dry_run, dry_run_done, require, use_d2l  # noqa: E402
+from zoo.core.io import write_json  # noqa: E402
 from zoo.run.errors import run_command  # noqa: E402
 
 
@@ -125,6 +126,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     p.add_argument("--lr", type=float, default=0.2)
     p.add_argument("--weight_decay", type=float, default=5e-4)
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    p.add_argument("--json", default=None, help="also write the results here")
     add_dry_run(p)
     args = p.parse_args(argv)
     use_d2l(args.d2l_path)
@@ -167,7 +169,13 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
           f"class err {ours[1]:.2e}, bbox mae {ours[2]:.2e}", flush=True)  # fmt: skip
     ratio = ours[0] / course[0]
     print(f"zoo / course: {ratio:.2f}x (target >= 1.0x)")
-    return {"zoo_images_per_s": ours[0], "course_images_per_s": course[0], "ratio": ratio}
+    result = {"zoo_images_per_s": ours[0], "course_images_per_s": course[0], "ratio": ratio,
+              "zoo_class_err": ours[1], "zoo_bbox_mae": ours[2], "course_class_err": course[1],
+              "course_bbox_mae": course[2], "images": len(images), "epochs": args.epochs,
+              "threads": torch.get_num_threads()}  # fmt: skip
+    if args.json:
+        write_json(args.json, result)
+    return result
 
 
 if __name__ == "__main__":

@@ -163,7 +163,7 @@ def _accuracy(task: NLI, dm: SNLI, indices: list[int]) -> float:
 
 
 def test_two_process_ddp_logs_the_global_test_accuracy(tmp_path):
-    data = write_snli(tmp_path / "snli", {"dev": 80, "test": 42}, dashes=2)  # 40 test pairs: no padding
+    data = write_snli(tmp_path / "snli", {"dev": 84, "test": 42}, dashes=2)  # 40 test pairs: no padding
     args = ["--config", str(CONFIGS / "decomposable_attention_snli.yaml"), "--data.init_args.data_dir", str(data),
             "--data.init_args.download", "false", "--data.init_args.min_freq", "1", "--data.init_args.max_len", "8",
             "--data.init_args.batch_size", "8", "--model.init_args.arch_kwargs", "{embed_size: 8, num_hiddens: 16}",

@@ -13,7 +13,8 @@ a new lecture adds an entry and a recipe there, not code here. A ``recipe`` row 
 ``scripts/course_checks.py`` (exact tensors, translations of a trained row's checkpoint, ...).
 
 Each row runs with seed 0 first, cheapest rows first; then rows whose run took at most two
-minutes run seeds 1 and 2 (``--seeds``), so the table shows mean +- spread. ``--course`` does the
+minutes run seeds 1 and 2 (``--seeds``, or the entry's own ``seeds``), so the table shows mean +-
+spread. ``--course`` does the
 same with the course's own ``d2l`` code through ``scripts/course_side.py`` (its ``run(row_id, seed,
 data_root)``), whose record of every run (``docs/reproduction/course_here/<row>-<seed>.json``) the
 table reads, whoever wrote it. Every result is cached per row and seed in ``<out>.json``, written
@@ -256,6 +257,7 @@ def load_module(path: Path, what: str):
         raise FileNotFoundError(f"{what} {path}: no such file")
     spec = importlib.util.spec_from_file_location(path.stem, path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # registered first, as import does: a dataclass in it looks itself up there
     spec.loader.exec_module(module)
     return module
 
@@ -281,7 +283,7 @@ def run_check(entry: dict, ours: dict, args: argparse.Namespace) -> dict:
 COURSE_ONE = """
 import importlib.util, json, pathlib, sys
 spec = importlib.util.spec_from_file_location("course_side", sys.argv[1])
-module = importlib.util.module_from_spec(spec)
+module = sys.modules["course_side"] = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(module)
 kwargs = {"d2l_path": sys.argv[5]} if sys.argv[5] else {}
 result = module.run(sys.argv[2], int(sys.argv[3]), pathlib.Path(sys.argv[4]), **kwargs)
@@ -627,8 +629,8 @@ def main(argv: list[str] | None = None) -> dict:
                   f"{fmt_time(result['wall_s'])}", flush=True)  # fmt: skip
             save(e)
         # the further seeds come after every row's first: a check of ours is deterministic
-        more = seed + 1 < args.seeds and (side == "course" or "check" not in e)
-        if more and "value" in result and result["wall_s"] <= SLOW_S:
+        more = seed + 1 < e.get("seeds", args.seeds) and (side == "course" or "check" not in e)
+        if more and "value" in result and (result["wall_s"] <= SLOW_S or "seeds" in e):
             todo.append((side, e, seed + 1))
             if not cached(side, e, seed + 1):
                 total += result["wall_s"]

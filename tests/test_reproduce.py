@@ -262,3 +262,10 @@ def test_gpu_rows_dry_run_on_the_cpu(tmp_path, monkeypatch):
                                      gpu_rows_on_cpu=False), True)[0])  # fmt: skip
     assert "--trainer.precision bf16-mixed" in command and "--data.init_args.resize_on_device true" in command
     assert "--data.init_args.num_workers 8" in command
+
+
+def test_the_course_side_module_loads_as_reproduce_loads_it():
+    """reproduce.py reads the course side's rows from scripts/course_side.py (its dataclasses need
+    the module registered while it runs), without the d2l package."""
+    rows = reproduce.load_module(ROOT / "scripts" / "course_side.py", "--course_module").ROWS
+    assert {"conv_edge", "lenet", "seq2seq"} <= set(rows)

@@ -397,20 +397,32 @@ def plot_row(entry: dict, ours: dict, course: dict, path: Path) -> Path | None:
     def xy(r: dict) -> tuple[list[float], list[float]]:
         return r.get("curve_x") or list(range(1, len(r["curve"]) + 1)), r["curve"]
 
-    lines = [(f"ours, seed {s}", *xy(r), "-") for s, r in sorted(ours.items()) if r.get("curve")]
-    lines += [(f"course here, seed {s}", *xy(r), "--") for s, r in sorted(course.items()) if r.get("curve")]
+    lines, bands = [], []  # (label, x, curve, style, colour), (x, low, high, colour)
+    for side, runs, style, colour in (("ours", ours, "-", "C0"), ("course here", course, "--", "C1")):
+        runs = [(s, *xy(r)) for s, r in sorted(runs.items(), key=lambda kv: int(kv[0])) if r.get("curve")]
+        if len(runs) > 3:  # the median and the range over the seeds (a line and a legend entry each is noise)
+            n = min(len(c) for _, _, c in runs)
+            per_epoch = [sorted(c[i] for _, _, c in runs) for i in range(n)]
+            x = runs[0][1][:n]
+            median = [v[len(v) // 2] for v in per_epoch]
+            lines.append((f"{side}: median of {len(runs)} seeds", x, median, style, colour))
+            bands.append((x, [v[0] for v in per_epoch], [v[-1] for v in per_epoch], colour))
+        else:
+            lines += [(f"{side}, seed {s}", x, c, style, None) for s, x, c in runs]
     if not lines:
         return None
     fig, ax = subplots(figsize=(4.2, 2.8), dpi=80)
-    for label, x, curve, style in lines:
-        ax.plot(x, curve, style, label=label, linewidth=1, marker="o" if len(curve) < 3 else None)
+    for label, x, curve, style, colour in lines:
+        ax.plot(x, curve, style, label=label, linewidth=1, marker="o" if len(curve) < 3 else None, color=colour)
+    for x, low, high, colour in bands:
+        ax.fill_between(x, low, high, alpha=0.2, color=colour)
     if entry["course"] is not None:
         for c in entry["course"] if isinstance(entry["course"], list) else [entry["course"]]:
             ax.axhline(c, color="grey", linewidth=0.8, linestyle=":")
     ax.set_title(f"{entry['id']}: {curve_metric(entry['metric'])}", fontsize=9)
     ax.set_xlabel("epoch", fontsize=8)
     ax.tick_params(labelsize=7)
-    if entry["better"] == "lower" and all(v > 0 for *_, c, _ in lines for v in c):
+    if entry["better"] == "lower" and all(v > 0 for _, _, c, _, _ in lines for v in c):
         ax.set_yscale("log")
     ax.legend(fontsize=6)
     fig.tight_layout()

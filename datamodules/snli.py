@@ -193,8 +193,8 @@ class SNLI(ZooDataModule):
             ``<data_dir>/snli_1.0``, then the project's ``../shared/data/snli_subset/snli_1.0``).
         format: ``pair`` (decomposable attention) or ``bert`` (fine-tuning BERT).
         train_split, val_split, test_split: the file each stage reads (``train``, ``dev``, ``test``).
-        val_fraction: above 0, validation is this fraction of the training file's examples (seeded),
-            held out from training, and ``val_split`` is not read.
+        val_fraction: above 0, validation is the examples of this fraction of the training file's
+            premises (seeded; every pair of a held-out premise), and ``val_split`` is not read.
         max_len: tokens per sentence (``pair``; course 50) or per pair (``bert``; course 128).
         min_freq: words rarer in the training pairs become ``<unk>`` (without ``vocab_from``; course 5).
         vocab_from: the pretrained BERT whose vocabulary to use (``bert``, fine-tuning): a
@@ -267,8 +267,12 @@ class SNLI(ZooDataModule):
                          self.dropped[split])  # fmt: skip
             train = read[self.splits["train"]]
             if self.val_fraction > 0:
-                keep, held = seeded_split(len(train), self.val_fraction, self.seed)
-                val, train = [train[i] for i in held.tolist()], [train[i] for i in keep.tolist()]
+                # whole premises are held out: SNLI writes a hypothesis of each label for a premise, so
+                # a held-out pair whose premise trains is scored against its siblings' memorised labels
+                premises = list(dict.fromkeys(tuple(p) for p, _, _ in train))
+                _, held = seeded_split(len(premises), self.val_fraction, self.seed)
+                held = {premises[i] for i in held.tolist()}
+                val, train = [e for e in train if tuple(e[0]) in held], [e for e in train if tuple(e[0]) not in held]
             else:
                 val = read[self.splits["val"]]
             self._examples = {"train": train, "val": val, "test": read[self.splits["test"]]}

@@ -164,3 +164,27 @@ def test_pretraining_shows_masked_predictions_to_wandb(tmp_path, monkeypatch):
     assert rows[0][0] == " ".join(dm.vocab.to_tokens(first[0][0, : int(first[2][0])].tolist()))
     assert rows[0][1].split() == dm.vocab.to_tokens(first[5][0, : int(first[4][0].sum())].tolist())
     assert all(len(r[1].split()) == len(r[2].split()) >= 1 for r in rows)
+
+
+def test_nsp_weight_zero_pretrains_on_mlm_alone():
+    from zoo.tasks import BERTPretrain
+
+    torch.manual_seed(0)
+    tokens, segments = torch.randint(5, 30, (4, 9)), torch.tensor([[0] * 5 + [1] * 4] * 4)
+    valid_lens, positions = torch.tensor([9, 8, 7, 6]), torch.tensor([[1, 2], [1, 3], [2, 0], [4, 0]])
+    weights, labels = torch.tensor([[1.0, 1.0], [1.0, 1.0], [1.0, 0.0], [1.0, 0.0]]), torch.randint(5, 30, (4, 2))
+    batch = (tokens, segments, valid_lens, positions, weights, labels, torch.tensor([0, 1, 1, 0]))
+    arch_kwargs = {"num_hiddens": 16, "ffn_num_hiddens": 32, "dropout": 0.0}
+    losses = {}
+    for nsp_weight in (1.0, 0.0):
+        torch.manual_seed(1)
+        task = BERTPretrain(vocab_size=30, arch_kwargs=arch_kwargs, nsp_weight=nsp_weight)
+        losses[nsp_weight] = loss = task._step(batch, "train")
+        loss.backward()
+    mlm_logits, nsp_logits = task.model(*batch[:4])
+    mlm = (torch.nn.functional.cross_entropy(mlm_logits.transpose(1, 2), labels, reduction="none") * weights).sum() / 6
+    assert torch.allclose(losses[0.0], mlm)
+    assert torch.allclose(losses[1.0] - losses[0.0], torch.nn.functional.cross_entropy(nsp_logits, batch[-1]))
+    # the NSP head and its pooler learn nothing; the encoder learns from MLM
+    assert not task.model.nsp.weight.grad.any() and not task.model.hidden[0].weight.grad.any()
+    assert task.model.encoder.token_embedding.weight.grad.any()

@@ -72,6 +72,14 @@ def test_the_pretrained_encoder_arrives_unchanged(pretrained):
         NLI(arch="bert_classifier", pretrained=str(pretrained.parent / "other.ckpt"))
 
 
+def test_reset_pooler_loads_the_encoder_only(pretrained):
+    state = load_checkpoint(pretrained)["state_dict"]
+    own = NLI(arch="bert_classifier", pretrained=str(pretrained), reset_pooler=True).model.state_dict()
+    assert all(torch.equal(own[k], state[f"model.{k}"]) for k in own if k.startswith("encoder."))
+    assert not torch.equal(own["hidden.0.weight"], state["model.hidden.0.weight"])
+    assert not torch.equal(own["hidden.0.bias"], state["model.hidden.0.bias"])
+
+
 def test_bert_fine_tuning_and_the_nli_command(pretrained, tmp_path, capsys):
     data = write_snli(tmp_path / "snli", {"dev": 60, "test": 30})
     summary = fit(["--config", str(CONFIGS / "bert_snli.yaml"), "--model.init_args.pretrained", str(pretrained),
@@ -155,7 +163,7 @@ def _accuracy(task: NLI, dm: SNLI, indices: list[int]) -> float:
 
 
 def test_two_process_ddp_logs_the_global_test_accuracy(tmp_path):
-    data = write_snli(tmp_path / "snli", {"dev": 80, "test": 42}, dashes=2)  # 40 test pairs: no padding
+    data = write_snli(tmp_path / "snli", {"dev": 84, "test": 42}, dashes=2)  # 40 test pairs: no padding
     args = ["--config", str(CONFIGS / "decomposable_attention_snli.yaml"), "--data.init_args.data_dir", str(data),
             "--data.init_args.download", "false", "--data.init_args.min_freq", "1", "--data.init_args.max_len", "8",
             "--data.init_args.batch_size", "8", "--model.init_args.arch_kwargs", "{embed_size: 8, num_hiddens: 16}",

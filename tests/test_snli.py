@@ -127,6 +127,14 @@ def test_pair_batches_and_the_training_vocabulary(tmp_path):
     assert long._train.__getitems__([0, 1])[0].shape == (2, 3)  # cut to max_len
 
 
+def test_validation_holds_out_whole_premises(tmp_path):
+    write_snli(tmp_path, {"dev": 120, "test": 10})  # 34 premises, most of them in several pairs
+    examples = SNLI(data_dir=str(tmp_path), train_split="dev", val_fraction=0.25, download=False).examples()
+    train, val = ({tuple(p) for p, _, _ in examples[s]} for s in ("train", "val"))
+    assert len(train) + len(val) == 34 and len(val) == 8 and not train & val
+    assert len(examples["train"]) + len(examples["val"]) == 118 and len(examples["val"]) > len(val)
+
+
 def test_bert_batches_use_the_checkpoint_vocabulary(tmp_path):
     write_snli(tmp_path, {"dev": 20, "test": 10}, layout="txt")
     words = "<pad> <mask> <cls> <sep> a man woman runs sleeps .".split()

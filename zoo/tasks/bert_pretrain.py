@@ -2,10 +2,10 @@
 70, book section 15.10).
 
 The loss is the MLM cross-entropy averaged over the predicted tokens plus the NSP cross-entropy
-averaged over the pairs. (The course's ``_get_batch_loss_bert`` multiplies a loss already
-averaged over every prediction slot, padding included, by the slots' 0/1 weights, so its MLM
-loss also counts the padded slots, which learn to predict ``<unk>`` at position 0; here padding
-has no weight.) Gradient clipping, if wanted, is the Trainer's ``gradient_clip_val``.
+averaged over the pairs, times ``nsp_weight`` (0: MLM alone). (The course's ``_get_batch_loss_bert``
+multiplies a loss already averaged over every prediction slot, padding included, by the slots' 0/1
+weights, so its MLM loss also counts the padded slots, which learn to predict ``<unk>`` at position
+0; here padding has no weight.) Gradient clipping, if wanted, is the Trainer's ``gradient_clip_val``.
 """
 
 from __future__ import annotations
@@ -26,14 +26,17 @@ class BERTPretrain(ZooTask):
     ``(tokens, segments, valid_lens, pred_positions, mlm_weights, mlm_labels, nsp_labels)``.
 
     Logs ``{train,val,test}/mlm_loss`` (per predicted token), ``/nsp_loss`` (per pair), ``/loss``
-    (their sum) and ``{val,test}/mlm_acc``, ``/nsp_acc``, all global under DDP. The vocabulary is
-    stored in every checkpoint (a ``vocab`` entry, a plain dict), which fine-tuning reads.
+    (``mlm_loss + nsp_weight * nsp_loss``) and ``{val,test}/mlm_acc``, ``/nsp_acc``, all global under
+    DDP. The vocabulary is stored in every checkpoint (a ``vocab`` entry, a plain dict), which
+    fine-tuning reads.
 
     Args:
         arch: model name in ``zoo.models`` (``bert``).
         vocab_size: linked from the data module.
         arch_kwargs: further keyword arguments for the builder (``num_hiddens``, ``num_layers``, ...).
         init: ``default`` (PyTorch's, as the course), ``xavier`` or ``normal``.
+        nsp_weight: the NSP loss's factor in ``loss`` (course: 1). 0 trains on MLM alone (as RoBERTa),
+            leaving the NSP head and its pooler untrained; ``nsp_loss`` and ``nsp_acc`` are still logged.
         num_samples: validation pairs whose masked-token predictions W&B shows as a table.
         **kwargs: optimizer and schedule settings, see ``ZooTask`` (course: Adam, lr 0.01).
     """
@@ -47,11 +50,13 @@ class BERTPretrain(ZooTask):
         vocab_size: int = 10000,
         arch_kwargs: dict[str, Any] | None = None,
         init: Init = "default",
+        nsp_weight: float = 1.0,
         num_samples: int = MEDIA_SAMPLES,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.save_hyperparameters()
+        self.nsp_weight = nsp_weight
         self.model = self.build_model(arch, init, vocab_size=vocab_size, **(arch_kwargs or {}))
         self.num_samples = num_samples
         names = ("mlm_loss", "nsp_loss", "loss", "mlm_acc", "nsp_acc")
@@ -68,7 +73,7 @@ class BERTPretrain(ZooTask):
         per_token = F.cross_entropy(mlm_logits.transpose(1, 2), labels, reduction="none")  # (B, P)
         mlm_loss = (per_token * weights).sum() / n_preds
         nsp_loss = F.cross_entropy(nsp_logits, nsp)
-        loss = mlm_loss + nsp_loss
+        loss = mlm_loss + self.nsp_weight * nsp_loss
         figures = {"mlm_loss": (mlm_loss, n_preds), "nsp_loss": (nsp_loss, len(nsp)), "loss": (loss, len(nsp))}
         if stage != "train":
             mlm_hits = ((mlm_logits.argmax(-1) == labels).float() * weights).sum() / n_preds

@@ -4,9 +4,10 @@
 * **BERT fine-tuned** (``arch: bert_classifier``): ``pretrained`` names a ``BERTPretrain``
   checkpoint of ours or the course's ``bert.small``/``bert.base`` zip or folder (``zoo.models.bert.
   from_course``); its encoder and pooler weights are loaded (through the zoo's one safe loader)
-  into a classifier of the same sizes with a new head on ``<cls>``, and its vocabulary is the one
-  the data must use (``datamodules.SNLI(format="bert", vocab_from=<the same file>)``, which
-  ``zoo.fit`` sets from ``pretrained``).
+  into a classifier of the same sizes with a new head on ``<cls>`` (``reset_pooler``: the encoder
+  only, the pooler new as well), and its vocabulary is the one the data must use
+  (``datamodules.SNLI(format="bert", vocab_from=<the same file>)``, which ``zoo.fit`` sets from
+  ``pretrained``).
 * **decomposable attention** (``arch: decomposable_attention``; Parikh et al., 2016), from scratch
   or with its embedding table (``model.embedding``) started from GloVe vectors: ``embedding``
   names a local GloVe/fastText text file (``zoo.ops.embeddings.load_token_embedding``).
@@ -55,6 +56,8 @@ class NLI(ZooTask):
         pretrained: a ``BERTPretrain`` checkpoint or the course's bert.small/bert.base zip or folder
             whose encoder to fine-tune (for a course file not named bert.small/bert.base, give
             ``arch_kwargs`` ``num_heads``).
+        reset_pooler: with ``pretrained``, load the encoder only and start the ``<cls>`` pooler
+            (``hidden``, the NSP head's input in pretraining) afresh, as the head.
         embedding: a GloVe/fastText text file for ``model.embedding`` (decomposable attention).
         init: ``default``, ``xavier`` or ``normal`` (not with ``pretrained``).
         num_samples: validation pairs W&B shows as a table of predictions.
@@ -72,6 +75,7 @@ class NLI(ZooTask):
         num_classes: int = 3,
         arch_kwargs: dict[str, Any] | None = None,
         pretrained: str | None = None,
+        reset_pooler: bool = False,
         embedding: str | None = None,
         init: Init = "default",
         num_samples: int = MEDIA_SAMPLES,
@@ -93,6 +97,11 @@ class NLI(ZooTask):
         self.model = self.build_model(arch, init, vocab_size=vocab_size, num_classes=num_classes, **arch_kwargs)
         if weights is not None:
             self._load_pretrained(pretrained, weights)
+            if reset_pooler:  # a pooler trained for NSP may carry nothing SNLI can use
+                for layer in self.model.hidden.modules():
+                    if isinstance(layer, torch.nn.Linear):
+                        layer.reset_parameters()
+                log.info("NLI: the pooler starts afresh")
         self.val_acc = MulticlassAccuracy(num_classes, average="micro", validate_args=False)
         self.test_acc = MulticlassAccuracy(num_classes, average="micro", validate_args=False)
         self.num_samples, self._samples = num_samples, []

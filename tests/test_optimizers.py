@@ -138,3 +138,29 @@ def test_bad_optimizer_settings_are_refused():
         Regression(optimizer="lbfgs")
     with pytest.raises(ValueError, match="nesterov needs momentum"):
         Regression(optimizer="nesterov")
+
+
+@pytest.mark.parametrize("name", ["adam", "adamw"])
+def test_fused_adam_is_the_default_and_its_first_steps_equal_the_unfused_ones(name):
+    """Adam and AdamW take torch's fused kernel unless a recipe says otherwise: the same update in
+    another summation order, so the first steps' losses agree to float precision."""
+    from zoo.tasks import Classification
+
+    x = torch.randn(16, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    y = torch.randint(0, 10, (16,), generator=torch.Generator().manual_seed(1))
+    losses = {}
+    for fused in (None, False):
+        torch.manual_seed(0)
+        task = Classification(arch="lenet", optimizer=name, lr=0.01, weight_decay=1e-4,
+                              optimizer_kwargs=None if fused is None else {"fused": False})  # fmt: skip
+        opt = task.configure_optimizers()
+        assert bool(opt.defaults.get("fused")) is (fused is None)
+        losses[fused] = []
+        for _ in range(5):
+            opt.zero_grad()
+            loss = torch.nn.functional.cross_entropy(task(x), y)
+            loss.backward()
+            opt.step()
+            losses[fused].append(loss.item())
+    assert losses[None] == pytest.approx(losses[False], rel=1e-5)
+    assert losses[None][-1] < losses[None][0]

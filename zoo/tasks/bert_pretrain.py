@@ -70,8 +70,10 @@ class BERTPretrain(ZooTask):
         tokens, segments, valid_lens, positions, weights, labels, nsp = batch  # (B, T) x2, (B,), (B, P) x3, (B,)
         mlm_logits, nsp_logits = self.model(tokens, segments, valid_lens, positions)  # (B, P, V), (B, 2)
         n_preds = weights.sum()
-        per_token = F.cross_entropy(mlm_logits.transpose(1, 2), labels, reduction="none")  # (B, P)
-        mlm_loss = (per_token * weights).sum() / n_preds
+        # over the flat (B * P, V) rows: the log-softmax of a transposed view runs on strided
+        # memory, twice as slow (torch.profiler: 16% of a CPU step, against 7% flat)
+        per_token = F.cross_entropy(mlm_logits.flatten(0, 1), labels.flatten(), reduction="none")  # (B * P,)
+        mlm_loss = (per_token * weights.flatten()).sum() / n_preds
         nsp_loss = F.cross_entropy(nsp_logits, nsp)
         loss = mlm_loss + self.nsp_weight * nsp_loss
         figures = {"mlm_loss": (mlm_loss, n_preds), "nsp_loss": (nsp_loss, len(nsp)), "loss": (loss, len(nsp))}

@@ -75,6 +75,13 @@ def build_optimizer(model: nn.Module, name: Optimizer, lr: float, momentum: floa
     kwargs = dict(kwargs or {})
     if name in ("sgd", "nesterov"):
         kwargs.update(momentum=momentum, nesterov=name == "nesterov")
+    trained = [p for p in model.parameters() if p.requires_grad]
+    if name in ("adam", "adamw") and not {"fused", "foreach"} & kwargs.keys() and trained and all(
+        p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in trained
+    ):
+        # torch's fused kernel updates every parameter in one pass: the same Adam, its sums in
+        # another order (the first steps' losses agree to float precision), a faster step
+        kwargs["fused"] = True
     return OPTIMIZERS[name](param_groups(model, lr, weight_decay, head_lr_mult), lr=lr, **kwargs)
 
 

@@ -111,16 +111,49 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(
     assert "\n" not in str(exit_.value) and "training loss is nan" in str(exit_.value)
 
 
-def test_guard_lets_finite_losses_pass():
-    class Strategy:
-        def reduce_boolean_decision(self, decision: bool, all: bool = True) -> bool:
-            return decision
+class _Strategy:
+    def reduce_boolean_decision(self, decision: bool, all: bool = True) -> bool:
+        return decision
 
-    trainer = type("T", (), {"strategy": Strategy()})()
+
+def _fake_trainer(step: int = 0, world_size: int = 1):
+    return type("T", (), {"strategy": _Strategy(), "world_size": world_size, "log_every_n_steps": 50,
+                          "current_epoch": 0, "global_step": step, "checkpoint_callbacks": []})()  # fmt: skip
+
+
+def test_guard_lets_finite_losses_pass():
+    trainer = _fake_trainer(step=3)
     FiniteLossGuard().on_before_backward(trainer, None, torch.tensor(1.5))
-    with pytest.raises(NonFiniteLossError, match="training loss is inf"):
-        trainer.current_epoch, trainer.global_step, trainer.checkpoint_callbacks = 0, 3, []
+    with pytest.raises(NonFiniteLossError, match="training loss is inf at epoch 0, step 3"):
         FiniteLossGuard().on_before_backward(trainer, None, torch.tensor(float("inf")))
+
+
+def test_guard_off_the_cpu_reads_every_n_steps_and_before_a_checkpoint(monkeypatch):
+    """Where a read would make the host wait (an accelerator, or DDP: here two processes), the
+    losses' verdicts are folded on the device and read every n steps, at the epoch's end and
+    before a checkpoint is written, never in between."""
+    reads = []
+    item = torch.Tensor.item
+    monkeypatch.setattr(torch.Tensor, "item", lambda t: reads.append(1) or item(t))
+    guard, trainer = FiniteLossGuard(), _fake_trainer(world_size=2)
+    trainer.log_every_n_steps = 4
+    for step, loss in enumerate([1.0, 2.0, float("nan"), 1.0]):
+        trainer.global_step = step
+        if step < 3:
+            guard.on_before_backward(trainer, None, torch.tensor(loss))
+    assert reads == []  # three steps folded, none read
+    with pytest.raises(NonFiniteLossError, match="not finite at a step of epoch 0 from step 0 to 3"):
+        guard.on_before_backward(trainer, None, torch.tensor(1.0))  # the fourth step reads the flag
+    assert reads == [1]
+    # a pending bad step stops the next checkpoint from being written at all
+    guard = FiniteLossGuard(every_n_steps=100)
+    trainer.global_step = 7
+    guard.on_before_backward(trainer, None, torch.tensor(float("inf")))
+    with pytest.raises(NonFiniteLossError, match="from step 7 to 7"):
+        guard.on_save_checkpoint(trainer, None, {})
+    guard.on_before_backward(trainer, None, torch.tensor(1.0))
+    guard.on_train_epoch_end(trainer, None)  # a finite epoch end passes and clears the flag
+    assert guard._pending is None
 
 
 class Unpicklable:

@@ -10,9 +10,10 @@
   checkpoint, so the batches and dropout masks after ``--ckpt_path last`` are the ones the
   uninterrupted run would have drawn (with ``--trainer.deterministic true`` the final metrics
   are then identical; Lightning itself does not save these states).
-* ``FiniteLossGuard`` stops the run at the first NaN or infinite training loss, before the
-  optimizer applies it, with a message naming the step and the last good checkpoint, which is
-  left untouched (no checkpoint is written on the way out).
+* ``FiniteLossGuard`` stops the run at a NaN or infinite training loss, with a message naming
+  the step (on one CPU process: before the optimizer applies it; on an accelerator: the range
+  of steps since its last read, so training never waits on the device for it) and the last good
+  checkpoint, which is left untouched (no checkpoint is written after the bad step).
 """
 
 from __future__ import annotations
@@ -82,24 +83,73 @@ class NonFiniteLossError(ZooError, RuntimeError):
 
 
 class FiniteLossGuard(L.Callback):
-    """Raises ``NonFiniteLossError`` when a training loss is not finite, before its backward
-    pass. Under DDP the ranks agree first (one all-reduce of a flag), so all stop together
-    instead of the healthy ones waiting forever in the gradient all-reduce."""
+    """Raises ``NonFiniteLossError`` when a training loss is not finite.
+
+    Reading a loss on the host costs nothing in one process on the CPU, so there every loss is
+    read before its backward pass, and a NaN never reaches the weights. On an accelerator, or
+    under DDP, a read per step would make the host wait for the device (or for the other
+    processes) every step; there each step's verdict stays on the device, folded into one flag,
+    and the flag is read every ``every_n_steps`` optimizer steps (default: the trainer's
+    ``log_every_n_steps``, when the logger reads the loss anyway), at the end of each epoch and
+    before every checkpoint is written. The run then stops with the range of steps the bad loss
+    fell in, and no checkpoint written after it exists: the last good one is kept. Under DDP the
+    ranks agree first (one all-reduce of the flag), so all stop together instead of the healthy
+    ones waiting forever in the gradient all-reduce."""
+
+    def __init__(self, every_n_steps: int | None = None) -> None:
+        self.every_n_steps = every_n_steps
+        self._pending: torch.Tensor | None = None  # the folded "some loss was not finite" flag
+        self._steps = (0, 0)  # the first and last optimizer step folded into it
+
+    def _period(self, trainer: L.Trainer, loss: torch.Tensor) -> int:
+        if self.every_n_steps is not None:
+            return max(1, self.every_n_steps)
+        if loss.device.type == "cpu" and trainer.world_size == 1:
+            return 1
+        return max(1, trainer.log_every_n_steps)
 
     def on_before_backward(self, trainer: L.Trainer, module: L.LightningModule, loss: torch.Tensor) -> None:
-        # one scalar read per step (cheaper than isfinite + all on this hot path)
-        bad = not math.isfinite(loss.item()) if loss.numel() == 1 else not bool(torch.isfinite(loss.detach()).all())
-        if not trainer.strategy.reduce_boolean_decision(bad, all=False):
+        if self._period(trainer, loss) == 1:
+            # one scalar read (cheaper than isfinite + all on this hot path)
+            bad = not math.isfinite(loss.item()) if loss.numel() == 1 else not bool(torch.isfinite(loss.detach()).all())
+            if trainer.strategy.reduce_boolean_decision(bad, all=False):
+                self._stop(trainer, f"{loss.item()}" if bad else "finite here but not on another rank",
+                           f"at epoch {trainer.current_epoch}, step {trainer.global_step}")  # fmt: skip
             return
+        flag = ~torch.isfinite(loss.detach()).all()
+        step = trainer.global_step
+        if self._pending is None:
+            self._pending, self._steps = flag, (step, step)
+        else:
+            self._pending, self._steps = self._pending | flag, (self._steps[0], step)
+        if step - self._steps[0] + 1 >= self._period(trainer, loss):
+            self._check(trainer)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self._check(trainer)
+
+    def on_save_checkpoint(self, trainer: L.Trainer, module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
+        self._check(trainer)  # raising here stops the write: no checkpoint holds the bad step
+
+    def _check(self, trainer: L.Trainer) -> None:
+        """Read the pending flag (every rank calls this at the same steps)."""
+        if self._pending is None:
+            return
+        (first, last), bad = self._steps, bool(self._pending.item())
+        self._pending = None
+        if trainer.strategy.reduce_boolean_decision(bad, all=False):
+            self._stop(trainer, "not finite" if bad else "finite here but not on another rank",
+                       f"at a step of epoch {trainer.current_epoch} from step {first} to {last}")  # fmt: skip
+
+    def _stop(self, trainer: L.Trainer, value: str, when: str) -> None:
         paths = [p for c in trainer.checkpoint_callbacks for p in (c.last_model_path, c.best_model_path)]
         saved = [Path(p) for p in paths if p and Path(p).is_file()]
         last = max(saved, key=lambda p: p.stat().st_mtime) if saved else None
         kept = f"the last good checkpoint, {last}, is kept" if last else "no checkpoint had been saved yet"
-        value = f"{loss.item()}" if bad else "finite here but not on another rank"
         raise NonFiniteLossError(
-            f"training loss is {value} at epoch {trainer.current_epoch}, step {trainer.global_step}; "
-            f"stopped, {kept}. Clip gradients (--trainer.gradient_clip_val) and resume with "
-            "--ckpt_path last, or lower the learning rate and start again"
+            f"training loss is {value} {when}; stopped, {kept}. Clip gradients "
+            "(--trainer.gradient_clip_val) and resume with --ckpt_path last, or lower the learning "
+            "rate and start again"
         )
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import lightning as L
 import torch
 from torch import nn
+from torchmetrics import MeanMetric
 
 from zoo.core.errors import ConfigError
 from zoo.models.common import Init, init_weights
@@ -155,7 +156,10 @@ class ZooTask(L.LightningModule):
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         loss = self._step(batch, "train")
-        self.log("train/loss_step", loss.detach(), on_step=True, on_epoch=False, prog_bar=True)
+        # Lightning reads every progress-bar value on the host after each step: free on the CPU,
+        # a wait for the device every step elsewhere, where the loss goes to the logger alone
+        # (read every log_every_n_steps) and the bar shows the epoch's figures
+        self.log("train/loss_step", loss.detach(), on_step=True, on_epoch=False, prog_bar=loss.device.type == "cpu")
         return loss
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
@@ -190,6 +194,14 @@ class ZooTask(L.LightningModule):
         else:
             per_epoch = math.ceil(batches / max(1, t.accumulate_grad_batches))
         return build_scheduler(optimizer, self.schedule, total, max(1, per_epoch))
+
+
+def epoch_mean() -> MeanMetric:
+    """The mean of a loss over an epoch's batches (and every process), with torchmetrics' NaN
+    check off: that check reads each update on the host, a device sync per step. A NaN then shows
+    in the mean as NaN rather than being dropped (a training loss is watched by
+    ``zoo.run.faults.FiniteLossGuard``)."""
+    return MeanMetric(nan_strategy="disable")
 
 
 def _images_channels_last(module: nn.Module, args: tuple) -> tuple:

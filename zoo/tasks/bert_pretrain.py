@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torchmetrics import MeanMetric
 
 from datamodules.text import Vocab
-from zoo.tasks.base import Init, ZooTask
+from zoo.tasks.base import Init, ZooTask, epoch_mean
 from zoo.tasks.media import MEDIA_SAMPLES, log_table
 
 
@@ -60,7 +60,7 @@ class BERTPretrain(ZooTask):
         self.model = self.build_model(arch, init, vocab_size=vocab_size, **(arch_kwargs or {}))
         self.num_samples = num_samples
         names = ("mlm_loss", "nsp_loss", "loss", "mlm_acc", "nsp_acc")
-        self.means = torch.nn.ModuleDict({f"{stage}_{name}": MeanMetric() for stage in ("train", "val", "test")
+        self.means = torch.nn.ModuleDict({f"{stage}_{name}": epoch_mean() for stage in ("train", "val", "test")
                                           for name in names})  # fmt: skip
         self.vocab: Vocab | None = None
         self._samples: list[list[str]] = []

@@ -29,7 +29,7 @@ from torchmetrics.detection import MeanAveragePrecision
 
 from zoo.core.errors import ConfigError
 from zoo.ops.boxes import multibox_detection, multibox_target
-from zoo.tasks.base import Init, ZooTask
+from zoo.tasks.base import Init, ZooTask, epoch_mean
 from zoo.tasks.media import MEDIA_SAMPLES, log_images
 
 Batch = tuple[Any, list[dict[str, torch.Tensor]]]
@@ -88,7 +88,7 @@ class Detection(ZooTask):
                                            backend="faster_coco_eval")  # fmt: skip
             setattr(self, f"{stage}_map", mean_ap)
             for name in ("loss", "class_err", "bbox_mae"):
-                setattr(self, f"{stage}_{name}", MeanMetric())
+                setattr(self, f"{stage}_{name}", epoch_mean())
         self.classes: list[str] = [str(k) for k in range(num_classes)]
         self.image_size: int | None = None
         self._samples: list[tuple[torch.Tensor, dict, dict]] = []

@@ -24,7 +24,11 @@ from zoo.tasks.base import Init, ZooTask
 
 
 class EpochPerplexity(MeanMetric):
-    """exp of the token-weighted mean of per-batch losses (``update(loss, weight=tokens)``)."""
+    """exp of the token-weighted mean of per-batch losses (``update(loss, weight=tokens)``),
+    with the NaN check off as in ``zoo.tasks.base.epoch_mean``."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(nan_strategy="disable", **kwargs)
 
     def compute(self) -> torch.Tensor:
         return super().compute().exp()

@@ -29,7 +29,7 @@ from datamodules.text import Vocab, encode, preprocess_nmt, tokenize_nmt
 from zoo.core.errors import ConfigError
 from zoo.ops.bleu import course_bleu
 from zoo.ops.decoding import beam_search, greedy_search
-from zoo.tasks.base import Init, ZooTask
+from zoo.tasks.base import Init, ZooTask, epoch_mean
 from zoo.tasks.media import log_table
 
 
@@ -89,7 +89,7 @@ class Seq2Seq(ZooTask):
                             nn.init.xavier_uniform_(p)
         self.max_len, self.beam_size, self.length_penalty = max_len, beam_size, length_penalty
         self.num_samples = num_samples
-        self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
+        self.train_loss, self.val_loss, self.test_loss = epoch_mean(), epoch_mean(), epoch_mean()
         self.val_bleu, self.test_bleu = SacreBLEUScore(tokenize="13a"), SacreBLEUScore(tokenize="13a")
         self.src_vocab: Vocab | None = None
         self.tgt_vocab: Vocab | None = None

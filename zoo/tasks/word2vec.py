@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torchmetrics import MeanMetric
 
 from datamodules.text import Vocab
-from zoo.tasks.base import ZooTask
+from zoo.tasks.base import ZooTask, epoch_mean
 from zoo.tasks.media import log_table
 
 
@@ -69,7 +69,7 @@ class Word2Vec(ZooTask):
         self.model = self.build_model(arch, vocab_size=vocab_size, **(arch_kwargs or {}))
         self.queries = list(queries) if queries is not None else ["chip", "intel", "market", "president"]
         self.num_similar = num_similar
-        self.val_loss, self.test_loss = MeanMetric(), MeanMetric()
+        self.val_loss, self.test_loss = epoch_mean(), epoch_mean()
         self.vocab: Vocab | None = None
 
     def _step(self, batch: Any, stage: str) -> torch.Tensor:

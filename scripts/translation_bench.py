@@ -12,6 +12,12 @@ same machine in the same sitting:
 * **ours**: ``zoo.fit`` on ``configs/<arch>_fra_eng.yaml`` with the same pairs (the course's
   ``tokenize_nmt`` keeps lines 0..600, so both train on 601 pairs).
 
+``--floor`` adds a third side, **the floor**: the least loop around the same module and batches
+(forward with teacher forcing, the masked cross-entropy, backward, gradient clipping and fused
+Adam in plain Python, no logging, no validation). The course's side trains the zoo's own module, so
+a speed-up inside the model speeds both sides alike: the ratio measures the loops alone, and the
+floor over the course is the most any loop can reach on this module.
+
 Each side reports training tokens per second (target tokens, ``<eos>`` included, over the training
 batches' time), the final training loss (ours per token, and on the course's scale, which divides
 each sentence's loss by ``num_steps``), and the course's BLEU (k=2) on its four sentences, decoded
@@ -22,6 +28,7 @@ too (ours only: the speed comparison is asked for the other two).
 on the held-out test pairs, greedy and beam 4, and ten held-out translations.
 
     python -m scripts.translation_bench --d2l_path /tmp/d2l_pkg                   # the course comparison
+    python -m scripts.translation_bench --d2l_path /tmp/d2l_pkg --floor           # and the bare loop
     python -m scripts.translation_bench --large --archs                           # the large recipe only
     python -m scripts.translation_bench --d2l_path /tmp/d2l_pkg --smoke --large   # a few batches of each
 """
@@ -157,6 +164,37 @@ def zoo_side(arch: str, epochs: int, data_dir: Path, root: Path, max_batches: in
             "vocab_sizes": [len(task.src_vocab), len(task.tgt_vocab)]}  # fmt: skip
 
 
+def floor_side(arch: str, epochs: int, data_dir: Path, max_batches: int | None) -> dict[str, Any]:
+    """The same module, batches and optimizer settings as ``zoo_side`` in a bare loop: what is left
+    of a step when nothing but the maths runs."""
+    import torch.nn.functional as F
+
+    from datamodules import FraEng
+    from zoo.models.registry import create_model
+
+    torch.manual_seed(0)
+    data = FraEng(data_dir=str(data_dir), num_examples=COURSE_PAIRS)
+    data.setup()
+    batches = list(data.train_dataloader())[:max_batches]
+    tokens = int(sum(int(b[3].sum()) for b in batches))
+    model = create_model(arch, vocab_size=(len(data.src_vocab), len(data.tgt_vocab)), **arch_kwargs(arch)).train()
+    opt = torch.optim.Adam(model.parameters(), lr=0.005, fused=True)
+    bos = data.tgt_vocab["<bos>"]
+    t0 = time.perf_counter()
+    for _ in range(epochs):
+        for src, src_len, tgt, tgt_len, *_ in batches:
+            logits = model(src, torch.cat([torch.full_like(tgt[:, :1], bos), tgt[:, :-1]], 1), src_len)
+            valid = torch.arange(tgt.shape[1]) < tgt_len[:, None]
+            loss = (F.cross_entropy(logits.transpose(1, 2), tgt, reduction="none") * valid).sum() / valid.sum()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0, foreach=True)
+            opt.step()
+    seconds = time.perf_counter() - t0
+    return {"seconds": round(seconds, 2), "tokens_per_second": round(tokens * epochs / seconds, 1),
+            "loss_per_token": float(loss), "loss_course_scale": float(loss) / NUM_STEPS, "bleu": None}
+
+
 def large(data_dir: Path, root: Path, smoke: bool) -> dict[str, Any]:
     """The large recipe: wall time, held-out sacreBLEU greedy and beam 4, ten translations."""
     from torchmetrics.text import SacreBLEUScore
@@ -199,7 +237,7 @@ def table(result: dict[str, Any]) -> str:
     lines = [f"{'arch':12} {'side':7} {'tokens/s':>10} {'seconds':>8} {'loss/token':>10} {'course-scale':>12}  "
              "BLEU go . | i lost . | he's calm . | i'm home ."]  # fmt: skip
     for arch, sides in result["archs"].items():
-        for side in ("course", "zoo"):
+        for side in ("course", "zoo", "floor"):
             s = sides.get(side)
             if not s:
                 continue
@@ -209,6 +247,8 @@ def table(result: dict[str, Any]) -> str:
                          f"{s['loss_course_scale'] or float('nan'):>12.4f}  {s['bleu']}")  # fmt: skip
         if "ratio" in sides:
             lines.append(f"{arch:12} ours / the course's loop, tokens per second: {sides['ratio']:.2f}x")
+        if "floor_ratio" in sides:
+            lines.append(f"{arch:12} the bare loop / the course's loop: {sides['floor_ratio']:.2f}x")
         c = COURSE[arch]
         lines.append(f"{arch:12} d2l-zh 2.0.0 printed (GPU): loss {c['loss']}, BLEU {c['bleu']}")
     if "large" in result:
@@ -228,6 +268,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--epochs", type=int, default=None, help="instead of the course's (300, 250, 200)")
     p.add_argument("--large", action="store_true", help="also train the large recipe")
     p.add_argument("--smoke", action="store_true", help="a few batches of everything: checks the script runs")
+    p.add_argument("--floor", action="store_true", help="also time the bare loop around the same module")
     p.add_argument("--out", default="runs/bench/translation_bench.json", help="where the JSON goes")
     add_dry_run(p)
     args = p.parse_args(argv)
@@ -248,8 +289,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             if args.d2l_path and arch != "bahdanau":
                 sides["course"] = course_side(arch, epochs, data_dir, max_batches)
             sides["zoo"] = zoo_side(arch, epochs, data_dir, Path(tmp), max_batches)
+            if args.floor:
+                sides["floor"] = floor_side(arch, epochs, data_dir, max_batches)
             if "course" in sides:
                 sides["ratio"] = round(sides["zoo"]["tokens_per_second"] / sides["course"]["tokens_per_second"], 3)
+                if "floor" in sides:
+                    sides["floor_ratio"] = round(sides["floor"]["tokens_per_second"]
+                                                 / sides["course"]["tokens_per_second"], 3)  # fmt: skip
             result["archs"][arch] = sides
         if args.large:
             result["large"] = large(data_dir, Path(tmp), args.smoke)

@@ -59,9 +59,9 @@ def test_smoke_run_of_word2vec_writes_the_table(tmp_path: Path):
 # recipe rows, which a smoke run does not make, in the shape recipe_bench writes them
 WRITTEN = {
     "lenet": {"rows": [{"recipe": "course d2l train_ch6 (peer)", "test_acc": 0.806,
-                        "train_examples_per_second": 5557.7},
+                        "train_examples_per_second": 5557.7, "wall_seconds": 139.3},
                        {"recipe": "configs/lenet_fashion_mnist.yaml", "test_acc": 0.819,
-                        "train_examples_per_second": 14838.0}],
+                        "train_examples_per_second": 14838.0, "wall_seconds": 52.0}],
               "overhead": {"zoo_epoch_s": [7.16], "bare_epoch_s": [8.48], "loop_epoch_s": [6.13],
                            "zoo_epoch_losses": [2.3206], "loop_epoch_losses": [2.3206]}},
     "word2vec": {"epochs": 1, "course": {"tokens_per_second": 2247.1, "loss": 0.693},
@@ -70,7 +70,8 @@ WRITTEN = {
                                       "zoo": {"tokens_per_second": 13368.4, "loss_course_scale": 0.5273}}}},
     "transformer": {"archs": {"transformer": {"epochs": 1,
                                               "course": {"tokens_per_second": 3671.6, "loss_course_scale": 0.502},
-                                              "zoo": {"tokens_per_second": 6626.1, "loss_course_scale": 0.4949}}}},
+                                              "zoo": {"tokens_per_second": 6626.1, "loss_course_scale": 0.4949},
+                                              "floor": {"tokens_per_second": 7400.0, "loss_course_scale": 0.45}}}},
     "bert": {"steps": 2, "course": {"pairs_per_second": 138.6, "mlm_loss_real_predictions": 8.662, "nsp_loss": 1.223},
              "zoo": {"pairs_per_second": 140.0, "mlm_loss": 8.539, "nsp_loss": 0.854}},
     "detection": {"course_images_per_s": 22.87, "zoo_images_per_s": 23.06, "course_class_err": 0.00802,
@@ -81,11 +82,14 @@ WRITTEN = {
 def test_every_bench_json_becomes_rows_with_both_sides_and_their_quality():
     assert set(WRITTEN) == set(bench_all.BENCHES)
     rows = {name: bench_all.BENCHES[name].rows(written) for name, written in WRITTEN.items()}
-    assert [len(r) for r in rows.values()] == [2, 1, 1, 1, 1, 1]
+    assert [len(r) for r in rows.values()] == [3, 1, 1, 2, 1, 1]
     for r in (r for rs in rows.values() for r in rs):
         assert r["course"] > 0 and r["ours"] > 0 and r["ratio"] > 0 and r["course_quality"] and r["our_quality"]
-    lenet, overhead = rows["lenet"]
+    lenet, wall, overhead = rows["lenet"]
     assert lenet["ratio"] == round(14838.0 / 5557.7, 3) and lenet["our_quality"] == "test acc 0.819"
+    assert wall["unit"] == "s wall" and wall["ratio"] == round(139.3 / 52.0, 3)
+    floor = rows["transformer"][1]  # the bare loop around the same module, against the course's loop
+    assert floor["bench"].startswith("transformer, the bare loop") and floor["ratio"] == round(7400.0 / 3671.6, 3)
     assert overhead["unit"] == "s/epoch" and overhead["ratio"] == round(8.48 / 7.16, 3)  # seconds: course / ours
     assert rows["bert"][0]["course_quality"] == "MLM 8.662 / NSP 1.223"  # over the real predictions, as ours
     assert rows["detection"][0]["our_quality"] == "class err 4.78e-03, bbox MAE 5.14e-03"

@@ -193,3 +193,31 @@ def test_channels_last_option_trains() -> None:
     assert seen[0].is_contiguous(memory_format=torch.channels_last)
     _fit(task, epochs=1, steps_per_epoch=2)
     assert task.hparams.channels_last is True
+
+
+@pytest.mark.parametrize(("arch", "device", "nhwc"), [("resnet18", "cuda", True), ("resnet18", "cpu", False),
+                                                      ("mlp", "cuda", False)])  # fmt: skip
+def test_channels_last_unset_means_on_a_gpu_for_a_convolutional_model(arch, device, nhwc) -> None:
+    kwargs = {"width": 4} if arch == "resnet18" else {}
+    task = Classification(arch=arch, num_classes=2, in_channels=3 if arch == "resnet18" else 12, arch_kwargs=kwargs)
+    strategy = type("S", (), {"root_device": torch.device(device)})()
+    task.trainer = type("T", (), {"strategy": strategy, "datamodule": None})()
+    for stage in ("fit", "test"):  # setup runs once per stage: the hook is added once
+        task.setup(stage)
+    convs = [m for m in task.model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert all(c.weight.is_contiguous(memory_format=torch.channels_last) for c in convs) is (nhwc or not convs)
+    assert task.channels_last is (True if nhwc else None)
+    assert len(task.model._forward_pre_hooks) == (1 if nhwc else 0)
+
+
+def test_precision_unset_is_bf16_autocast_on_a_cuda_gpu_with_bf16(monkeypatch) -> None:
+    from zoo.cli.fit import default_precision
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert default_precision("auto") == default_precision(None) == default_precision("gpu") == "bf16-mixed"
+    assert default_precision("cpu") is None  # a CPU run on a GPU machine stays float32
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    assert default_precision("auto") is None  # no bf16 (before Ampere): float32, not float16's loss scaling
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert default_precision("auto") is None

@@ -60,6 +60,9 @@ class ZooCLI(LightningCLI):
             parser.link_arguments(f"data.{fact}", f"model.init_args.{fact}", apply_on="instantiate")
 
     def before_instantiate_classes(self) -> None:
+        trainer = self.config.get("trainer")
+        if trainer is not None and trainer.get("precision") is None:  # unset: the zoo's default, not Lightning's
+            trainer.precision = default_precision(trainer.get("accelerator"))
         # a pretrained model's vocabulary is the data's: --model.init_args.pretrained names the file
         # for both (a BERT fine-tuned on SNLI), unless --data.init_args.vocab_from names one itself
         model, data = self.config.model.get("init_args"), self.config.data.get("init_args")
@@ -105,6 +108,15 @@ class ZooCLI(LightningCLI):
         kwargs["enable_model_summary"] = False  # no second, default summary beside ModelTable
         kwargs["plugins"] = fault_plugins(self.config_init.get("trainer", {}).get("plugins"))
         return super().instantiate_trainer(logger=loggers, **kwargs)
+
+
+def default_precision(accelerator: Any) -> str | None:
+    """``bf16-mixed`` (bf16 autocast, float32 weights) when the run lands on a CUDA GPU that has
+    bf16 (Ampere and later): twice the matrix throughput for the same recipe, with float32's
+    range, so no loss scaling. Otherwise None: Lightning's float32. ``--trainer.precision 32-true``
+    keeps float32 on a GPU."""
+    on_cuda = accelerator in (None, "auto", "gpu", "cuda") and torch.cuda.is_available()
+    return "bf16-mixed" if on_cuda and torch.cuda.is_bf16_supported() else None
 
 
 class AtomicSaveConfig(SaveConfigCallback):

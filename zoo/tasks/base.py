@@ -45,6 +45,7 @@ class ZooTask(L.LightningModule):
         head_lr_mult: learning-rate factor for ``model.head`` when the model has one.
         channels_last: keep weights and image batches in the NHWC memory layout (faster
             convolutions on recent GPUs and with oneDNN on CPUs; see docs/training_options.md).
+            Unset (None): on a CUDA device for a model with 2-d convolutions, else not.
         compile: ``torch.compile`` the model in place (checkpoint keys stay the same).
     """
 
@@ -66,7 +67,7 @@ class ZooTask(L.LightningModule):
         milestones: list[int] | None = None,
         decay_epochs: float | None = None,
         head_lr_mult: float = 1.0,
-        channels_last: bool = False,
+        channels_last: bool | None = None,
         compile: bool = False,
     ) -> None:
         super().__init__()
@@ -94,8 +95,7 @@ class ZooTask(L.LightningModule):
             raise ConfigError(f"init={init!r} overwrites the loaded weights of {arch!r}; use init: default")
         init_weights(model, init)
         if self.channels_last:
-            model = model.to(memory_format=torch.channels_last)
-            model.register_forward_pre_hook(_images_channels_last)
+            _use_channels_last(model)
         if self.compile_model:
             model.compile()  # in place, unlike torch.compile(model): state_dict keys do not change
         return model
@@ -111,6 +111,11 @@ class ZooTask(L.LightningModule):
     data_state: dict[str, type | None] = {}
 
     def setup(self, stage: str) -> None:
+        if self.channels_last is None and self.trainer.strategy.root_device.type == "cuda" and any(
+            isinstance(m, nn.Conv2d) for m in self.model.modules()
+        ):  # before the model moves to the device: .to(device) keeps the layout
+            self.channels_last = True
+            _use_channels_last(self.model)
         data = getattr(self.trainer, "datamodule", None)
         found = {name: getattr(data, name, None) for name in self.data_state}
         if any(v is None for n, v in found.items() if self.data_state[n] is not None):
@@ -202,6 +207,13 @@ def epoch_mean() -> MeanMetric:
     in the mean as NaN rather than being dropped (a training loss is watched by
     ``zoo.run.faults.FiniteLossGuard``)."""
     return MeanMetric(nan_strategy="disable")
+
+
+def _use_channels_last(model: nn.Module) -> None:
+    """Weights in NHWC, in place (the parameters stay the same objects), and every 4-d input
+    converted on its way in."""
+    model.to(memory_format=torch.channels_last)
+    model.register_forward_pre_hook(_images_channels_last)
 
 
 def _images_channels_last(module: nn.Module, args: tuple) -> tuple:

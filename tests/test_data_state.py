@@ -14,8 +14,13 @@ from zoo.core.checkpoint import CheckpointError, load_task
 from zoo.tasks import Classification, Detection, Seq2Seq
 
 
+def _trainer(data) -> SimpleNamespace:
+    """What ``setup`` reads of a Trainer: its data module and the device it trains on."""
+    return SimpleNamespace(datamodule=data, strategy=SimpleNamespace(root_device=torch.device("cpu")))
+
+
 def _with_data(monkeypatch, data) -> None:
-    monkeypatch.setattr(Seq2Seq, "trainer", property(lambda self: SimpleNamespace(datamodule=data)))
+    monkeypatch.setattr(Seq2Seq, "trainer", property(lambda self: _trainer(data)))
 
 
 def test_vocabularies_are_copied_checked_and_kept_in_checkpoints(monkeypatch):
@@ -44,10 +49,12 @@ def test_a_vocabulary_of_another_size_than_the_model_is_refused(monkeypatch):
 
 def test_classification_and_detection_keep_their_facts_through_data_state(monkeypatch):
     classes = ["cat", "dog"]
-    cases = [(Classification(arch="lenet", num_classes=2), {"classes": classes, "preprocessing": {"image_size": 28}}),
-             (Detection(arch="tiny_ssd", num_classes=2), {"classes": classes, "image_size": 64})]
+    cases = [
+        (Classification(arch="lenet", num_classes=2), {"classes": classes, "preprocessing": {"image_size": 28}}),
+        (Detection(arch="tiny_ssd", num_classes=2), {"classes": classes, "image_size": 64}),
+    ]
     for task, facts in cases:
-        data = property(lambda self, f=facts: SimpleNamespace(datamodule=SimpleNamespace(**f)))
+        data = property(lambda self, f=facts: _trainer(SimpleNamespace(**f)))
         monkeypatch.setattr(type(task), "trainer", data)
         task.setup("fit")
         checkpoint: dict = {}

@@ -90,3 +90,17 @@ def test_epoch_figures_are_logged_for_a_loader_without_a_length():
     trainer.fit(task, train_dataloaders=DataLoader(Stream(), batch_size=None))
     assert trainer.num_training_batches == float("inf")
     assert torch.isfinite(trainer.callback_metrics["train/loss"])
+
+
+def test_epoch_mean_weights_each_batch_as_torchmetrics_mean_does():
+    from torchmetrics import MeanMetric
+
+    from zoo.tasks.base import EpochMean
+
+    ours, reference = EpochMean(), MeanMetric()
+    for value, n in [(2.0, 1), (4.0, 3), (torch.tensor(1.0), torch.tensor(6))]:
+        ours.update(torch.as_tensor(value), weight=n)
+        reference.update(torch.as_tensor(value), weight=n)
+    assert ours.compute().item() == pytest.approx(reference.compute().item()) == pytest.approx((2 + 12 + 6) / 10)
+    ours.update(torch.tensor(float("nan")), weight=1)  # shown, not dropped
+    assert torch.isnan(ours.compute())

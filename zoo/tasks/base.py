@@ -16,7 +16,7 @@ from typing import Any
 import lightning as L
 import torch
 from torch import nn
-from torchmetrics import MeanMetric
+from torchmetrics import Metric
 
 from zoo.core.errors import ConfigError
 from zoo.models.common import Init, init_weights
@@ -111,8 +111,10 @@ class ZooTask(L.LightningModule):
     data_state: dict[str, type | None] = {}
 
     def setup(self, stage: str) -> None:
-        if self.channels_last is None and self.trainer.strategy.root_device.type == "cuda" and any(
-            isinstance(m, nn.Conv2d) for m in self.model.modules()
+        if (
+            self.channels_last is None
+            and self.trainer.strategy.root_device.type == "cuda"
+            and any(isinstance(m, nn.Conv2d) for m in self.model.modules())
         ):  # before the model moves to the device: .to(device) keeps the layout
             self.channels_last = True
             _use_channels_last(self.model)
@@ -201,12 +203,31 @@ class ZooTask(L.LightningModule):
         return build_scheduler(optimizer, self.schedule, total, max(1, per_epoch))
 
 
-def epoch_mean() -> MeanMetric:
-    """The mean of a loss over an epoch's batches (and every process), with torchmetrics' NaN
-    check off: that check reads each update on the host, a device sync per step. A NaN then shows
-    in the mean as NaN rather than being dropped (a training loss is watched by
+class EpochMean(Metric):
+    """The weighted mean of a loss over an epoch's batches and every process:
+    ``update(value, weight=n)`` adds ``value * n`` and ``n``, ``compute`` divides.
+
+    Not torchmetrics' ``MeanMetric``: its NaN check reads every update on the host (a device
+    sync per step), and with that check off (``nan_strategy="disable"``) it replaces the weights
+    by ones (torchmetrics 1.9.0), which turns a token-weighted mean into a mean of batch means.
+    A NaN shows in the mean as NaN rather than being dropped (a training loss is watched by
     ``zoo.run.faults.FiniteLossGuard``)."""
-    return MeanMetric(nan_strategy="disable")
+
+    full_state_update = False
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.add_state("total", torch.tensor(0.0), dist_reduce_fx="sum")
+        self.add_state("weight", torch.tensor(0.0), dist_reduce_fx="sum")
+
+    def update(self, value: torch.Tensor | float, weight: torch.Tensor | float = 1.0) -> None:
+        value = torch.as_tensor(value, dtype=self.total.dtype, device=self.device)
+        weight = torch.broadcast_to(torch.as_tensor(weight, dtype=self.total.dtype, device=self.device), value.shape)
+        self.total += (value * weight).sum()
+        self.weight += weight.sum()
+
+    def compute(self) -> torch.Tensor:
+        return self.total / self.weight
 
 
 def _use_channels_last(model: nn.Module) -> None:

@@ -14,10 +14,9 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torchmetrics import MeanMetric
 
 from datamodules.text import Vocab
-from zoo.tasks.base import Init, ZooTask, epoch_mean
+from zoo.tasks.base import EpochMean, Init, ZooTask
 from zoo.tasks.media import MEDIA_SAMPLES, log_table
 
 
@@ -60,7 +59,7 @@ class BERTPretrain(ZooTask):
         self.model = self.build_model(arch, init, vocab_size=vocab_size, **(arch_kwargs or {}))
         self.num_samples = num_samples
         names = ("mlm_loss", "nsp_loss", "loss", "mlm_acc", "nsp_acc")
-        self.means = torch.nn.ModuleDict({f"{stage}_{name}": epoch_mean() for stage in ("train", "val", "test")
+        self.means = torch.nn.ModuleDict({f"{stage}_{name}": EpochMean() for stage in ("train", "val", "test")
                                           for name in names})  # fmt: skip
         self.vocab: Vocab | None = None
         self._samples: list[list[str]] = []
@@ -82,7 +81,7 @@ class BERTPretrain(ZooTask):
             figures |= {"mlm_acc": (mlm_hits, n_preds), "nsp_acc": ((nsp_logits.argmax(-1) == nsp).float().mean(),
                                                                     len(nsp))}  # fmt: skip
         for name, (value, weight) in figures.items():
-            mean: MeanMetric = self.means[f"{stage}_{name}"]  # the epoch's mean over every process
+            mean: EpochMean = self.means[f"{stage}_{name}"]  # the epoch's mean over every process
             mean.update(value.detach(), weight=weight)
             self.log(f"{stage}/{name}", mean, on_step=False, on_epoch=True, prog_bar=name != "loss")
         if stage == "val" and len(self._samples) < self.num_samples and self.vocab is not None:

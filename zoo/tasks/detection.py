@@ -24,12 +24,11 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torchmetrics import MeanMetric
 from torchmetrics.detection import MeanAveragePrecision
 
 from zoo.core.errors import ConfigError
 from zoo.ops.boxes import multibox_detection, multibox_target
-from zoo.tasks.base import Init, ZooTask, epoch_mean
+from zoo.tasks.base import EpochMean, Init, ZooTask
 from zoo.tasks.media import MEDIA_SAMPLES, log_images
 
 Batch = tuple[Any, list[dict[str, torch.Tensor]]]
@@ -88,7 +87,7 @@ class Detection(ZooTask):
                                            backend="faster_coco_eval")  # fmt: skip
             setattr(self, f"{stage}_map", mean_ap)
             for name in ("loss", "class_err", "bbox_mae"):
-                setattr(self, f"{stage}_{name}", epoch_mean())
+                setattr(self, f"{stage}_{name}", EpochMean())
         self.classes: list[str] = [str(k) for k in range(num_classes)]
         self.image_size: int | None = None
         self._samples: list[tuple[torch.Tensor, dict, dict]] = []
@@ -141,7 +140,7 @@ class Detection(ZooTask):
                           batch_size=n, prog_bar=True, sync_dist=True)  # fmt: skip
             return loss
         for name, value in figures.items():
-            metric: MeanMetric = getattr(self, f"{stage}_{name}")
+            metric: EpochMean = getattr(self, f"{stage}_{name}")
             metric.update(value.detach(), weight=n)
             self.log(f"{stage}/{name}", metric, on_step=False, on_epoch=True, batch_size=n, prog_bar=name == "loss")
         preds = self.detect(images, outputs)

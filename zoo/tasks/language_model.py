@@ -14,21 +14,16 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.utilities import rank_zero_warn
-from torchmetrics import MeanMetric
 from torchmetrics.text import Perplexity
 
 from datamodules.text import Tokenizer, Vocab
 from zoo.core.errors import ConfigError
 from zoo.models.rnn import detach_state
-from zoo.tasks.base import Init, ZooTask
+from zoo.tasks.base import EpochMean, Init, ZooTask
 
 
-class EpochPerplexity(MeanMetric):
-    """exp of the token-weighted mean of per-batch losses (``update(loss, weight=tokens)``),
-    with the NaN check off as in ``zoo.tasks.base.epoch_mean``."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(nan_strategy="disable", **kwargs)
+class EpochPerplexity(EpochMean):
+    """exp of the token-weighted mean of per-batch losses (``update(loss, weight=tokens)``)."""
 
     def compute(self) -> torch.Tensor:
         return super().compute().exp()

@@ -22,14 +22,13 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchmetrics import MeanMetric
 from torchmetrics.text import SacreBLEUScore
 
 from datamodules.text import Vocab, encode, preprocess_nmt, tokenize_nmt
 from zoo.core.errors import ConfigError
 from zoo.ops.bleu import course_bleu
 from zoo.ops.decoding import beam_search, greedy_search
-from zoo.tasks.base import Init, ZooTask, epoch_mean
+from zoo.tasks.base import EpochMean, Init, ZooTask
 from zoo.tasks.media import log_table
 
 
@@ -89,7 +88,7 @@ class Seq2Seq(ZooTask):
                             nn.init.xavier_uniform_(p)
         self.max_len, self.beam_size, self.length_penalty = max_len, beam_size, length_penalty
         self.num_samples = num_samples
-        self.train_loss, self.val_loss, self.test_loss = epoch_mean(), epoch_mean(), epoch_mean()
+        self.train_loss, self.val_loss, self.test_loss = EpochMean(), EpochMean(), EpochMean()
         self.val_bleu, self.test_bleu = SacreBLEUScore(tokenize="13a"), SacreBLEUScore(tokenize="13a")
         self.src_vocab: Vocab | None = None
         self.tgt_vocab: Vocab | None = None
@@ -120,7 +119,7 @@ class Seq2Seq(ZooTask):
         per_token = F.cross_entropy(logits.transpose(1, 2), tgt, reduction="none")  # (B, T)
         n_tokens = valid.sum()
         loss = (per_token * valid).sum() / n_tokens
-        mean: MeanMetric = getattr(self, f"{stage}_loss")  # the epoch's loss per target token
+        mean: EpochMean = getattr(self, f"{stage}_loss")  # the epoch's loss per target token
         mean.update(loss.detach(), weight=n_tokens)
         self.log(f"{stage}/loss", mean, on_step=False, on_epoch=True, prog_bar=True)
         if stage == "train":

@@ -14,10 +14,9 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torchmetrics import MeanMetric
 
 from datamodules.text import Vocab
-from zoo.tasks.base import ZooTask, epoch_mean
+from zoo.tasks.base import EpochMean, ZooTask
 from zoo.tasks.media import log_table
 
 
@@ -69,7 +68,7 @@ class Word2Vec(ZooTask):
         self.model = self.build_model(arch, vocab_size=vocab_size, **(arch_kwargs or {}))
         self.queries = list(queries) if queries is not None else ["chip", "intel", "market", "president"]
         self.num_similar = num_similar
-        self.val_loss, self.test_loss = epoch_mean(), epoch_mean()
+        self.val_loss, self.test_loss = EpochMean(), EpochMean()
         self.vocab: Vocab | None = None
 
     def _step(self, batch: Any, stage: str) -> torch.Tensor:
@@ -80,7 +79,7 @@ class Word2Vec(ZooTask):
             self.log("train/loss", loss, on_step=False, on_epoch=True, batch_size=len(center), prog_bar=True,
                      sync_dist=True)  # fmt: skip
             return loss
-        mean: MeanMetric = getattr(self, f"{stage}_loss")  # over every process's examples
+        mean: EpochMean = getattr(self, f"{stage}_loss")  # over every process's examples
         mean.update(per_example.detach())
         self.log(f"{stage}/loss", mean, on_step=False, on_epoch=True, prog_bar=True)
         return loss

@@ -7,7 +7,7 @@ Read from either layout:
   torchvision lays them out; downloaded from Toronto, md5-checked, when nowhere on disk),
   read by a restricted unpickler that builds only dicts, lists, strings, numbers and numpy
   arrays, so a crafted batch file cannot run code;
-* the Kaggle competition's folders (the course's lecture 38), ``train/<id>.<png|jpg>`` with
+* the Kaggle competition's folders (the course's lecture 39), ``train/<id>.<png|jpg>`` with
   ``trainLabels.csv`` (``id,label`` class names), and optionally a labelled test set
   ``test/<id>.<ext>`` with ``testLabels.csv``. Only the images present are used, labelled
   from the CSV (d2l's tiny copy lists all 50,000 ids for 1,000 images).
@@ -150,7 +150,7 @@ class CIFAR10(FoldedData):
         batch_size: examples per batch.
         image_size: side length fed to the model (32, or larger for nets that need it).
         augment: training pipeline of ``datamodules.augment`` (``cifar``: pad-crop-flip;
-            ``flip``: the course's lecture 36; ``kaggle_cifar``: lecture 38; ``none``).
+            ``flip``: the course's lecture 36; ``kaggle_cifar``: lecture 39; ``none``).
         eval_augment: pipeline for validation and test (``none``: resize and normalise).
         normalize: standardise with CIFAR-10's channel means and stds.
         val_size: validation images split from the training set (count or fraction), by a

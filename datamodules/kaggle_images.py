@@ -317,7 +317,7 @@ class DogBreeds(KaggleImages):
 
 
 class KaggleCIFAR10(KaggleImages):
-    """The Kaggle CIFAR-10 competition's folders (the course's lecture 38), with folds and the
+    """The Kaggle CIFAR-10 competition's folders (the course's lecture 39), with folds and the
     unlabelled test images; ``datamodules.CIFAR10`` reads the same folders for plain training."""
 
     read = staticmethod(read_cifar10)

@@ -1,4 +1,4 @@
-"""BERT pretraining data from WikiText-2 (the course's lecture 70, book section 15.9).
+"""BERT pretraining data from WikiText-2 (the course's lecture 69, book section 15.9).
 
 As the course's ``load_data_wiki``: a paragraph is a line of the tokenised text with at least two
 sentences (lower-cased, split at `` . ``); every sentence and the next one make a pair, whose second

@@ -5,7 +5,7 @@
     the same model and batches, for LeNet (28x28) and ResNet-18 (96x96, the course's size for
     Fashion-MNIST), in the same run (``scripts.throughput`` times each side).
 (b) Data pipeline: images/s through a DataLoader over a folder of JPEGs (decode, random resized
-    crop to 224, flip, colour jitter, normalise: the Kaggle dog-breed recipe of lecture 38), with
+    crop to 224, flip, colour jitter, normalise: the Kaggle dog-breed recipe of lecture 40), with
     albumentations (``datamodules.augment`` on ``ImageFiles``, OpenCV decoding) against
     ``torchvision.transforms.v2`` (``torchvision.io`` decoding), at ``num_workers`` 0 and 2.
     By default the folder is made once from the CIFAR-10 JPEGs in ``../shared/data``, scaled

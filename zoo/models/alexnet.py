@@ -1,5 +1,5 @@
 """AlexNet (Krizhevsky, Sutskever and Hinton, 2012, "ImageNet classification with deep
-convolutional neural networks"), as the course builds it (lecture 19, d2l "AlexNet").
+convolutional neural networks"), as the course builds it (lecture 24, d2l "AlexNet").
 
 One tower instead of the paper's two GPUs, no local response normalisation; 224x224 inputs.
 It does NOT work at CIFAR's 32x32: the stride-4 11x11 convolution and three 3x3/2 max pools

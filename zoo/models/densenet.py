@@ -1,5 +1,5 @@
 """DenseNet (Huang, Liu, van der Maaten and Weinberger, 2017, "Densely connected convolutional
-networks"), as the course builds it (lecture 29, d2l "Densely Connected Networks (DenseNet)").
+networks"), as the course builds it (book 7.7, d2l "Densely Connected Networks (DenseNet)").
 
 A dense block's convolutions (BN -> ReLU -> 3x3 conv, ``growth_rate`` channels each) see the
 concatenation of all earlier outputs; a transition block (BN -> ReLU -> 1x1 conv halving the

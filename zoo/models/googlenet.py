@@ -1,5 +1,5 @@
 """GoogLeNet / Inception v1 (Szegedy et al., 2015, "Going deeper with convolutions"), as the
-course builds it (lecture 22, d2l "Multi-Branch Networks (GoogLeNet)").
+course builds it (lecture 27, d2l "Multi-Branch Networks (GoogLeNet)").
 
 Nine Inception blocks in five stages; no auxiliary classifiers, no local response
 normalisation; one linear layer after global average pooling. The course trains it on

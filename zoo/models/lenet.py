@@ -1,6 +1,6 @@
 """LeNet-5 (LeCun et al., 1998, "Gradient-based learning applied to document recognition").
 
-The course's version (lecture 18): sigmoid activations and average pooling on 28x28 inputs, the
+The course's version (lecture 23): sigmoid activations and average pooling on 28x28 inputs, the
 first convolution padded by 2. Its batch-norm variant (lecture 28) adds BatchNorm after every
 convolution and hidden linear layer. Arguments give the modern variant (ReLU, max pooling,
 wider channels) used by the fast Fashion-MNIST recipe, rather than another copy of the net.

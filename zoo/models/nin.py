@@ -1,4 +1,4 @@
-"""Network in Network (Lin, Chen and Yan, 2014), as the course builds it (lecture 21,
+"""Network in Network (Lin, Chen and Yan, 2014), as the course builds it (lecture 26,
 d2l "Network in Network (NiN)").
 
 Each NiN block is a convolution followed by two 1x1 convolutions (a per-pixel MLP); the last

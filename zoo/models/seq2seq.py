@@ -138,5 +138,5 @@ def seq2seq(vocab_size: int | tuple[int, int] = 100, embed_size: int = 32, num_h
 @register_model
 def bahdanau(vocab_size: int | tuple[int, int] = 100, embed_size: int = 32, num_hiddens: int = 32,
              num_layers: int = 2, dropout: float = 0.1) -> BahdanauSeq2Seq:  # fmt: skip
-    """The course's Bahdanau attention decoder (lecture 65: the same sizes as ``seq2seq``)."""
+    """The course's Bahdanau attention decoder (lecture 66: the same sizes as ``seq2seq``)."""
     return BahdanauSeq2Seq(*vocab_sizes(vocab_size), embed_size, num_hiddens, num_layers, dropout)

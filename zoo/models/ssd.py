@@ -1,4 +1,4 @@
-"""The course's TinySSD (d2l section 13.7, lecture 46), a small single-shot multibox detector
+"""The course's TinySSD (d2l section 13.7, lecture 45), a small single-shot multibox detector
 (Liu et al., 2016, "SSD: Single Shot MultiBox Detector").
 
 A base network of three down-sampling blocks (16, 32, 64 channels), two more blocks of 128

@@ -1,5 +1,5 @@
 """VGG (Simonyan and Zisserman, 2015, "Very deep convolutional networks for large-scale image
-recognition"), as the course builds it (lecture 20, d2l "Networks Using Blocks (VGG)").
+recognition"), as the course builds it (lecture 25, d2l "Networks Using Blocks (VGG)").
 
 A VGG block is ``n`` 3x3 convolutions (padding 1) with ReLU, then a 2x2 max pool. VGG-11 has
 the blocks ``((1, 64), (1, 128), (2, 256), (2, 512), (2, 512))``; the course trains a narrow
@@ -75,7 +75,7 @@ def vgg11(num_classes: int = 10, in_channels: int = 1, image_size: int = 224, wi
 def vgg11_narrow(
     num_classes: int = 10, in_channels: int = 1, image_size: int = 224, width_div: int = 4, **kwargs
 ) -> VGG:
-    """The course's VGG-11 with channels divided by 4 (what lecture 20 trains)."""
+    """The course's VGG-11 with channels divided by 4 (what lecture 25 trains)."""
     return vgg11(num_classes, in_channels, image_size, width_div, **kwargs)
 
 

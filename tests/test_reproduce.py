@@ -221,6 +221,17 @@ def test_a_cache_in_the_older_flat_layout_becomes_seed_0(tmp_path):
     assert cache["course"] == {}
 
 
+def test_a_comment_in_the_recipe_leaves_its_results_current(tmp_path):
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text(RECIPE)
+    entry = {"id": "tiny", "recipe": str(recipe), "metric": "val/loss", "data": None}
+    key = reproduce.fingerprint(entry)
+    recipe.write_text("# The course's linear regression (lecture 08)\n" + RECIPE)
+    assert reproduce.fingerprint(entry) == key
+    recipe.write_text(RECIPE.replace("max_epochs: 3", "max_epochs: 4"))
+    assert reproduce.fingerprint(entry) != key
+
+
 def _write_fashion(folder: Path, n_train: int, n_test: int = 4) -> None:
     folder.mkdir(parents=True)
     rng = np.random.default_rng(0)

@@ -2,7 +2,7 @@
 code and ours back to back in one process, on the same text.
 
 * **the course**: the ``d2l`` package (1.0.3; ``pip install --no-deps d2l==1.0.3 --target DIR`` plus
-  ``ipython`` and ``matplotlib-inline``, then ``--d2l_path DIR``): ``load_data_wiki(512, 64)`` (its
+  ``ipython``, ``matplotlib-inline`` and ``traitlets``, then ``--d2l_path DIR``): ``load_data_wiki(512, 64)`` (its
   download replaced by a folder holding ``wiki.train.tokens``: the training paragraphs ours reads,
   one a line), its ``BERTModel`` (128 wide, FFN 256, 2 heads, 2 blocks, dropout 0.2) and the
   book's ``train_bert`` loop (Adam lr 0.01, 50 steps, ``_get_batch_loss_bert``), as written in

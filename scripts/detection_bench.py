@@ -7,7 +7,7 @@ process, on the same TinySSD module (same initial weights) and the same images.
         [--epochs 3] [--batch_size 32] [--image_size 256] [--threads N] [--json runs/bench/detection_bench.json]
 
 The d2l package pins old numpy and pandas; install it beside the project's environment without
-them: ``pip install --no-deps --target /tmp/d2l_peer d2l==1.0.3 ipython matplotlib-inline``
+them: ``pip install --no-deps --target /tmp/d2l_peer d2l==1.0.3 ipython matplotlib-inline traitlets``
 (see ../shared/peers/README.md). The course's package has no TinySSD class: its loop here runs
 the zoo's TinySSD blocks and heads with the course's forward, whose anchors come from
 ``d2l.multibox_prior``. Both sides read the images decoded and resized once, held in memory
@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from scripts.options import add_d2l_path, add_dry_run, dry_run_done, require, use_d2l  # noqa: E402
-from zoo.core.io import write_json  # noqa: E402
+from zoo.core.io import read_yaml, write_json  # noqa: E402
 from zoo.run.errors import run_command  # noqa: E402
 
 
@@ -157,8 +157,14 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
                           for _, t in samples])  # fmt: skip
 
     torch.manual_seed(0)
+    # ours as the recipe trains it (its memory layout too); the course's copy keeps PyTorch's default
+    layout = read_yaml(ROOT / "configs" / "tiny_ssd_banana.yaml")["model"]["init_args"].get("channels_last", False)
     task = Detection("tiny_ssd", num_classes=1, optimizer="sgd", lr=args.lr, weight_decay=args.weight_decay)
     course_net = copy.deepcopy(task.model)  # the same initial weights
+    if layout:
+        task = Detection("tiny_ssd", num_classes=1, optimizer="sgd", lr=args.lr, weight_decay=args.weight_decay,
+                         channels_last=True)  # fmt: skip
+        task.model.load_state_dict(course_net.state_dict())
     print(f"{len(images)} images of {args.image_size}x{args.image_size}, batch {args.batch_size}, "
           f"{args.epochs} timed epochs after a warm-up, {torch.get_num_threads()} threads", flush=True)  # fmt: skip
     course = course_loop(d2l, course_net, images, labels, args)

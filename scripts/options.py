@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-INSTALL_D2L = "pip install --no-deps --target {path} d2l==1.0.3 ipython matplotlib-inline"
+INSTALL_D2L = "pip install --no-deps --target {path} d2l==1.0.3 ipython matplotlib-inline traitlets"
 
 
 def add_d2l_path(p: argparse.ArgumentParser, required: bool) -> None:

@@ -513,7 +513,8 @@ def render(entries: list[dict], cache: dict, commands: dict[str, str], command: 
         if whole
         else "No run of the whole table is recorded yet."
     )
-    return HEADER.format(command=command, date=date, here=here, counts=text, whole_run=whole_run) + "\n".join(rows) + "\n"
+    head = HEADER.format(command=command, date=date, here=here, counts=text, whole_run=whole_run)
+    return head + "\n".join(rows) + "\n"
 
 
 # -- the run ---------------------------------------------------------------------------------

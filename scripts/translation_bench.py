@@ -5,7 +5,7 @@ For ``seq2seq`` and ``transformer`` (``--archs``), first the course's own loop, 
 same machine in the same sitting:
 
 * **the course**: the ``d2l`` package (1.0.3; ``pip install --no-deps d2l==1.0.3 --target DIR`` plus
-  ``ipython`` and ``matplotlib-inline``, then ``--d2l_path DIR``) builds its batches with
+  ``ipython``, ``matplotlib-inline`` and ``traitlets``, then ``--d2l_path DIR``) builds its batches with
   ``load_data_nmt`` (from the local ``fra.txt``: its download is replaced by the folder) and trains
   with ``train_seq2seq`` the zoo's own module (the package has no decoder of its own), called as
   ``net(X, dec_input, X_valid_len)``. Its ``Animator`` is silenced: plotting is not training.

@@ -2,7 +2,7 @@
 to back in one process.
 
 * **the course**: the ``d2l`` package (1.0.3; ``pip install --no-deps d2l==1.0.3 --target DIR`` plus
-  ``ipython`` and ``matplotlib-inline``, then ``--d2l_path DIR``) builds its batches with
+  ``ipython``, ``matplotlib-inline`` and ``traitlets``, then ``--d2l_path DIR``) builds its batches with
   ``load_data_ptb(512, 5, 5)`` (from the local PTB: its download is replaced by the folder) and a
   course-style loop (book section 14.4's ``train``: Adam, the masked ``SigmoidBCELoss`` rescaled by
   ``mask.shape[1] / mask.sum(1)``, the batch's summed loss back-propagated) trains the zoo's own

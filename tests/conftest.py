@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import gzip
+import os
 import struct
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+
+def pytest_configure(config) -> None:
+    """Under pytest-xdist, one torch thread per worker and per subprocess it starts: the workers
+    already fill the cores, and oversubscribed threads only slow every test down."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        os.environ["OMP_NUM_THREADS"] = "1"
+        import torch
+
+        torch.set_num_threads(1)
 
 
 def write_idx(path: Path, array: np.ndarray, magic: int | None = None, compress: bool = True) -> Path:

@@ -320,14 +320,17 @@ def course_result(r: dict, wall: float | None = None) -> dict:
 
 def import_course_results(entries: list[dict], cache: dict, folder: Path) -> int:
     """The course side's files ``<row>-<seed>.json`` in ``folder`` (``course_side.write_result``'s
-    record of each run), for the rows and seeds the cache lacks; returns how many were taken."""
+    record of each run), for the rows and seeds the cache lacks or holds another result of (the
+    file is the record: a rerun of the course side replaces it); returns how many were taken."""
     taken = 0
     for e in entries:
         seeds = cache["course"].setdefault(e["id"], {"seeds": {}})["seeds"]
         for path in sorted(folder.glob(f"{e['id']}-*.json")) if folder.is_dir() else []:
             seed = path.stem[len(e["id"]) + 1 :]
-            if seed.isdigit() and seed not in seeds:
-                result = course_result(json.loads(path.read_text(encoding="utf-8")))
+            if not seed.isdigit():
+                continue
+            result = course_result(json.loads(path.read_text(encoding="utf-8")))
+            if seeds.get(seed, {}).get("value") != result.get("value"):
                 date = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.timezone.utc).strftime("%Y-%m-%d")
                 seeds[seed] = {**result, "date": date, "source": shown_path(path)}
                 taken += 1

@@ -107,7 +107,7 @@ def test_a_wrong_d2l_path_says_how_to_install(tmp_path: Path):
         course_side.run_command(lambda: course_side.main(["--row", "lenet", "--d2l_path", str(missing)]))
     line = str(e.value)
     assert "\n" not in line and line.startswith(f"error: --d2l_path {missing}: no d2l package there")
-    assert f"pip install --no-deps --target {missing} d2l==1.0.3 ipython matplotlib-inline" in line
+    assert f"pip install --no-deps --target {missing} d2l==1.0.3 ipython matplotlib-inline traitlets" in line
 
 
 def test_an_unknown_row_and_a_missing_data_folder_are_one_line(fake_d2l: Path, tmp_path: Path):

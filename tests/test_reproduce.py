@@ -241,6 +241,19 @@ def test_a_comment_in_the_recipe_leaves_its_results_current(tmp_path):
     assert reproduce.fingerprint(entry) != key
 
 
+def test_a_rerun_course_side_file_replaces_the_cached_seed(tmp_path):
+    entries = [{"id": "tiny", "metric": "val/loss"}]
+    folder = tmp_path / "course_here"
+    folder.mkdir()
+    (folder / "tiny-0.json").write_text(json.dumps({"value": 4.6, "wall_s": 1.0, "curve": [5.0, 4.6]}))
+    cache = {"ours": {}, "course": {}}
+    assert reproduce.import_course_results(entries, cache, folder) == 1
+    assert reproduce.import_course_results(entries, cache, folder) == 0  # current: nothing taken
+    (folder / "tiny-0.json").write_text(json.dumps({"value": 6.5, "wall_s": 1.0, "curve": [7.0, 6.5]}))
+    assert reproduce.import_course_results(entries, cache, folder) == 1
+    assert cache["course"]["tiny"]["seeds"]["0"]["value"] == 6.5
+
+
 def _write_fashion(folder: Path, n_train: int, n_test: int = 4) -> None:
     folder.mkdir(parents=True)
     rng = np.random.default_rng(0)

@@ -19,7 +19,6 @@ course) and each side's last-epoch class error and bbox MAE (the course's figure
 from __future__ import annotations
 
 import argparse
-import copy
 import importlib
 import sys
 import time
@@ -159,12 +158,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     torch.manual_seed(0)
     # ours as the recipe trains it (its memory layout too); the course's copy keeps PyTorch's default
     layout = read_yaml(ROOT / "configs" / "tiny_ssd_banana.yaml")["model"]["init_args"].get("channels_last", False)
-    task = Detection("tiny_ssd", num_classes=1, optimizer="sgd", lr=args.lr, weight_decay=args.weight_decay)
-    course_net = copy.deepcopy(task.model)  # the same initial weights
-    if layout:
-        task = Detection("tiny_ssd", num_classes=1, optimizer="sgd", lr=args.lr, weight_decay=args.weight_decay,
-                         channels_last=True)  # fmt: skip
-        task.model.load_state_dict(course_net.state_dict())
+    task = Detection("tiny_ssd", num_classes=1, optimizer="sgd", lr=args.lr, weight_decay=args.weight_decay,
+                     channels_last=layout)  # fmt: skip
+    course_net = Detection("tiny_ssd", num_classes=1).model
+    course_net.load_state_dict(task.model.state_dict())  # the same initial weights, in the default layout
     print(f"{len(images)} images of {args.image_size}x{args.image_size}, batch {args.batch_size}, "
           f"{args.epochs} timed epochs after a warm-up, {torch.get_num_threads()} threads", flush=True)  # fmt: skip
     course = course_loop(d2l, course_net, images, labels, args)
